@@ -1,0 +1,61 @@
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Any attempt to reach beyond loopback fails the test: nothing may download."""
+    real = socket.socket.connect
+
+    def guarded(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and host not in ("127.0.0.1", "localhost", "::1") and "/" not in host:
+            raise AssertionError(f"test tried to reach the network: {address}")
+        return real(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+TINY_CAPTION = dict(model_type="bert", vocab_size=120, hidden_size=32, num_hidden_layers=1,
+                    num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+
+
+def tiny_config(**kw):
+    from rfnet.model import RFNetConfig
+
+    base = dict(image_backbone="resnet10t", image_size=32, width=32, num_heads=4,
+                num_attention_layers=1, caption_config=dict(TINY_CAPTION), dropout=0.0)
+    base.update(kw)
+    return RFNetConfig(**base)
+
+
+def tiny_inputs(b=2, size=40, seed=0, vocab=120, length=7):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return dict(
+        product=torch.rand(b, 3, size, size, generator=g),
+        generated=torch.rand(b, 3, size, size, generator=g),
+        depth=torch.rand(b, 1, size, size, generator=g),
+        salience=torch.rand(b, 1, size, size, generator=g),
+        input_ids=torch.randint(5, vocab, (b, length), generator=g),
+        attention_mask=torch.ones(b, length, dtype=torch.long),
+    )
+
+
+@pytest.fixture(scope="session")
+def toy_dataset(tmp_path_factory):
+    from rfnet.toyset import write_toy_dataset
+
+    root = tmp_path_factory.mktemp("toy")
+    write_toy_dataset(root, n=64, seed=5)
+    return root

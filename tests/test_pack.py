@@ -1,0 +1,73 @@
+"""The pack as ComfyUI and pip see it."""
+import importlib.util
+import logging
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _import_pack():
+    """Import the repository as ComfyUI does: a package from its folder's __init__.py."""
+    name = "reliable_ad_under_test"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_pack_imports_as_a_comfyui_custom_node():
+    pack = _import_pack()
+    assert isinstance(pack.NODE_CLASS_MAPPINGS, dict)
+    assert isinstance(pack.NODE_DISPLAY_NAME_MAPPINGS, dict)
+
+
+def test_a_failing_node_module_is_left_out_with_one_log_line(caplog):
+    pack = _import_pack()
+    loader = sys.modules["reliable_ad_under_test.nodes"]
+    with caplog.at_level(logging.WARNING, logger="reliable_ad"):
+        classes, names, failed = loader.load_nodes(("no_such_module",), package="reliable_ad_under_test.nodes")
+    assert classes == {} and list(failed) == ["no_such_module"]
+    assert len(caplog.records) == 1 and "no_such_module" in caplog.text and "left out" in caplog.text
+
+
+def test_engine_import_is_light():
+    # Importing the engine package must not pull torch in (ComfyUI start-up time, no side effects).
+    r = subprocess.run([sys.executable, "-c", "import sys, rfnet, rfft; print('torch' in sys.modules)"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.stdout.strip() == "False", r.stderr
+
+
+def test_requirements_match_pyproject_and_leave_host_packages_unpinned():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    reqs = [l.strip() for l in (ROOT / "requirements.txt").read_text().splitlines()
+            if l.strip() and not l.startswith("#")]
+    assert sorted(deps) == sorted(reqs)
+    for host in ("torch", "numpy", "opencv-python-headless", "torchvision"):
+        spec = next(d for d in deps if re.split(r"[<>=!~ \[]", d)[0] == host)
+        assert spec == host, f"{host} must stay unpinned, found {spec!r}"
+
+
+def test_pyproject_declares_the_comfy_registry_section():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["tool"]["comfy"]["PublisherId"] and meta["tool"]["comfy"]["DisplayName"]
+    # ComfyUI's own module is `nodes`: the pack's nodes/ must never be installed as a package
+    assert "nodes" not in meta["tool"]["setuptools"]["packages"]
+
+
+def test_no_absolute_import_of_nodes_and_no_unsafe_loading():
+    for path in ROOT.rglob("*.py"):
+        if ".venv" in path.parts or "tests" in path.parts:
+            continue
+        text = path.read_text()
+        assert not re.search(r"^\s*(import nodes\b|from nodes\b)", text, re.M), path
+        for line in text.splitlines():
+            if "torch.load(" in line:
+                assert "weights_only=True" in line, f"{path}: {line.strip()}"
