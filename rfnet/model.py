@@ -1,0 +1,428 @@
+"""RFNet, the multi-modal inspector of section 4.2 (Du et al., ECCV 2024).
+
+    e_o, e_g, e_d, e_s = ImageEncoder(I_o, I_g, I_d, I_s)       one shared encoder, one batched pass
+    e_c                = CaptionEncoder(Cap)
+    e_f                = FFM^N1(e_o, e_c)                          eq. 3
+    h                  = SelfAttention^N2(Concat(e_f, e_g, e_d, e_s))   eq. 4
+    p                  = softmax(FC(pool(h)))
+
+Images enter as float tensors in 0..1 at any size (resized here to ``image_size``); depth and
+salience are single-channel and are repeated to three channels before the same normalization,
+so an ImageNet-pretrained encoder sees them as grey images. The caption enters as token ids of
+the caption encoder's tokenizer.
+
+Choices the paper leaves open, made here and kept in the config: feature maps become tokens
+(one per position) projected to ``width``; tokens carry a fixed 2-D sine position code and a
+learned modality embedding, so that the attention layers know where and from which image each
+token comes; the classifier reads the mean of the final tokens.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .labels import label_names
+
+MODALITIES = ("product", "generated", "depth", "salience", "caption")
+
+# hfl/chinese-roberta-wwm-ext, the paper's caption encoder, is a BERT-architecture model.
+PAPER_CAPTION_CONFIG = dict(
+    model_type="bert", vocab_size=21128, hidden_size=768, num_hidden_layers=12,
+    num_attention_heads=12, intermediate_size=3072, max_position_embeddings=512,
+    type_vocab_size=2,
+)
+
+
+@dataclass
+class RFNetConfig:
+    """Everything needed to rebuild an RFNet; saved as config.json next to the weights."""
+
+    label_set: str = "paper5"
+    image_backbone: str = "resnet50"
+    image_size: int = 384
+    image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    image_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    # A transformers config as a dict (with "model_type"), so the caption encoder is rebuilt
+    # from this file alone; weights come from the safetensors next to it.
+    caption_config: dict[str, Any] = field(default_factory=lambda: dict(PAPER_CAPTION_CONFIG))
+    caption_max_length: int = 64
+    width: int = 384
+    num_heads: int = 8
+    num_filter_layers: int = 1  # N1
+    num_attention_layers: int = 3  # N2
+    mlp_ratio: float = 4.0
+    dropout: float = 0.1
+    # Table 2 ablation switches.
+    use_product: bool = True
+    use_generated: bool = True
+    use_depth: bool = True
+    use_salience: bool = True
+    use_caption: bool = True
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return label_names(self.label_set)
+
+    @property
+    def image_inputs(self) -> tuple[str, ...]:
+        return tuple(m for m in MODALITIES[:4] if getattr(self, f"use_{m}"))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["labels"] = list(self.labels)  # for readers of the JSON; ignored on load
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RFNetConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known - {"labels", "_class_name"}
+        if unknown:
+            raise ValueError(f"unknown RFNet config keys: {sorted(unknown)}")
+        kw = {k: v for k, v in d.items() if k in known}
+        for k in ("image_mean", "image_std"):
+            if k in kw:
+                kw[k] = tuple(kw[k])
+        return cls(**kw)
+
+    def __post_init__(self):
+        label_names(self.label_set)
+        if not self.image_inputs and not self.use_caption:
+            raise ValueError("RFNet needs at least one input; every use_* switch is off")
+        if self.width % self.num_heads:
+            raise ValueError(f"width {self.width} is not divisible by num_heads {self.num_heads}")
+
+
+@dataclass
+class RFNetOutput:
+    logits: torch.Tensor  # (B, C)
+    probs: torch.Tensor  # (B, C), softmax
+    p_available: torch.Tensor  # (B,), probs[:, 0]: Available is first in every label set
+
+
+def sincos_2d(h: int, w: int, dim: int, device=None, dtype=None) -> torch.Tensor:
+    """Fixed 2-D sine-cosine position code (h*w, dim), as in MAE; works at any map size."""
+    if dim % 4:
+        raise ValueError(f"position code needs a width divisible by 4, got {dim}")
+    q = dim // 4
+    omega = 1.0 / (10000 ** (torch.arange(q, device=device, dtype=torch.float32) / q))
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=device, dtype=torch.float32),
+        torch.arange(w, device=device, dtype=torch.float32),
+        indexing="ij",
+    )
+    oy = ys.reshape(-1, 1) * omega
+    ox = xs.reshape(-1, 1) * omega
+    return torch.cat([oy.sin(), oy.cos(), ox.sin(), ox.cos()], dim=1).to(dtype)
+
+
+class FeatureFilter(nn.Module):
+    """Feature Filter Module, eq. 3: e_f = Conv(Conv(CA(q=e_o, k=v=e_c)) * Conv(e_o)) + e_o.
+
+    The convolutions are 1x1 over the product's feature map; on tokens (one per map position)
+    a 1x1 convolution is the same per-token linear map, which is how it is computed here.
+    """
+
+    def __init__(self, width: int, num_heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.cross_attn = nn.MultiheadAttention(width, num_heads, dropout=dropout, batch_first=True)
+        self.conv_attn = nn.Linear(width, width)  # Conv(CA(...))
+        self.conv_product = nn.Linear(width, width)  # Conv(e_o)
+        self.conv_out = nn.Linear(width, width)  # the outer Conv
+
+    def forward(self, e_o: torch.Tensor, e_c: torch.Tensor, caption_padding: torch.Tensor | None):
+        a, _ = self.cross_attn(e_o, e_c, e_c, key_padding_mask=caption_padding, need_weights=False)
+        return self.conv_out(self.conv_attn(a) * self.conv_product(e_o)) + e_o
+
+
+class _FeatureExtractor(nn.Module):
+    """A timm model's forward_features as a module's forward (what torch.fx traces)."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x):
+        return self.backbone.forward_features(x)
+
+
+class RFNet(nn.Module):
+    def __init__(self, config: RFNetConfig | dict | None = None):
+        super().__init__()
+        if config is None:
+            config = RFNetConfig()
+        elif isinstance(config, dict):
+            config = RFNetConfig.from_dict(config)
+        self.config = config
+        c = config
+        w = c.width
+        if c.image_inputs:
+            import timm
+
+            # Random weights here; pretrained ones come from load_pretrained_backbones().
+            self.image_encoder = timm.create_model(
+                c.image_backbone, pretrained=False, num_classes=0, global_pool=""
+            )
+            self.image_proj = nn.Linear(self.image_encoder.num_features, w)
+            self.register_buffer("mean", torch.tensor(c.image_mean).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("std", torch.tensor(c.image_std).view(1, 3, 1, 1), persistent=False)
+        if c.use_caption:
+            from transformers import AutoConfig, AutoModel
+
+            cfg = dict(c.caption_config)
+            tcfg = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
+            self.caption_encoder = AutoModel.from_config(tcfg, add_pooling_layer=False) \
+                if tcfg.model_type in ("bert", "roberta", "xlm-roberta") else AutoModel.from_config(tcfg)
+            self.caption_proj = nn.Linear(tcfg.hidden_size, w)
+        if c.use_product and c.use_caption:
+            self.filters = nn.ModuleList(
+                FeatureFilter(w, c.num_heads, c.dropout) for _ in range(c.num_filter_layers)
+            )
+        # One learned vector per token source: product (after the FFM), generated, depth,
+        # salience, and caption (used as tokens of its own only when the product is dropped).
+        self.modality_embed = nn.Parameter(torch.zeros(len(MODALITIES), w))
+        nn.init.trunc_normal_(self.modality_embed, std=0.02)
+        self.attention = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                w, c.num_heads, int(w * c.mlp_ratio), c.dropout,
+                activation="gelu", batch_first=True, norm_first=True,
+            )
+            for _ in range(c.num_attention_layers)
+        )
+        self.norm = nn.LayerNorm(w)
+        self.classifier = nn.Linear(w, len(c.labels))
+
+    # ---- encoders -------------------------------------------------------------------------
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"expected images (B, 1 or 3, H, W) in 0..1, got {tuple(x.shape)}")
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)  # single-channel maps seen as grey images
+        s = self.config.image_size
+        if x.shape[-2:] != (s, s):
+            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+    def encode_images(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
+        """All images through the shared encoder in ONE batched pass; a token sequence each."""
+        b = images[0].shape[0]
+        x = torch.cat([self._prepare(i.float()) for i in images], dim=0)
+        x = x.to(self.image_proj.weight.dtype)
+        if getattr(self, "_channels_last", False):
+            x = x.contiguous(memory_format=torch.channels_last)
+        fast = getattr(self, "_fast_encoder", None)
+        if fast is None:
+            f = self.image_encoder.forward_features(x)
+        else:  # inference path (to_inference): folded batch norm, chunks of images
+            n = self._encoder_chunk or x.shape[0]
+            f = torch.cat([fast(c) for c in x.split(n)]) if x.shape[0] > n else fast(x)
+        if f.dim() == 4:  # CNN map (N, C, h, w) -> tokens with a 2-D position code
+            h, wd = f.shape[-2:]
+            tok = self.image_proj(f.flatten(2).transpose(1, 2))
+            tok = tok + sincos_2d(h, wd, tok.shape[-1], tok.device, tok.dtype)
+        else:  # ViT-like (N, L, C): timm already added its own position embedding
+            tok = self.image_proj(f)
+        return list(tok.split(b, dim=0))
+
+    def encode_caption(self, input_ids, attention_mask):
+        out = self.caption_encoder(input_ids=input_ids, attention_mask=attention_mask)
+        return self.caption_proj(out.last_hidden_state)
+
+    # ---- forward --------------------------------------------------------------------------
+    def forward(
+        self,
+        product: torch.Tensor | None = None,
+        generated: torch.Tensor | None = None,
+        depth: torch.Tensor | None = None,
+        salience: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> RFNetOutput:
+        c = self.config
+        given = dict(product=product, generated=generated, depth=depth, salience=salience)
+        for name in c.image_inputs:
+            if given[name] is None:
+                raise ValueError(f"this RFNet uses the {name} image; pass {name}=...")
+        if c.use_caption and input_ids is None:
+            raise ValueError("this RFNet uses the caption; pass input_ids (and attention_mask)")
+
+        tokens: dict[str, torch.Tensor] = {}
+        if c.image_inputs:
+            encoded = self.encode_images([given[n] for n in c.image_inputs])
+            tokens = dict(zip(c.image_inputs, encoded))
+        pad = None
+        if c.use_caption:
+            if attention_mask is None:
+                attention_mask = torch.ones_like(input_ids)
+            if not bool(attention_mask.any(1).all()):
+                # A caption with no tokens would leave attention with nothing to attend to
+                # (NaN); let it attend to its first (padding) position instead.
+                attention_mask = attention_mask.clone()
+                attention_mask[~attention_mask.any(1), 0] = 1
+            e_c = self.encode_caption(input_ids, attention_mask)
+            pad = attention_mask == 0
+            if c.use_product:
+                for ffm in self.filters:  # eq. 3, N1 times
+                    tokens["product"] = ffm(tokens["product"], e_c, pad)
+            else:
+                tokens["caption"] = e_c
+
+        seq, keep = [], []
+        for i, name in enumerate(MODALITIES):
+            if name not in tokens:
+                continue
+            t = tokens[name] + self.modality_embed[i].to(tokens[name].dtype)
+            seq.append(t)
+            m = torch.ones(t.shape[:2], dtype=torch.bool, device=t.device)
+            keep.append(~pad if name == "caption" else m)
+        h = torch.cat(seq, dim=1)  # eq. 4: Concat(e_f, e_g, e_d, e_s)
+        keep_mask = torch.cat(keep, dim=1)
+        key_pad = None if bool(keep_mask.all()) else ~keep_mask
+        for layer in self.attention:
+            h = layer(h, src_key_padding_mask=key_pad)
+        h = self.norm(h)
+        km = keep_mask.unsqueeze(-1).to(h.dtype)
+        pooled = (h * km).sum(1) / km.sum(1)
+        logits = self.classifier(pooled)
+        probs = logits.float().softmax(-1)
+        return RFNetOutput(logits=logits, probs=probs, p_available=probs[:, 0])
+
+    def to_inference(self, dtype: torch.dtype = torch.float32, channels_last: bool | None = None,
+                     fold_bn: bool = True, encoder_chunk: int | None = 4,
+                     compile: bool = False) -> "RFNet":
+        """Make this model fast for inspection (never for training or saving afterwards).
+
+        dtype: bfloat16 runs several times faster than float32 on CPUs with AMX or
+          AVX512-BF16 and on tensor cores, with the same verdicts (docs/BENCHMARKS.md).
+        channels_last: convolutions in the memory layout oneDNN and cuDNN prefer (default:
+          on for reduced precision).
+        fold_bn: batch norm folded into the preceding convolution (torch.fx), when the
+          backbone can be traced; the stored weights are unchanged.
+        encoder_chunk: at most this many images per encoder call; large batches thrash the
+          CPU's caches (4 images, one sample, is the fastest measured here). None: one call.
+        compile: torch.compile the encoder (tens of seconds once, faster afterwards).
+        """
+        self.eval()
+        fast = None
+        if fold_bn and hasattr(self, "image_encoder"):
+            try:  # fold in float32 (a deep copy), then cast
+                from torch.fx.experimental.optimization import fuse
+
+                fast = fuse(_FeatureExtractor(self.image_encoder).float())
+            except Exception as e:  # noqa: BLE001 - tracing is an optimisation, not a need
+                import logging
+
+                logging.getLogger(__name__).info("batch norm not folded (%s); running as is", e)
+        self.to(dtype)
+        if hasattr(self, "mean"):  # normalisation stays in float32, before the cast
+            self.mean, self.std = self.mean.float(), self.std.float()
+        self._channels_last = dtype != torch.float32 if channels_last is None else channels_last
+        self._encoder_chunk = encoder_chunk
+        if not hasattr(self, "image_encoder"):
+            return self
+        fast = _FeatureExtractor(self.image_encoder) if fast is None else fast.to(dtype)
+        if self._channels_last:
+            self.image_encoder.to(memory_format=torch.channels_last)
+            fast.to(memory_format=torch.channels_last)
+        if compile:
+            fast = torch.compile(fast)
+        object.__setattr__(self, "_fast_encoder", fast)  # not a submodule: not in state_dict
+        return self
+
+    # ---- persistence ----------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> None:
+        """config.json + model.safetensors, both written atomically."""
+        from .fileio import write_json
+        from .weights import save_file_atomic
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
+        save_file_atomic(state, d / "model.safetensors", metadata={"format": "pt", "model": "RFNet"})
+        write_json(d / "config.json", {"_class_name": "RFNet", **self.config.to_dict()})
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location="cpu") -> "RFNet":
+        from safetensors.torch import load_file
+
+        from .weights import WeightsNotFoundError
+
+        d = Path(directory)
+        cfg_path, w_path = d / "config.json", d / "model.safetensors"
+        for p in (cfg_path, w_path):
+            if not p.exists():
+                raise WeightsNotFoundError(p.name, [d], "train one with `python -m rfnet.train`")
+        model = cls(RFNetConfig.from_dict(json.loads(cfg_path.read_text())))
+        model.load_state_dict(load_file(str(w_path), device=str(map_location)))
+        return model.eval()
+
+    # ---- pretrained backbones -------------------------------------------------------------
+    def load_pretrained_backbones(
+        self,
+        image_weights: str | Path | None = None,
+        caption_weights: str | Path | None = None,
+        allow_download: bool = False,
+    ) -> list[str]:
+        """Pretrained weights into the image and caption encoders; returns what was loaded.
+
+        image_weights: a timm checkpoint file (.safetensors, or .pth/.bin read with
+        weights_only=True); with allow_download and no file, timm's hub weights.
+        caption_weights: a transformers model folder or hub id (hub only with allow_download).
+        """
+        from .weights import find_file, load_state_dict
+
+        done = []
+        c = self.config
+        if hasattr(self, "image_encoder") and (image_weights or allow_download):
+            if image_weights:
+                path = find_file(image_weights, where_to_get=_timm_hint(c.image_backbone))
+                state = load_state_dict(path)
+                src = str(path)
+            else:
+                import timm
+
+                ref = timm.create_model(c.image_backbone, pretrained=True, num_classes=0)
+                state, src = ref.state_dict(), f"timm hub: {c.image_backbone}"
+            own = self.image_encoder.state_dict()
+            state = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+            missing = sorted(set(own) - set(state))
+            if missing:
+                raise ValueError(
+                    f"{src} does not fit {c.image_backbone}: {len(missing)} tensors missing "
+                    f"(first: {missing[:3]}). Is it a checkpoint of that timm model?"
+                )
+            self.image_encoder.load_state_dict(state)
+            done.append(f"image encoder <- {src}")
+        if hasattr(self, "caption_encoder") and caption_weights:
+            from transformers import AutoModel
+
+            local = Path(caption_weights).expanduser()
+            if not local.exists() and not allow_download:
+                from .weights import WeightsNotFoundError
+
+                raise WeightsNotFoundError(
+                    str(caption_weights), [local.resolve()],
+                    f"https://huggingface.co/{caption_weights} (a transformers model folder); "
+                    "or allow downloads",
+                )
+            ref = AutoModel.from_pretrained(str(caption_weights), local_files_only=not allow_download)
+            missing, _ = self.caption_encoder.load_state_dict(ref.state_dict(), strict=False)
+            missing = [k for k in missing if "pooler" not in k]
+            if missing:
+                raise ValueError(f"{caption_weights} does not fit the caption encoder: {missing[:3]}")
+            done.append(f"caption encoder <- {caption_weights}")
+        return done
+
+
+def _timm_hint(name: str) -> str:
+    return (
+        f"https://huggingface.co/timm/{name}.a1_in1k or another timm '{name}' checkpoint "
+        "(model.safetensors or pytorch_model.bin)"
+    )
