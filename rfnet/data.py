@@ -1,0 +1,492 @@
+"""The RF dataset format: a folder with a manifest and the files it names.
+
+    my_dataset/
+      dataset.json        {"format": "rf-dataset", "version": 1, "label_set": "rf1m6", ...}
+      manifest.jsonl      one JSON record a sample (below), appended as samples are written
+      images/ID.png       the generated advertising image I_g (RGB)
+      products/ID.png     the product cutout I_o (RGBA; RGB on white is accepted too)
+      depth/ID.png        optional depth map of I_g (L or 16-bit; near is bright)
+      salience/ID.png     optional salience map of I_g (L)
+
+A record: ``{"id", "image", "product", "depth", "salience", "caption", "prompt", "label",
+"split", "source"}``; paths are relative to the folder, ``depth``/``salience`` may be null,
+``label`` is a name of the RF1M six-label set (see labels.py), ``source`` is free-form (which
+generator, seed, construction parameters). docs/DATASET_FORMAT.md has the full text.
+
+The reader also takes RF1M's ``label.txt`` (see :func:`read_label_txt`). It checks every file
+up front; a missing, truncated or unreadable file, an unknown label or an image of the wrong
+mode is reported with its path and skipped, and :class:`SkipReport` counts what was skipped
+and why. Missing depth and salience maps are computed once and cached under
+``.cache/maps/<extractor>/`` inside the dataset folder.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from . import fileio
+from .labels import UnknownLabelError, canonical, to_index
+
+log = logging.getLogger(__name__)
+
+FORMAT = "rf-dataset"
+VERSION = 1
+MANIFEST = "manifest.jsonl"
+INFO = "dataset.json"
+
+# Modes we convert without loss of meaning; anything else is refused by name.
+IMAGE_MODES = {"RGB", "RGBA", "L", "LA", "P"}
+MAP_MODES = {"L", "I", "I;16", "I;16B", "I;16L", "F", "RGB", "LA"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Skips
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class SkipReport:
+    """What was skipped and why; printed at the end of a run."""
+
+    items: list[tuple[str, str, str]] = field(default_factory=list)  # (reason, path, detail)
+
+    def add(self, reason: str, path: str | Path, detail: str) -> None:
+        self.items.append((reason, str(path), detail))
+        log.warning("skipped %s: %s (%s)", path, detail, reason)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(r for r, _, _ in self.items))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def summary(self) -> str:
+        if not self.items:
+            return "skipped 0 samples"
+        parts = ", ".join(f"{n} {r}" for r, n in sorted(self.counts.items()))
+        return f"skipped {len(self.items)} samples: {parts}"
+
+
+class SampleError(Exception):
+    def __init__(self, reason: str, path: str | Path, detail: str):
+        super().__init__(f"{path}: {detail}")
+        self.reason, self.path, self.detail = reason, str(path), detail
+
+
+def open_image(path: Path, allowed: set[str], what: str) -> Image.Image:
+    """Fully decoded image, or SampleError naming what is wrong with it."""
+    if not path.exists():
+        raise SampleError("missing file", path, f"{what} file does not exist")
+    try:
+        im = Image.open(path)
+        im.load()  # decodes everything: a truncated file fails here, not in a worker later
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise SampleError("unreadable file", path, f"{what} cannot be decoded ({e})") from None
+    if im.mode not in allowed:
+        raise SampleError(
+            "wrong mode", path,
+            f"{what} has mode {im.mode}; expected one of {', '.join(sorted(allowed))} "
+            "(convert it, e.g. to RGB, before use)",
+        )
+    return im
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversions
+# ---------------------------------------------------------------------------------------------
+def to_rgb_tensor(im: Image.Image, size: int | None = None) -> torch.Tensor:
+    """(3, H, W) float in 0..1. Transparency is composited on white, as product shots are."""
+    if im.mode in ("RGBA", "LA", "P"):
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, im)
+    im = im.convert("RGB")
+    if size is not None and im.size != (size, size):
+        im = im.resize((size, size), Image.BICUBIC)
+    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+def to_map_tensor(im: Image.Image, size: int | None = None) -> torch.Tensor:
+    """(1, H, W) float in 0..1 from an 8-bit, 16-bit or float single-channel map."""
+    if im.mode in ("RGB", "LA"):
+        im = im.convert("L")
+    a = np.asarray(im).astype(np.float32)
+    if im.mode == "L":
+        a = a / 255.0
+    elif im.mode.startswith("I;16") or (im.mode == "I" and a.max() <= 65535):
+        a = a / 65535.0
+    else:  # float maps: normalise to their own range
+        lo, hi = float(a.min()), float(a.max())
+        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    t = torch.from_numpy(np.clip(a, 0.0, 1.0))[None]
+    if size is not None and t.shape[-2:] != (size, size):
+        t = torch.nn.functional.interpolate(t[None], size=(size, size), mode="bilinear",
+                                            align_corners=False, antialias=True)[0]
+    return t
+
+
+def map_to_image(t: torch.Tensor) -> Image.Image:
+    """A (1, H, W) or (H, W) map in 0..1 as an 8-bit grey image."""
+    a = t.detach().float().squeeze().clamp(0, 1).cpu().numpy()
+    return Image.fromarray((a * 255.0 + 0.5).astype(np.uint8), mode="L")
+
+
+def _as_pil(x: Any, mode: str | None = None) -> Image.Image:
+    if isinstance(x, Image.Image):
+        return x
+    if torch.is_tensor(x):
+        x = x.detach().cpu().numpy()
+        if x.ndim == 3 and x.shape[0] in (1, 3, 4):
+            x = np.moveaxis(x, 0, -1)
+    a = np.asarray(x)
+    if a.dtype != np.uint8:
+        a = (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    return Image.fromarray(a, mode=mode)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writer
+# ---------------------------------------------------------------------------------------------
+class RFDatasetWriter:
+    """Writes samples in the RF dataset format. Every file is written atomically and a record
+    is appended to the manifest only after its files are in place, so an interrupted writer
+    leaves a valid dataset of the samples written so far."""
+
+    def __init__(self, root: str | Path, label_set: str = "rf1m6", description: str = "",
+                 extra_info: dict | None = None):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        info_path = self.root / INFO
+        if not info_path.exists():
+            fileio.write_json(info_path, {
+                "format": FORMAT, "version": VERSION, "label_set": label_set,
+                "description": description, **(extra_info or {}),
+            })
+        self._ids = {r["id"] for r in _iter_manifest(self.root / MANIFEST, SkipReport())}
+
+    def add(
+        self,
+        id: str,
+        image: Any,
+        product: Any,
+        label: str | int,
+        caption: str = "",
+        prompt: str = "",
+        split: str = "train",
+        depth: Any = None,
+        salience: Any = None,
+        source: dict | None = None,
+    ) -> dict:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", id) or id.startswith("."):
+            raise ValueError(f"sample id {id!r} must be letters, digits, '_', '-', '.'")
+        if id in self._ids:
+            raise ValueError(f"sample id {id!r} is already in {self.root / MANIFEST}")
+        label = canonical(label)
+        rec: dict[str, Any] = {"id": id}
+        for key, folder, obj, mode in (
+            ("image", "images", image, None),
+            ("product", "products", product, None),
+            ("depth", "depth", depth, "L"),
+            ("salience", "salience", salience, "L"),
+        ):
+            if obj is None:
+                rec[key] = None
+                continue
+            rel = f"{folder}/{id}.png"
+            im = _as_pil(obj)
+            if mode and im.mode != mode and im.mode not in MAP_MODES:
+                im = im.convert(mode)
+            fileio.save_image(self.root / rel, im)
+            rec[key] = rel
+        rec.update(caption=caption, prompt=prompt, label=label, split=split, source=source or {})
+        with open(self.root / MANIFEST, "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            f.flush()
+        self._ids.add(id)
+        return rec
+
+
+# ---------------------------------------------------------------------------------------------
+# Readers of index files
+# ---------------------------------------------------------------------------------------------
+def _iter_manifest(path: Path, skips: SkipReport) -> Iterable[dict]:
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec, dict) or "id" not in rec:
+                    raise ValueError("record has no id")
+            except ValueError as e:
+                skips.add("bad manifest line", f"{path}:{n}", str(e))
+                continue
+            yield rec
+
+
+_LABEL_SPLIT = re.compile(r"\t|,|\||;")
+_HEADER_WORDS = {"image", "path", "file", "label", "product", "caption", "split", "prompt", "id"}
+
+
+def read_label_txt(path: str | Path, skips: SkipReport | None = None) -> list[dict]:
+    """Records from an RF1M-style ``label.txt``.
+
+    Tolerant about its shape: one sample a line, ``<image path> <label>``, separated by a tab,
+    comma, ``|``, ``;`` or spaces; the label a name (any case, spaces or underscores:
+    ``Space Mismatch``, ``space_mismatch``) or a number 0-5 in RF1M's order (Available,
+    Unsuitable, Space Mismatch, Size Mismatch, Indistinctiveness, Shape Hallucination). An
+    optional header line names columns (image, label, product, caption, prompt, split, id), in
+    which case those columns are read by name. Lines starting with # are comments.
+    """
+    path = Path(path)
+    skips = skips if skips is not None else SkipReport()
+    lines = [(n, l.rstrip("\r\n")) for n, l in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1)]
+    lines = [(n, l) for n, l in lines if l.strip() and not l.lstrip().startswith("#")]
+    header = None
+    if lines:
+        first = [c.strip().lower() for c in _split_cols(lines[0][1])]
+        if "label" in first and set(first) <= _HEADER_WORDS:
+            header, lines = first, lines[1:]
+    out = []
+    for n, line in lines:
+        where = f"{path}:{n}"
+        cols = _split_cols(line)
+        try:
+            if header:
+                if len(cols) != len(header):
+                    raise SampleError("bad label line", where,
+                                      f"{len(cols)} columns, header has {len(header)}")
+                row = dict(zip(header, cols))
+                image = row.get("image") or row.get("path") or row.get("file")
+                raw_label = row["label"]
+            else:
+                (image, raw_label), row = _guess_columns(cols, where), {}
+            label = canonical(raw_label)
+        except UnknownLabelError as e:
+            skips.add("unknown label", where, str(e))
+            continue
+        except SampleError as e:
+            skips.add(e.reason, e.path, e.detail)
+            continue
+        rec = {
+            "id": row.get("id") or Path(image).stem,
+            "image": image,
+            "product": row.get("product"),
+            "depth": None,
+            "salience": None,
+            "caption": row.get("caption", ""),
+            "prompt": row.get("prompt", ""),
+            "label": label,
+            "split": row.get("split", "train"),
+            "source": {"label_txt": where},
+        }
+        out.append(rec)
+    return out
+
+
+def _split_cols(line: str) -> list[str]:
+    if _LABEL_SPLIT.search(line):
+        return [c.strip() for c in _LABEL_SPLIT.split(line)]
+    return line.split()
+
+
+def _guess_columns(cols: list[str], where: str) -> tuple[str, str]:
+    """(image, label) from a header-less line: the path first, the label last; a label name
+    may contain a space ('Space Mismatch') when columns are separated by spaces."""
+    if len(cols) < 2:
+        raise SampleError("bad label line", where, "expected '<image path> <label>'")
+    for k in (2, 1):  # try a two-word label first: 'Size Mismatch' must not read as 'Mismatch'
+        if len(cols) > k:
+            cand = " ".join(cols[-k:])
+            try:
+                canonical(cand)
+                return cols[0], cand
+            except UnknownLabelError:
+                pass
+    return cols[0], cols[-1]  # canonical() will explain what is wrong with it
+
+
+def read_records(root: str | Path, skips: SkipReport) -> tuple[Path, list[dict], dict]:
+    """(base folder, records, info) of a dataset folder, a manifest.jsonl or a label.txt."""
+    root = Path(root)
+    if root.is_dir():
+        if (root / MANIFEST).exists():
+            info = json.loads((root / INFO).read_text()) if (root / INFO).exists() else {}
+            return root, list(_iter_manifest(root / MANIFEST, skips)), info
+        if (root / "label.txt").exists():
+            return root, read_label_txt(root / "label.txt", skips), {"origin": "label.txt"}
+        raise FileNotFoundError(
+            f"{root} has neither {MANIFEST} (RF dataset) nor label.txt (RF1M); "
+            "write one with rfnet.data.RFDatasetWriter or point at the right folder"
+        )
+    if root.suffix == ".jsonl":
+        return root.parent, list(_iter_manifest(root, skips)), {}
+    if root.suffix == ".txt":
+        return root.parent, read_label_txt(root, skips), {"origin": "label.txt"}
+    raise FileNotFoundError(f"{root}: not a dataset folder, manifest.jsonl or label.txt")
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset
+# ---------------------------------------------------------------------------------------------
+class RFDataset(torch.utils.data.Dataset):
+    """Samples of an RF dataset as tensors for RFNet.
+
+    Each item: ``product`` (3,S,S) composited on white, ``generated`` (3,S,S), ``depth`` and
+    ``salience`` (1,S,S), all in 0..1; ``caption`` (str), ``label`` (int in ``label_set``),
+    ``id``. Construction checks every file and computes missing depth/salience maps (cached).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        label_set: str = "paper5",
+        split: str | None = None,
+        image_size: int = 384,
+        depth_extractor=None,
+        salience_extractor=None,
+        need_product: bool = True,
+        need_maps: bool = True,
+        map_batch_size: int = 16,
+    ):
+        self.skips = SkipReport()
+        self.base, records, self.info = read_records(root, self.skips)
+        self.label_set, self.image_size = label_set, image_size
+        self.samples: list[dict] = []
+        for rec in records:
+            if split is not None and rec.get("split", "train") != split:
+                continue
+            try:
+                self.samples.append(self._check(rec, need_product))
+            except SampleError as e:
+                self.skips.add(e.reason, e.path, e.detail)
+        if need_maps:
+            self._fill_maps("depth", depth_extractor, map_batch_size)
+            self._fill_maps("salience", salience_extractor, map_batch_size)
+        if self.skips:
+            log.warning("%s: %s", root, self.skips.summary())
+
+    def _check(self, rec: dict, need_product: bool) -> dict:
+        where = f"{self.base / MANIFEST}#{rec.get('id')}"
+        try:
+            label = canonical(rec.get("label", ""))
+        except UnknownLabelError as e:
+            raise SampleError("unknown label", where, str(e)) from None
+        idx = to_index(label, self.label_set)
+        if idx is None:
+            raise SampleError("label not in label set", where,
+                              f"{label} is not a class of the {self.label_set} label set")
+        if not rec.get("image"):
+            raise SampleError("missing file", where, "record names no generated image")
+        out = dict(rec, label_index=idx, label=label)
+        open_image(self.base / rec["image"], IMAGE_MODES, "generated image")
+        if need_product:
+            if not rec.get("product"):
+                raise SampleError("missing file", where, "record names no product image")
+            open_image(self.base / rec["product"], IMAGE_MODES, "product image")
+        for key in ("depth", "salience"):
+            if rec.get(key):
+                open_image(self.base / rec[key], MAP_MODES, f"{key} map")
+        return out
+
+    def _fill_maps(self, kind: str, extractor, batch_size: int) -> None:
+        """Compute the maps samples lack, once: cached under .cache/maps/<extractor>/."""
+        todo = [s for s in self.samples if not s.get(kind)]
+        if not todo:
+            return
+        if extractor is None:
+            for s in todo:
+                self.skips.add(f"no {kind} map", self.base / s["image"],
+                               f"sample has no {kind} map and no {kind} extractor was given")
+            bad = {id(s) for s in todo}
+            self.samples = [s for s in self.samples if id(s) not in bad]
+            return
+        cache = self.base / ".cache" / "maps" / _safe_name(extractor.name) / kind
+        missing = [s for s in todo if not (cache / f"{s['id']}.png").exists()]
+        if missing:
+            log.info("computing %d %s maps with %s (cached in %s)", len(missing), kind,
+                     extractor.name, cache)
+        for i in range(0, len(missing), batch_size):
+            chunk = missing[i:i + batch_size]
+            imgs = [to_rgb_tensor(Image.open(self.base / s["image"])) for s in chunk]
+            maps = _run_grouped(extractor, imgs)
+            for s, m in zip(chunk, maps):
+                fileio.save_image(cache / f"{s['id']}.png", map_to_image(m))
+        for s in todo:
+            s[kind] = str((cache / f"{s['id']}.png").relative_to(self.base))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def labels(self) -> list[int]:
+        return [s["label_index"] for s in self.samples]
+
+    def __getitem__(self, i: int) -> dict:
+        s, size = self.samples[i], self.image_size
+        item = {
+            "id": s["id"],
+            "generated": to_rgb_tensor(Image.open(self.base / s["image"]), size),
+            "caption": s.get("caption", "") or "",
+            "label": s["label_index"],
+        }
+        if s.get("product"):
+            item["product"] = to_rgb_tensor(Image.open(self.base / s["product"]), size)
+        for key in ("depth", "salience"):
+            if s.get(key):
+                item[key] = to_map_tensor(Image.open(self.base / s[key]), size)
+        return item
+
+
+def _run_grouped(extractor, imgs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Run an extractor on images that may differ in size: one batch per size."""
+    out: list[torch.Tensor | None] = [None] * len(imgs)
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(imgs):
+        groups.setdefault(tuple(t.shape), []).append(i)
+    with torch.no_grad():
+        for idxs in groups.values():
+            maps = extractor(torch.stack([imgs[i] for i in idxs]))
+            for i, m in zip(idxs, maps):
+                out[i] = m
+    return out  # type: ignore[return-value]
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-]+", "_", name).strip("._") or "extractor"
+
+
+class Collator:
+    """Stacks tensors and tokenizes captions with the model's tokenizer."""
+
+    def __init__(self, tokenizer=None, max_length: int = 64):
+        self.tokenizer, self.max_length = tokenizer, max_length
+
+    def __call__(self, items: list[dict]) -> dict:
+        batch: dict[str, Any] = {
+            "id": [it["id"] for it in items],
+            "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
+        }
+        for key in ("product", "generated", "depth", "salience"):
+            if all(key in it for it in items):
+                batch[key] = torch.stack([it[key] for it in items])
+        captions = [it["caption"] for it in items]
+        batch["caption"] = captions
+        if self.tokenizer is not None:
+            enc = self.tokenizer(captions, padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="pt")
+            batch["input_ids"] = enc["input_ids"]
+            batch["attention_mask"] = enc["attention_mask"]
+        return batch
