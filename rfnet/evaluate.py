@@ -1,0 +1,153 @@
+"""Evaluate RFNet: ``python -m rfnet.evaluate --model DIR --data DIR --output_dir DIR``.
+
+Writes metrics.json (precision, recall, F1 and AP of the Available class as in the paper's
+Table 1, accuracy, a per-class report, the confusion matrix, and what was skipped),
+predictions.jsonl (one line a sample with its probabilities), pr_curve.png and
+confusion_matrix.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import fileio
+from .data import Collator, RFDataset
+from .extractors import make_extractor
+from .metrics import inspection_report, pr_curve
+from .model import RFNet
+
+log = logging.getLogger("rfnet.evaluate")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m rfnet.evaluate",
+                                description="Precision, recall, F1 and AP of RFNet's Available class.")
+    p.add_argument("--model", required=True, help="folder with config.json, model.safetensors (and tokenizer/)")
+    p.add_argument("--data", required=True, help="RF dataset folder, manifest.jsonl or RF1M label.txt")
+    p.add_argument("--split", default="test", help="split to evaluate ('all' for every sample)")
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--depth_model", default="fallback", help="for samples without depth maps (see rfnet.train)")
+    p.add_argument("--salience_model", default="fallback", help="for samples without salience maps")
+    p.add_argument("--allow_download", action="store_true")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return p.parse_args(argv)
+
+
+def load_model_and_tokenizer(folder: str | Path, allow_download: bool = False):
+    from .text import load_tokenizer
+
+    model = RFNet.from_pretrained(folder)
+    tok = None
+    if model.config.use_caption:
+        tdir = Path(folder) / "tokenizer"
+        if not tdir.exists():
+            from .weights import WeightsNotFoundError
+
+            raise WeightsNotFoundError("tokenizer/", [Path(folder)],
+                                       "the tokenizer folder that rfnet.train saves next to the model")
+        tok = load_tokenizer(tdir, allow_download)
+    return model, tok
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    from .train import predict
+
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model, tok = load_model_and_tokenizer(args.model, args.allow_download)
+    model.to(args.device)
+    cfg = model.config
+    depth = make_extractor("depth", args.depth_model, args.allow_download) if cfg.use_depth else None
+    sal = make_extractor("salience", args.salience_model, args.allow_download) if cfg.use_salience else None
+    ds = RFDataset(args.data, label_set=cfg.label_set, split=None if args.split == "all" else args.split,
+                   image_size=cfg.image_size, depth_extractor=depth, salience_extractor=sal,
+                   need_product=cfg.use_product, need_maps=cfg.use_depth or cfg.use_salience)
+    if len(ds) == 0:
+        raise SystemExit(f"no usable samples in {args.data} (split {args.split}); {ds.skips.summary()}")
+    loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size,
+                                         collate_fn=Collator(tok, cfg.caption_max_length))
+
+    y, probs, ids = predict(model, loader, device=args.device)
+    report = inspection_report(y, probs, cfg.labels)
+    report.update(model=str(args.model), data=str(args.data), split=args.split,
+                  skipped=ds.skips.counts, skipped_total=len(ds.skips))
+    fileio.write_json(out / "metrics.json", report)
+    lines = [json.dumps({"id": i, "label": cfg.labels[t], "predicted": cfg.labels[int(p.argmax())],
+                         "p_available": float(p[0]), "probs": dict(zip(cfg.labels, map(float, p)))},
+                        ensure_ascii=False) for i, t, p in zip(ids, y, probs)]
+    fileio.write_text(out / "predictions.jsonl", "\n".join(lines) + "\n")
+    plot_pr_curve(y == 0, probs[:, 0], report["available"]["ap"], out / "pr_curve.png")
+    plot_confusion(np.array(report["confusion_matrix"]), cfg.labels, out / "confusion_matrix.png")
+    a = report["available"]
+    msg = (f"{report['n']} samples: Available precision {a['precision']:.4f} recall {a['recall']:.4f} "
+           f"F1 {a['f1']:.4f} AP {a['ap']:.4f}; accuracy {report['accuracy']:.4f}; "
+           f"{ds.skips.summary()}; written to {out}")
+    print(msg)
+    return report
+
+
+def _fig_to_file(fig, path: Path) -> None:
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    fileio.write_bytes(path, buf.getvalue())
+
+
+def plot_pr_curve(is_available, p_available, ap: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    if np.any(is_available):
+        precision, recall, _ = pr_curve(is_available, p_available)
+        ax.step(np.r_[0.0, recall], np.r_[precision[0], precision], where="post")
+    ax.set_xlabel("recall (Available)")
+    ax.set_ylabel("precision (Available)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"RFNet precision-recall, AP {ap:.3f}")
+    ax.grid(alpha=0.3)
+    _fig_to_file(fig, path)
+
+
+def plot_confusion(cm: np.ndarray, labels, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.1 * len(labels) + 1.5))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_title("confusion matrix")
+    _fig_to_file(fig, path)
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    evaluate(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The paper's inspection metrics (Table 1): precision, recall, F1 and average precision of the
+Available class, with a per-class report and a confusion matrix.
+
+An image is predicted Available when Available is its most probable class (the verdict RFNet
+gives). AP ranks images by P(Available) and is the area under the step-wise precision-recall
+curve, sum_n (R_n - R_{n-1}) P_n over distinct thresholds, as scikit-learn computes it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def precision_recall_f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return p, r, f
+
+
+def pr_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision and recall at every distinct score threshold, highest threshold first."""
+    y = np.asarray(y_true, dtype=bool)
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-s, kind="mergesort")
+    y, s = y[order], s[order]
+    last_of_tie = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # ties share one threshold
+    tp = np.cumsum(y)[last_of_tie]
+    fp = (last_of_tie + 1) - tp
+    pos = y.sum()
+    precision = tp / (tp + fp)
+    recall = tp / pos if pos else np.zeros_like(tp, dtype=np.float64)
+    return precision, recall, s[last_of_tie]
+
+
+def average_precision(y_true, scores) -> float:
+    y = np.asarray(y_true, dtype=bool)
+    if not y.any():
+        return float("nan")
+    precision, recall, _ = pr_curve(y, scores)
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """Rows are true classes, columns predicted classes."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)), 1)
+    return cm
+
+
+def inspection_report(y_true, probs, labels: list[str] | tuple[str, ...]) -> dict:
+    """Everything rfnet.evaluate writes: Available metrics, per-class report, confusion."""
+    y_true = np.asarray(y_true, dtype=int)
+    probs = np.asarray(probs, dtype=np.float64)
+    y_pred = probs.argmax(1)
+    cm = confusion_matrix(y_true, y_pred, len(labels))
+    per_class = {}
+    for k, name in enumerate(labels):
+        tp = int(cm[k, k])
+        fp = int(cm[:, k].sum() - tp)
+        fn = int(cm[k, :].sum() - tp)
+        p, r, f = precision_recall_f1(tp, fp, fn)
+        per_class[name] = {"precision": p, "recall": r, "f1": f, "support": int(cm[k, :].sum())}
+    ava = per_class[labels[0]]
+    return {
+        "n": int(len(y_true)),
+        "available": {
+            "precision": ava["precision"],
+            "recall": ava["recall"],
+            "f1": ava["f1"],
+            "ap": average_precision(y_true == 0, probs[:, 0]),
+            "support": ava["support"],
+        },
+        "accuracy": float((y_pred == y_true).mean()) if len(y_true) else float("nan"),
+        "per_class": per_class,
+        "labels": list(labels),
+        "confusion_matrix": cm.tolist(),
+    }

@@ -1,0 +1,505 @@
+"""Train RFNet: ``python -m rfnet.train --train_data DIR --output_dir DIR``.
+
+Defaults follow the paper (section 5.1): 10 epochs, AdamW, lr 1e-4 divided by 10 at epoch 5.
+accelerate gives several GPUs, mixed precision and gradient accumulation. Checkpoints every N
+optimizer steps (``checkpoint-N`` folders, written to a temporary name and renamed);
+``--resume_from_checkpoint latest`` continues exactly where the last one stopped: weights,
+optimizer, schedule, random states and the position in the epoch's data order. Output: the
+model as config.json + model.safetensors, its tokenizer, TensorBoard and CSV logs.
+
+The command is a thin shell: :func:`train` takes the parsed arguments and is what the tests
+and other tools call.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import fileio
+from .data import Collator, RFDataset
+from .extractors import make_extractor
+from .labels import LABEL_SETS
+from .metrics import inspection_report
+from .model import MODALITIES, RFNet, RFNetConfig
+from .text import SCRATCH_CAPTION_CONFIGS, build_tokenizer, load_tokenizer
+
+log = logging.getLogger("rfnet.train")
+
+PRESETS = {
+    # The paper's model: ResNet50 at 384, a Chinese RoBERTa, width 384, 8 heads, N1=1, N2=3.
+    "paper": dict(image_backbone="resnet50", image_size=384, width=384, num_heads=8,
+                  num_filter_layers=1, num_attention_layers=3,
+                  caption_encoder="hfl/chinese-roberta-wwm-ext", image_weights="required"),
+    # A CPU-sized model of the same structure, trained from scratch.
+    "tiny": dict(image_backbone="resnet10t", image_size=64, width=64, num_heads=4,
+                 num_filter_layers=1, num_attention_layers=2,
+                 caption_encoder="scratch", image_weights="none"),
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m rfnet.train",
+        description="Train RFNet (the paper's inspector) on an RF dataset folder or RF1M label.txt.",
+    )
+    g = p.add_argument_group("data")
+    g.add_argument("--train_data", required=True, help="RF dataset folder, manifest.jsonl or RF1M label.txt")
+    g.add_argument("--train_split", default="train", help="split of --train_data to train on ('all' for every sample)")
+    g.add_argument("--validation_data", default=None, help="dataset for validation (default: --train_data)")
+    g.add_argument("--validation_split", default="val", help="split used for validation ('none' to skip)")
+    g.add_argument("--depth_model", default="fallback",
+                   help="depth extractor for samples without depth maps: a transformers folder "
+                        "(DPT, Depth Anything) or 'fallback' (no weights; weak)")
+    g.add_argument("--salience_model", default="fallback",
+                   help="salience extractor for samples without salience maps: a U2-Net .pth "
+                        "file or 'fallback' (spectral residual; no weights)")
+    g.add_argument("--dataloader_num_workers", type=int, default=0)
+
+    g = p.add_argument_group("model")
+    g.add_argument("--preset", choices=sorted(PRESETS), default="paper")
+    g.add_argument("--model_config", default=None, help="RFNet config.json to build from (overrides the preset)")
+    g.add_argument("--label_set", choices=sorted(LABEL_SETS), default="paper5")
+    g.add_argument("--image_backbone", default=None, help="any timm model name (paper: resnet50)")
+    g.add_argument("--image_size", type=int, default=None)
+    g.add_argument("--width", type=int, default=None)
+    g.add_argument("--num_heads", type=int, default=None)
+    g.add_argument("--num_filter_layers", type=int, default=None, help="N1")
+    g.add_argument("--num_attention_layers", type=int, default=None, help="N2")
+    g.add_argument("--drop", nargs="*", default=[], choices=MODALITIES,
+                   help="inputs to leave out (the paper's Table 2 ablation)")
+    g.add_argument("--caption_encoder", default=None,
+                   help="transformers model folder or hub id; 'scratch' trains a small BERT "
+                        "with a tokenizer built from the training captions")
+    g.add_argument("--image_weights", default=None,
+                   help="pretrained weights of the timm backbone (.safetensors/.pth/.bin); "
+                        "'none' for random init")
+    g.add_argument("--allow_download", action="store_true",
+                   help="let timm/transformers fetch pretrained weights from the hub (needs network)")
+
+    g = p.add_argument_group("optimisation (paper defaults)")
+    g.add_argument("--num_train_epochs", type=int, default=10)
+    g.add_argument("--max_train_steps", type=int, default=None, help="stop after this many optimizer steps")
+    g.add_argument("--learning_rate", type=float, default=1e-4)
+    g.add_argument("--lr_decay_epoch", type=int, default=5, help="divide the lr at this epoch")
+    g.add_argument("--lr_decay_factor", type=float, default=0.1)
+    g.add_argument("--weight_decay", type=float, default=1e-2)
+    g.add_argument("--train_batch_size", type=int, default=16)
+    g.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    g.add_argument("--max_grad_norm", type=float, default=1.0)
+    g.add_argument("--balance", choices=["none", "loss", "sampler"], default="none",
+                   help="class balancing: weighted loss or a class-balanced sampler")
+    g.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default="no")
+    g.add_argument("--seed", type=int, default=0)
+
+    g = p.add_argument_group("checkpoints and logs")
+    g.add_argument("--output_dir", required=True)
+    g.add_argument("--checkpointing_steps", type=int, default=500)
+    g.add_argument("--checkpoints_total_limit", type=int, default=None)
+    g.add_argument("--resume_from_checkpoint", default=None, help="a checkpoint folder or 'latest'")
+    g.add_argument("--report_to", default="tensorboard", choices=["tensorboard", "none"])
+    g.add_argument("--logging_steps", type=int, default=10)
+    g.add_argument("--no_progress", action="store_true", help="no tqdm bar")
+    return p.parse_args(argv)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model and tokenizer
+# ---------------------------------------------------------------------------------------------
+def _setting(args, name):
+    v = getattr(args, name, None)
+    return v if v is not None else PRESETS[args.preset].get(name)
+
+
+def build_model(args, captions: list[str], out: Path):
+    """(model, tokenizer) for a new run. The tokenizer and config are saved into ``out`` so
+    that a resumed run rebuilds exactly the same model."""
+    caption_src = _setting(args, "caption_encoder")
+    use = {m: m not in args.drop for m in MODALITIES}
+    tokenizer = None
+    if args.model_config:
+        cfg = RFNetConfig.from_dict(json.loads(Path(args.model_config).read_text()))
+    else:
+        kw = {k: _setting(args, k) for k in ("image_backbone", "image_size", "width", "num_heads",
+                                            "num_filter_layers", "num_attention_layers")}
+        cfg = RFNetConfig(label_set=args.label_set, **kw, **{f"use_{m}": v for m, v in use.items()})
+        if cfg.image_inputs:
+            import timm
+
+            pc = timm.create_model(cfg.image_backbone, pretrained=False).pretrained_cfg
+            cfg.image_mean, cfg.image_std = tuple(pc["mean"]), tuple(pc["std"])
+    if cfg.use_caption:
+        if (out / "tokenizer").exists():  # resumed run: the same tokenizer as before
+            tokenizer = load_tokenizer(out / "tokenizer")
+        elif caption_src == "scratch":
+            tokenizer = build_tokenizer(captions, vocab_size=2000)
+        else:
+            tokenizer = load_tokenizer(caption_src, args.allow_download)
+        if not args.model_config:
+            if caption_src == "scratch":
+                size = "paper" if args.preset == "paper" else "tiny"
+                cfg.caption_config = dict(SCRATCH_CAPTION_CONFIGS[size], vocab_size=len(tokenizer))
+            else:
+                from transformers import AutoConfig
+
+                cfg.caption_config = AutoConfig.from_pretrained(
+                    caption_src, local_files_only=not args.allow_download).to_dict()
+    model = RFNet(cfg)
+    loaded = []
+    img_w = _setting(args, "image_weights")
+    if cfg.image_inputs and img_w not in (None, "none"):
+        if img_w == "required" and not args.allow_download:
+            raise SystemExit(
+                f"the paper preset starts from an ImageNet-pretrained {cfg.image_backbone}: pass "
+                "--image_weights FILE (a timm checkpoint, e.g. model.safetensors from "
+                f"https://huggingface.co/timm/{cfg.image_backbone}.a1_in1k), --allow_download, "
+                "or --image_weights none to start from random weights"
+            )
+        loaded += model.load_pretrained_backbones(
+            image_weights=None if img_w == "required" else img_w, allow_download=args.allow_download)
+    if cfg.use_caption and caption_src != "scratch" and not args.model_config:
+        loaded += model.load_pretrained_backbones(caption_weights=caption_src,
+                                                  allow_download=args.allow_download)
+    for line in loaded:
+        log.info("pretrained: %s", line)
+    return model, tokenizer
+
+
+# ---------------------------------------------------------------------------------------------
+# Data order
+# ---------------------------------------------------------------------------------------------
+class EpochSampler(torch.utils.data.Sampler):
+    """A shuffled order that depends only on (seed, epoch), so a resumed run sees exactly the
+    order the interrupted one would have. With ``weights``, draws with replacement in
+    proportion to them (the class-balanced option)."""
+
+    def __init__(self, n: int, seed: int, weights: list[float] | None = None):
+        self.n, self.seed, self.weights, self.epoch = n, seed, weights, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        if self.weights is None:
+            return iter(torch.randperm(self.n, generator=g).tolist())
+        w = torch.tensor(self.weights, dtype=torch.double)
+        return iter(torch.multinomial(w, self.n, replacement=True, generator=g).tolist())
+
+
+def _model_inputs(batch: dict) -> dict:
+    keys = ("product", "generated", "depth", "salience", "input_ids", "attention_mask")
+    return {k: batch[k] for k in keys if k in batch}
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------
+_CKPT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def list_checkpoints(out: Path) -> list[Path]:
+    found = [(int(m.group(1)), p) for p in out.glob("checkpoint-*")
+             if (m := _CKPT.match(p.name)) and (p / "trainer_state.json").exists()]
+    return [p for _, p in sorted(found)]
+
+
+def save_checkpoint(accelerator, out: Path, state: dict, limit: int | None) -> Path:
+    """accelerate's full state plus our position, in a temporary folder renamed into place."""
+    final = out / f"checkpoint-{state['global_step']}"
+    tmp = out / f".tmp-checkpoint-{state['global_step']}"
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    if accelerator.is_main_process:
+        fileio.write_json(tmp / "trainer_state.json", state)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        if limit:
+            for old in list_checkpoints(out)[:-limit]:
+                shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+def _make_dataset(path, split, cfg: RFNetConfig, depth, salience):
+    return RFDataset(
+        path, label_set=cfg.label_set, split=None if split == "all" else split,
+        image_size=cfg.image_size, depth_extractor=depth, salience_extractor=salience,
+        need_product=cfg.use_product,
+        need_maps=cfg.use_depth or cfg.use_salience,
+    )
+
+
+@torch.no_grad()
+def predict(model, loader, accelerator=None, device=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(true labels, class probabilities, ids) of every sample of ``loader``."""
+    model.eval()
+    ys, ps, ids = [], [], []
+    for batch in loader:
+        if device is not None:
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        out = model(**_model_inputs(batch))
+        probs, y = out.probs, batch["label"]
+        if accelerator is not None:
+            probs, y = accelerator.gather_for_metrics((probs, y))
+        ys.append(y.cpu().numpy())
+        ps.append(probs.float().cpu().numpy())
+        ids += batch["id"]
+    model.train()
+    if not ys:
+        return np.zeros(0, int), np.zeros((0, 0)), []
+    return np.concatenate(ys), np.concatenate(ps), ids
+
+
+CSV_FIELDS = ["step", "epoch", "loss", "lr", "val_loss", "val_accuracy", "val_ap", "time"]
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def train(args: argparse.Namespace) -> Path:
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration, set_seed
+    from tqdm.auto import tqdm
+
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report_to = None
+    if args.report_to == "tensorboard":
+        try:
+            import tensorboard  # noqa: F401
+
+            report_to = "tensorboard"
+        except ImportError:
+            log.warning("tensorboard is not installed (pip install tensorboard): CSV log only")
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=report_to,
+        project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
+    )
+    set_seed(args.seed)
+
+    resume_dir = None
+    if args.resume_from_checkpoint:
+        if args.resume_from_checkpoint == "latest":
+            ckpts = list_checkpoints(out)
+            resume_dir = ckpts[-1] if ckpts else None
+            if resume_dir is None:
+                log.info("no checkpoint in %s: starting from scratch", out)
+        else:
+            resume_dir = Path(args.resume_from_checkpoint)
+            if not (resume_dir / "trainer_state.json").exists():
+                raise SystemExit(f"{resume_dir} is not a complete checkpoint (no trainer_state.json)")
+
+    # Data (the model config decides image size and which maps are needed).
+    from .data import read_records, SkipReport
+
+    _, recs, _ = read_records(args.train_data, SkipReport())
+    captions = [r.get("caption", "") or "" for r in recs]
+    model, tokenizer = build_model(args, captions, out)
+    cfg = model.config
+    depth = make_extractor("depth", args.depth_model, args.allow_download) if cfg.use_depth else None
+    sal = make_extractor("salience", args.salience_model, args.allow_download) if cfg.use_salience else None
+    for ex in (depth, sal):
+        if ex is not None and ex.is_fallback:
+            log.warning("missing %s maps are computed with %s (no weights)", ex.kind, ex.name)
+    with accelerator.main_process_first():
+        train_set = _make_dataset(args.train_data, args.train_split, cfg, depth, sal)
+    if len(train_set) == 0:
+        raise SystemExit(f"no usable training samples in {args.train_data} "
+                         f"(split {args.train_split}); {train_set.skips.summary()}")
+    val_set = None
+    if args.validation_split != "none":
+        with accelerator.main_process_first():
+            val_set = _make_dataset(args.validation_data or args.train_data,
+                                    args.validation_split, cfg, depth, sal)
+        if len(val_set) == 0:
+            val_set = None
+
+    counts = np.bincount(train_set.labels, minlength=len(cfg.labels)).astype(np.float64)
+    class_w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / (counts > 0).sum(), 0.0)
+    sampler = EpochSampler(len(train_set), args.seed,
+                           [float(class_w[y]) for y in train_set.labels] if args.balance == "sampler" else None)
+    collate = Collator(tokenizer, cfg.caption_max_length)
+    # Loaders get generators of their own: creating an iterator must not draw from the global
+    # RNG, or a resumed run's dropout would drift from the uninterrupted one.
+    loader = torch.utils.data.DataLoader(
+        train_set, batch_size=args.train_batch_size, sampler=sampler, collate_fn=collate,
+        num_workers=args.dataloader_num_workers, drop_last=False,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    val_loader = None
+    if val_set is not None:
+        val_loader = torch.utils.data.DataLoader(
+            val_set, batch_size=args.train_batch_size, collate_fn=collate,
+            num_workers=args.dataloader_num_workers, generator=torch.Generator().manual_seed(args.seed))
+    loss_weight = torch.tensor(class_w, dtype=torch.float32) if args.balance == "loss" else None
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    if val_loader is not None:
+        val_loader = accelerator.prepare(val_loader)
+    steps_per_epoch = math.ceil(len(loader) / args.gradient_accumulation_steps)
+    max_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
+    num_epochs = math.ceil(max_steps / steps_per_epoch)
+    decay_at = args.lr_decay_epoch * steps_per_epoch
+    # The paper's step schedule: lr x factor from epoch `lr_decay_epoch` on.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: args.lr_decay_factor ** (s // decay_at) if decay_at else 1.0)
+    accelerator.register_for_checkpointing(scheduler)
+
+    global_step, start_epoch, skip_batches = 0, 0, 0
+    if resume_dir is not None:
+        accelerator.load_state(str(resume_dir))
+        st = json.loads((resume_dir / "trainer_state.json").read_text())
+        global_step, start_epoch, skip_batches = st["global_step"], st["epoch"], st["batches_in_epoch"]
+        log.info("resumed from %s (step %d, epoch %d, batch %d)", resume_dir, global_step,
+                 start_epoch, skip_batches)
+
+    if accelerator.is_main_process:
+        if tokenizer is not None and not (out / "tokenizer").exists():
+            with fileio.atomic_dir(out / "tokenizer") as tdir:
+                tokenizer.save_pretrained(str(tdir))
+        fileio.write_json(out / "train_args.json", vars(args))
+        if report_to:
+            accelerator.init_trackers("rfnet", config={k: v for k, v in vars(args).items()
+                                                       if isinstance(v, (int, float, str, bool))})
+    csv_path = out / "logs" / "train_log.csv"
+    if accelerator.is_main_process:
+        # A fresh run starts a new log; a resumed one keeps the rows up to its checkpoint.
+        rows = []
+        if csv_path.exists() and global_step:
+            with open(csv_path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= global_step]
+        csv_path.unlink(missing_ok=True)
+        for r in rows:
+            _append_csv(csv_path, r)
+
+    def log_row(row: dict):
+        if not accelerator.is_main_process:
+            return
+        _append_csv(csv_path, row)
+        if report_to:
+            accelerator.log({k: v for k, v in row.items() if k not in ("step", "time") and v != ""},
+                            step=row["step"])
+
+    log.info("%d training samples (%s), %d validation; %d steps/epoch, %d steps",
+             len(train_set), train_set.skips.summary(), len(val_set) if val_set else 0,
+             steps_per_epoch, max_steps)
+    bar = tqdm(total=max_steps, initial=global_step, desc="rfnet.train",
+               disable=args.no_progress or not accelerator.is_local_main_process)
+    model.train()
+    t0, running, n_running = time.time(), 0.0, 0
+    done = global_step >= max_steps
+    for epoch in range(start_epoch, num_epochs):
+        if done:
+            break
+        batches = loader
+        if epoch == start_epoch and skip_batches:
+            batches = accelerator.skip_first_batches(loader, skip_batches)
+        # accelerate's loaders push their own iteration count into the sampler when iterated:
+        # set it, or a resumed run would replay epoch 0's order.
+        sampler.set_epoch(epoch)
+        if hasattr(batches, "set_epoch"):
+            batches.set_epoch(epoch)
+        b_in_epoch = skip_batches if epoch == start_epoch else 0
+        for batch in batches:
+            with accelerator.accumulate(model):
+                logits = model(**_model_inputs(batch)).logits
+                w = loss_weight.to(logits.device) if loss_weight is not None else None
+                loss = torch.nn.functional.cross_entropy(logits.float(), batch["label"], weight=w)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                if accelerator.sync_gradients:
+                    scheduler.step()
+                optimizer.zero_grad()
+            b_in_epoch += 1
+            running += loss.detach().float().item()
+            n_running += 1
+            if not accelerator.sync_gradients:
+                continue
+            global_step += 1
+            bar.update(1)
+            end_of_epoch = b_in_epoch >= len(loader)
+            if global_step % args.logging_steps == 0 or global_step == max_steps:
+                row = {"step": global_step, "epoch": epoch, "loss": running / n_running,
+                       "lr": scheduler.get_last_lr()[0], "val_loss": "", "val_accuracy": "",
+                       "val_ap": "", "time": round(time.time() - t0, 2)}
+                bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.1e}")
+                log_row(row)
+                running, n_running = 0.0, 0
+            if global_step % args.checkpointing_steps == 0 or global_step == max_steps:
+                next_epoch, next_b = (epoch + 1, 0) if end_of_epoch else (epoch, b_in_epoch)
+                save_checkpoint(accelerator, out, {"global_step": global_step, "epoch": next_epoch,
+                                                   "batches_in_epoch": next_b},
+                                args.checkpoints_total_limit)
+            if global_step >= max_steps:
+                done = True
+                break
+        if val_loader is not None:
+            y, p, _ = predict(model, val_loader, accelerator)
+            if len(y):
+                rep = inspection_report(y, p, cfg.labels)
+                vloss = float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
+                log_row({"step": global_step, "epoch": epoch, "loss": "", "lr": "",
+                         "val_loss": vloss, "val_accuracy": rep["accuracy"],
+                         "val_ap": rep["available"]["ap"], "time": round(time.time() - t0, 2)})
+                log.info("epoch %d: val loss %.4f, accuracy %.3f, AP(Available) %.3f", epoch,
+                         vloss, rep["accuracy"], rep["available"]["ap"])
+    bar.close()
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(model).save_pretrained(out)
+        fileio.write_json(out / "skipped.json", {
+            "train": train_set.skips.counts, "validation": val_set.skips.counts if val_set else {},
+            "items": [list(x) for x in train_set.skips.items[:1000]],
+        })
+    if report_to:
+        accelerator.end_training()
+    msg = f"saved {out / 'model.safetensors'} after {global_step} steps; train data: {train_set.skips.summary()}"
+    if val_set is not None:
+        msg += f"; validation data: {val_set.skips.summary()}"
+    log.info(msg)
+    print(msg)
+    return out
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
+    train(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY_CAPTION, tiny_config
+from rfnet.inspect import Inspector
+from rfnet.model import RFNet
+from rfnet.text import build_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def model_dir(tmp_path):
+    tok = build_tokenizer(["red lamp 台灯", "blue box"], 100)
+    torch.manual_seed(0)
+    m = RFNet(tiny_config(caption_config=dict(TINY_CAPTION, vocab_size=len(tok))))
+    m.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(str(tmp_path / "m" / "tokenizer"))
+    return tmp_path / "m"
+
+
+def test_inspector_matches_the_model(model_dir):
+    insp = Inspector.from_pretrained(model_dir)
+    prod = Image.new("RGBA", (30, 30), (0, 0, 0, 0))
+    prod.paste((255, 0, 0, 255), (10, 10, 20, 20))
+    gen = [Image.new("RGB", (40, 40), (0, 90, 200)), Image.new("RGB", (40, 40), (200, 200, 0))]
+    verdicts = insp(prod, gen, "red lamp")
+    assert len(verdicts) == 2
+    # by hand: product composited on white, fallback maps, tokenized caption
+    from rfnet.data import to_rgb_tensor
+    g = torch.stack([to_rgb_tensor(i) for i in gen])
+    p = to_rgb_tensor(prod)[None].expand(2, -1, -1, -1)
+    d, s = insp.depth(g), insp.salience(g)
+    enc = insp.tokenizer(["red lamp"] * 2, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = insp.model(product=p, generated=g, depth=d, salience=s, input_ids=enc["input_ids"],
+                          attention_mask=enc["attention_mask"]).probs
+    for v, w in zip(verdicts, want):
+        assert v.p_available == pytest.approx(float(w[0]), abs=1e-6)
+        assert v.label == insp.labels[int(w.argmax())]
+        assert v.accepted == (v.label == "Available")
+        assert sum(v.probs.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_threshold_decides_acceptance(model_dir):
+    gen = Image.new("RGB", (40, 40), (0, 90, 200))
+    prod = Image.new("RGB", (20, 20), (255, 0, 0))
+    pa = Inspector.from_pretrained(model_dir)(prod, gen, "x")[0].p_available
+    assert Inspector.from_pretrained(model_dir, threshold=pa - 1e-4)(prod, gen, "x")[0].accepted
+    assert not Inspector.from_pretrained(model_dir, threshold=pa + 1e-4)(prod, gen, "x")[0].accepted
+
+
+def test_rgba_tensor_product_is_composited_on_white(model_dir):
+    insp = Inspector.from_pretrained(model_dir)
+    gen = torch.rand(1, 3, 32, 32)
+    rgba = torch.zeros(1, 4, 32, 32)  # fully transparent: white
+    white = torch.ones(1, 3, 32, 32)
+    assert torch.allclose(insp.probabilities(rgba, gen, "x"), insp.probabilities(white, gen, "x"))
+
+
+def test_inspect_cli(model_dir, tmp_path):
+    Image.new("RGBA", (20, 20), (255, 0, 0, 255)).save(tmp_path / "p.png")
+    Image.new("RGB", (40, 40), (0, 0, 255)).save(tmp_path / "g.png")
+    Image.new("CMYK", (40, 40)).save(tmp_path / "c.jpg")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    r = subprocess.run([sys.executable, "-m", "rfnet.inspect", "--model", str(model_dir), "--product",
+                        str(tmp_path / "p.png"), "--image", str(tmp_path / "g.png"), "--caption", "red lamp"],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["label"] in RFNet.from_pretrained(model_dir).config.labels and 0 <= out["p_available"] <= 1
+    r = subprocess.run([sys.executable, "-m", "rfnet.inspect", "--model", str(model_dir), "--product",
+                        str(tmp_path / "p.png"), "--image", str(tmp_path / "c.jpg")],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 2 and "CMYK" in r.stderr and "c.jpg" in r.stderr
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    """The README's main job, at a small size."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    r = subprocess.run([sys.executable, "-m", "rfnet.demo", "--out", str(tmp_path / "demo"),
+                        "--samples", "40", "--epochs", "1"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "done: Available AP" in r.stdout
+    assert (tmp_path / "demo" / "inspection_sheet.png").exists()
+    assert (tmp_path / "demo" / "eval" / "metrics.json").exists()

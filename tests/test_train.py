@@ -1,0 +1,142 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rfnet import evaluate, train
+from rfnet.model import RFNet
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--preset", "tiny", "--image_size", "32", "--width", "32", "--train_batch_size", "8",
+        "--learning_rate", "1e-3", "--no_progress", "--report_to", "none"]
+
+
+def _args(data, out, *extra):
+    return train.parse_args(["--train_data", str(data), "--output_dir", str(out), *FAST, *extra])
+
+
+def _weights(folder):
+    return load_file(str(Path(folder) / "model.safetensors"))
+
+
+def _same(a, b):
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a) == 0.0
+
+
+def test_train_then_evaluate(toy_dataset, tmp_path):
+    out = tmp_path / "run"
+    train.train(_args(toy_dataset, out, "--num_train_epochs", "2", "--lr_decay_epoch", "1", "--logging_steps", "1",
+                      "--learning_rate", "1e-4", "--checkpointing_steps", "3",
+                      "--checkpoints_total_limit", "2", "--report_to", "tensorboard"))
+    for f in ("model.safetensors", "config.json", "tokenizer/tokenizer.json", "train_args.json",
+              "skipped.json", "logs/train_log.csv"):
+        assert (out / f).exists(), f
+    assert len(list(out.glob("checkpoint-*"))) == 2  # the total limit holds
+    assert list((out / "logs").rglob("events.out.tfevents*"))  # TensorBoard
+    rows = list(csv.DictReader(open(out / "logs" / "train_log.csv")))
+    # 45 train samples / batch 8 = 6 steps an epoch; the lr is divided by 10 at epoch 1
+    lrs = {int(r["step"]): float(r["lr"]) for r in rows if r["lr"]}
+    assert lrs[5] == pytest.approx(1e-4) and lrs[10] == pytest.approx(1e-5)
+    assert any(r["val_ap"] for r in rows)
+    model = RFNet.from_pretrained(out)
+    assert model.config.image_size == 32 and model.config.label_set == "paper5"
+
+    ev = tmp_path / "eval"
+    report = evaluate.evaluate(evaluate.parse_args(
+        ["--model", str(out), "--data", str(toy_dataset), "--output_dir", str(ev)]))
+    for f in ("metrics.json", "predictions.jsonl", "pr_curve.png", "confusion_matrix.png"):
+        assert (ev / f).exists(), f
+    saved = json.loads((ev / "metrics.json").read_text())
+    assert saved["available"] == report["available"] and saved["n"] == 10
+    preds = [json.loads(l) for l in (ev / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 10 and all(abs(sum(p["probs"].values()) - 1) < 1e-4 for p in preds)
+
+
+def test_resume_continues_exactly(toy_dataset, tmp_path):
+    common = ["--checkpointing_steps", "4", "--lr_decay_epoch", "1"]
+    train.train(_args(toy_dataset, tmp_path / "a", "--max_train_steps", "14", *common))
+    train.train(_args(toy_dataset, tmp_path / "b", "--max_train_steps", "6", *common))
+    # as if the run had died after checkpoint-4: the newest checkpoint and final files gone
+    import shutil
+    shutil.rmtree(tmp_path / "b" / "checkpoint-6")
+    (tmp_path / "b" / "model.safetensors").unlink()
+    train.train(_args(toy_dataset, tmp_path / "b", "--max_train_steps", "14",
+                      "--resume_from_checkpoint", "latest", *common))
+    assert _same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
+    # and the run without a resume really differs from one that restarted from scratch
+    train.train(_args(toy_dataset, tmp_path / "c", "--max_train_steps", "14", "--seed", "1", *common))
+    assert not _same(_weights(tmp_path / "a"), _weights(tmp_path / "c"))
+
+
+def test_gradient_accumulation_and_balanced_options_run(toy_dataset, tmp_path):
+    for opt in (["--gradient_accumulation_steps", "2", "--balance", "loss"], ["--balance", "sampler"]):
+        out = tmp_path / opt[-1]
+        train.train(_args(toy_dataset, out, "--max_train_steps", "3", "--validation_split", "none", *opt))
+        assert (out / "model.safetensors").exists()
+
+
+def test_epoch_sampler_is_a_function_of_seed_and_epoch():
+    s = train.EpochSampler(20, seed=3)
+    s.set_epoch(0)
+    a = list(s)
+    s.set_epoch(1)
+    b = list(s)
+    s2 = train.EpochSampler(20, seed=3)
+    s2.set_epoch(1)
+    assert sorted(a) == list(range(20)) and a != b and list(s2) == b
+    # class-balanced: weights 1/count make a 1:9 set draw both classes about equally
+    labels = [0] * 2 + [1] * 18
+    w = [1 / 2 if y == 0 else 1 / 18 for y in labels]
+    bal = train.EpochSampler(20, seed=0, weights=w)
+    draws = []
+    for e in range(50):
+        bal.set_epoch(e)
+        draws += [labels[i] for i in bal]
+    assert 0.4 < sum(1 for y in draws if y == 0) / len(draws) < 0.6
+
+
+def _run_cli(args, **kw):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    return subprocess.Popen([sys.executable, "-m", "rfnet.train", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_sigkill_then_resume_gives_the_same_weights(toy_dataset, tmp_path):
+    common = ["--train_data", str(toy_dataset), *FAST, "--max_train_steps", "40",
+              "--checkpointing_steps", "3", "--validation_split", "none", "--lr_decay_epoch", "3"]
+    p = _run_cli([*common, "--output_dir", str(tmp_path / "killed")])
+    deadline = time.time() + 240
+    while not (tmp_path / "killed" / "checkpoint-6").exists():
+        assert p.poll() is None, p.stdout.read()
+        assert time.time() < deadline
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert p.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "model.safetensors").exists()  # it really died early
+    r = _run_cli([*common, "--output_dir", str(tmp_path / "killed"), "--resume_from_checkpoint", "latest"])
+    assert r.wait() == 0, r.stdout.read()
+    train.train(train.parse_args([*common, "--output_dir", str(tmp_path / "whole")]))
+    assert _same(_weights(tmp_path / "killed"), _weights(tmp_path / "whole"))
+
+
+@pytest.mark.parametrize("module", ["rfnet.train", "rfnet.evaluate", "rfnet.inspect"])
+def test_cli_help(module):
+    r = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 0 and "usage: python -m " + module in r.stdout
+
+
+def test_paper_preset_explains_missing_pretrained_weights(toy_dataset, tmp_path):
+    with pytest.raises((SystemExit, OSError)) as e:
+        train.train(train.parse_args(["--train_data", str(toy_dataset), "--output_dir", str(tmp_path),
+                                      "--preset", "paper", "--caption_encoder", "scratch"]))
+    assert "--image_weights" in str(e.value)
