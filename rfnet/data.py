@@ -346,7 +346,8 @@ class RFDataset(torch.utils.data.Dataset):
 
     Each item: ``product`` (3,S,S) composited on white, ``generated`` (3,S,S), ``depth`` and
     ``salience`` (1,S,S), all in 0..1; ``caption`` (str), ``label`` (int in ``label_set``),
-    ``id``. Construction checks every file and computes missing depth/salience maps (cached).
+    ``id``. Construction checks every file and computes the missing maps named in ``maps``
+    (cached); ``need_product=False`` and ``maps=()`` serve models that drop those inputs.
     """
 
     def __init__(
@@ -358,7 +359,7 @@ class RFDataset(torch.utils.data.Dataset):
         depth_extractor=None,
         salience_extractor=None,
         need_product: bool = True,
-        need_maps: bool = True,
+        maps: tuple[str, ...] = ("depth", "salience"),
         map_batch_size: int = 16,
     ):
         self.skips = SkipReport()
@@ -372,11 +373,25 @@ class RFDataset(torch.utils.data.Dataset):
                 self.samples.append(self._check(rec, need_product))
             except SampleError as e:
                 self.skips.add(e.reason, e.path, e.detail)
-        if need_maps:
+        # Only the maps the model uses are required (and computed when missing).
+        if "depth" in maps:
             self._fill_maps("depth", depth_extractor, map_batch_size)
+        if "salience" in maps:
             self._fill_maps("salience", salience_extractor, map_batch_size)
         if self.skips:
             log.warning("%s: %s", root, self.skips.summary())
+
+    @classmethod
+    def for_model(cls, config, root, split: str | None = None, depth_extractor=None,
+                  salience_extractor=None) -> "RFDataset":
+        """The dataset as an RFNet of ``config`` reads it: its label set and image size, and
+        only the inputs it uses. ``split`` 'all' (or None) takes every sample."""
+        return cls(
+            root, label_set=config.label_set, split=None if split in (None, "all") else split,
+            image_size=config.image_size, depth_extractor=depth_extractor,
+            salience_extractor=salience_extractor, need_product=config.use_product,
+            maps=tuple(m for m in ("depth", "salience") if getattr(config, f"use_{m}")),
+        )
 
     def _check(self, rec: dict, need_product: bool) -> dict:
         where = f"{self.base / MANIFEST}#{rec.get('id')}"

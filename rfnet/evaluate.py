@@ -66,9 +66,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     cfg = model.config
     depth = make_extractor("depth", args.depth_model, args.allow_download) if cfg.use_depth else None
     sal = make_extractor("salience", args.salience_model, args.allow_download) if cfg.use_salience else None
-    ds = RFDataset(args.data, label_set=cfg.label_set, split=None if args.split == "all" else args.split,
-                   image_size=cfg.image_size, depth_extractor=depth, salience_extractor=sal,
-                   need_product=cfg.use_product, need_maps=cfg.use_depth or cfg.use_salience)
+    ds = RFDataset.for_model(cfg, args.data, args.split, depth, sal)
     if len(ds) == 0:
         raise SystemExit(f"no usable samples in {args.data} (split {args.split}); {ds.skips.summary()}")
     loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size,

@@ -127,6 +127,14 @@ def build_model(args, captions: list[str], out: Path):
     that a resumed run rebuilds exactly the same model."""
     caption_src = _setting(args, "caption_encoder")
     use = {m: m not in args.drop for m in MODALITIES}
+    if (use["caption"] and caption_src != "scratch" and not args.allow_download
+            and not Path(caption_src).expanduser().exists()):
+        raise SystemExit(
+            f"the caption encoder {caption_src!r} is not a local folder and downloads are off: "
+            f"download it (https://huggingface.co/{caption_src}) and pass --caption_encoder PATH, "
+            "or pass --allow_download, or --caption_encoder scratch to train one from scratch "
+            "(--preset tiny does that for a quick CPU run)"
+        )
     tokenizer = None
     if args.model_config:
         cfg = RFNetConfig.from_dict(json.loads(Path(args.model_config).read_text()))
@@ -241,15 +249,6 @@ def save_checkpoint(accelerator, out: Path, state: dict, limit: int | None) -> P
 # ---------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------
-def _make_dataset(path, split, cfg: RFNetConfig, depth, salience):
-    return RFDataset(
-        path, label_set=cfg.label_set, split=None if split == "all" else split,
-        image_size=cfg.image_size, depth_extractor=depth, salience_extractor=salience,
-        need_product=cfg.use_product,
-        need_maps=cfg.use_depth or cfg.use_salience,
-    )
-
-
 @torch.no_grad()
 def predict(model, loader, accelerator=None, device=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(true labels, class probabilities, ids) of every sample of ``loader``."""
@@ -332,15 +331,15 @@ def train(args: argparse.Namespace) -> Path:
         if ex is not None and ex.is_fallback:
             log.warning("missing %s maps are computed with %s (no weights)", ex.kind, ex.name)
     with accelerator.main_process_first():
-        train_set = _make_dataset(args.train_data, args.train_split, cfg, depth, sal)
+        train_set = RFDataset.for_model(cfg, args.train_data, args.train_split, depth, sal)
     if len(train_set) == 0:
         raise SystemExit(f"no usable training samples in {args.train_data} "
                          f"(split {args.train_split}); {train_set.skips.summary()}")
     val_set = None
     if args.validation_split != "none":
         with accelerator.main_process_first():
-            val_set = _make_dataset(args.validation_data or args.train_data,
-                                    args.validation_split, cfg, depth, sal)
+            val_set = RFDataset.for_model(cfg, args.validation_data or args.train_data,
+                                          args.validation_split, depth, sal)
         if len(val_set) == 0:
             val_set = None
 

@@ -133,7 +133,11 @@ def test_missing_maps_without_extractor_are_skipped(tmp_path):
     write_good(tmp_path, 2, maps=False)
     ds = RFDataset(tmp_path, image_size=16, label_set="rf1m6")
     assert len(ds) == 0 and ds.skips.counts == {"no depth map": 2}
-    assert len(RFDataset(tmp_path, image_size=16, label_set="rf1m6", need_maps=False)) == 2
+    assert len(RFDataset(tmp_path, image_size=16, label_set="rf1m6", maps=())) == 2
+    # a model without depth needs no depth maps
+    only_sal = RFDataset(tmp_path, image_size=16, label_set="rf1m6", maps=("salience",),
+                         salience_extractor=CountingExtractor())
+    assert len(only_sal) == 2 and "depth" not in only_sal[0] and "salience" in only_sal[0]
 
 
 def test_sixteen_bit_depth_maps():

@@ -27,7 +27,7 @@ def model_dir(tmp_path):
 
 
 def test_inspector_matches_the_model(model_dir):
-    insp = Inspector.from_pretrained(model_dir)
+    insp = Inspector.from_pretrained(model_dir, dtype="float32")
     prod = Image.new("RGBA", (30, 30), (0, 0, 0, 0))
     prod.paste((255, 0, 0, 255), (10, 10, 20, 20))
     gen = [Image.new("RGB", (40, 40), (0, 90, 200)), Image.new("RGB", (40, 40), (200, 200, 0))]
@@ -52,9 +52,9 @@ def test_inspector_matches_the_model(model_dir):
 def test_threshold_decides_acceptance(model_dir):
     gen = Image.new("RGB", (40, 40), (0, 90, 200))
     prod = Image.new("RGB", (20, 20), (255, 0, 0))
-    pa = Inspector.from_pretrained(model_dir)(prod, gen, "x")[0].p_available
-    assert Inspector.from_pretrained(model_dir, threshold=pa - 1e-4)(prod, gen, "x")[0].accepted
-    assert not Inspector.from_pretrained(model_dir, threshold=pa + 1e-4)(prod, gen, "x")[0].accepted
+    pa = Inspector.from_pretrained(model_dir, dtype="float32")(prod, gen, "x")[0].p_available
+    assert Inspector.from_pretrained(model_dir, threshold=pa - 1e-4, dtype="float32")(prod, gen, "x")[0].accepted
+    assert not Inspector.from_pretrained(model_dir, threshold=pa + 1e-4, dtype="float32")(prod, gen, "x")[0].accepted
 
 
 def test_rgba_tensor_product_is_composited_on_white(model_dir):
@@ -63,6 +63,18 @@ def test_rgba_tensor_product_is_composited_on_white(model_dir):
     rgba = torch.zeros(1, 4, 32, 32)  # fully transparent: white
     white = torch.ones(1, 3, 32, 32)
     assert torch.allclose(insp.probabilities(rgba, gen, "x"), insp.probabilities(white, gen, "x"))
+
+
+def test_bfloat16_inspection_agrees_with_float32(model_dir):
+    gen = [Image.new("RGB", (40, 40), (30 * i, 90, 200 - 20 * i)) for i in range(4)]
+    prod = Image.new("RGB", (20, 20), (255, 0, 0))
+    p32 = Inspector.from_pretrained(model_dir, dtype="float32").probabilities(prod, gen, "red lamp")
+    p16 = Inspector.from_pretrained(model_dir, dtype="bfloat16").probabilities(prod, gen, "red lamp")
+    assert (p32 - p16).abs().max() < 0.02
+    from rfnet.inspect import resolve_dtype
+    assert resolve_dtype("auto", "cpu") in (torch.float32, torch.bfloat16)
+    with pytest.raises(ValueError, match="dtype"):
+        resolve_dtype("float8", "cpu")
 
 
 def test_inspect_cli(model_dir, tmp_path):

@@ -30,7 +30,7 @@ def test_pack_imports_as_a_comfyui_custom_node():
 
 
 def test_a_failing_node_module_is_left_out_with_one_log_line(caplog):
-    pack = _import_pack()
+    _import_pack()
     loader = sys.modules["reliable_ad_under_test.nodes"]
     with caplog.at_level(logging.WARNING, logger="reliable_ad"):
         classes, names, failed = loader.load_nodes(("no_such_module",), package="reliable_ad_under_test.nodes")

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
 from rfnet import evaluate, train
@@ -133,6 +132,13 @@ def test_cli_help(module):
     r = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert r.returncode == 0 and "usage: python -m " + module in r.stdout
+
+
+def test_paper_preset_explains_missing_caption_encoder(toy_dataset, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        train.train(train.parse_args(["--train_data", str(toy_dataset), "--output_dir", str(tmp_path),
+                                      "--preset", "paper"]))
+    assert "hfl/chinese-roberta-wwm-ext" in str(e.value) and "--caption_encoder" in str(e.value)
 
 
 def test_paper_preset_explains_missing_pretrained_weights(toy_dataset, tmp_path):
