@@ -122,9 +122,9 @@ def _setting(args, name):
     return v if v is not None else PRESETS[args.preset].get(name)
 
 
-def build_model(args, captions: list[str], out: Path):
-    """(model, tokenizer) for a new run. The tokenizer and config are saved into ``out`` so
-    that a resumed run rebuilds exactly the same model."""
+def build_model(args, captions: list[str], out: Path, resuming: bool = False):
+    """(model, tokenizer) for a run. A resumed run takes the tokenizer the first run saved in
+    ``out``, so it rebuilds exactly the same model even if the data changed since."""
     caption_src = _setting(args, "caption_encoder")
     use = {m: m not in args.drop for m in MODALITIES}
     if (use["caption"] and caption_src != "scratch" and not args.allow_download
@@ -148,7 +148,7 @@ def build_model(args, captions: list[str], out: Path):
             pc = timm.create_model(cfg.image_backbone, pretrained=False).pretrained_cfg
             cfg.image_mean, cfg.image_std = tuple(pc["mean"]), tuple(pc["std"])
     if cfg.use_caption:
-        if (out / "tokenizer").exists():  # resumed run: the same tokenizer as before
+        if resuming and (out / "tokenizer").exists():
             tokenizer = load_tokenizer(out / "tokenizer")
         elif caption_src == "scratch":
             tokenizer = build_tokenizer(captions, vocab_size=2000)
@@ -323,7 +323,7 @@ def train(args: argparse.Namespace) -> Path:
 
     _, recs, _ = read_records(args.train_data, SkipReport())
     captions = [r.get("caption", "") or "" for r in recs]
-    model, tokenizer = build_model(args, captions, out)
+    model, tokenizer = build_model(args, captions, out, resuming=resume_dir is not None)
     cfg = model.config
     depth = make_extractor("depth", args.depth_model, args.allow_download) if cfg.use_depth else None
     sal = make_extractor("salience", args.salience_model, args.allow_download) if cfg.use_salience else None
@@ -384,7 +384,7 @@ def train(args: argparse.Namespace) -> Path:
                  start_epoch, skip_batches)
 
     if accelerator.is_main_process:
-        if tokenizer is not None and not (out / "tokenizer").exists():
+        if tokenizer is not None and not (resume_dir and (out / "tokenizer").exists()):
             with fileio.atomic_dir(out / "tokenizer") as tdir:
                 tokenizer.save_pretrained(str(tdir))
         fileio.write_json(out / "train_args.json", vars(args))
