@@ -40,7 +40,7 @@ CATEGORY_BY_NAME = {c.name: c for c in CATEGORIES}
 # Named colours (RGB) for products, walls and surfaces, with their Chinese names.
 COLOURS: dict[str, tuple[tuple[int, int, int], str]] = {
     "red": ((196, 36, 44), "红色"), "crimson": ((150, 20, 50), "绯红"),
-    "orange": ((226, 120, 30), "橙色"), "yellow": ((232, 200, 50), "黄色"),
+    "orange": ((226, 120, 30), "橙色"), "yellow": ((225, 190, 60), "黄色"),
     "olive": ((120, 128, 40), "橄榄绿"), "green": ((46, 140, 70), "绿色"),
     "teal": ((24, 128, 130), "青色"), "sky blue": ((110, 170, 225), "天蓝"),
     "blue": ((36, 70, 180), "蓝色"), "navy": ((24, 34, 88), "藏青"),
@@ -62,13 +62,13 @@ MATERIALS = {
 LIGHTING = ("soft daylight", "warm light", "studio light", "evening light", "bright sunlight")
 DECORATIONS = ("picture frame", "potted fern", "window", "wall shelf", "none")
 
-# Reference objects: real height in cm, and a design of reserved colours that nothing else in
-# the world uses, so the oracle can find them in any image (see oracle.py).
+# Reference objects: real height in cm, and one reserved, saturated colour each that nothing
+# else in the world uses, so that the oracle can find them in any image (see oracle.py).
 REFERENCES = {
-    "cup": {"height_cm": 9.0, "aspect": 0.8, "body": (250, 250, 250), "band": (255, 0, 255)},
-    "book stack": {"height_cm": 16.0, "aspect": 1.4, "body": (0, 255, 255), "band": (255, 0, 255)},
-    "stool": {"height_cm": 45.0, "aspect": 0.8, "body": (255, 255, 0), "band": (255, 0, 255)},
-    "door": {"height_cm": 200.0, "aspect": 0.45, "body": (0, 255, 0), "band": (255, 0, 255)},
+    "cup": {"height_cm": 9.0, "aspect": 0.8, "colour": (255, 0, 255)},
+    "book stack": {"height_cm": 16.0, "aspect": 1.4, "colour": (0, 255, 255)},
+    "stool": {"height_cm": 45.0, "aspect": 0.8, "colour": (255, 255, 0)},
+    "door": {"height_cm": 200.0, "aspect": 0.45, "colour": (0, 255, 0)},
 }
 # Which references suit which product sizes (a lipstick next to a door is not a photo).
 REFERENCE_FOR_SIZE = {"small": ("cup", "book stack"), "medium": ("book stack", "stool"),

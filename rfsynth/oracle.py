@@ -1,0 +1,162 @@
+"""The oracle: labels any image of RF-Synth from the image, the product's placement and its
+category, without the parameters that made the image. It is the "human annotator" of this
+world, for composed samples and for images a generator draws.
+
+Each rule and threshold is defined in rules.py; this file measures. :func:`judge` returns the
+label and every measurement, so a verdict can be explained.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from . import rules
+from .catalog import CATEGORY_BY_NAME, REFERENCES
+from .products import hard_edges
+
+
+@dataclass
+class OracleVerdict:
+    label: str
+    measures: dict = field(default_factory=dict)
+
+
+def product_palette(cutout: Image.Image, k: int = 4) -> list[tuple[float, float, float]]:
+    """The product's own colours: k-means (deterministic, farthest-point start) on its opaque
+    pixels; clusters covering at least PALETTE_MIN_SHARE, largest first."""
+    a = np.asarray(cutout.convert("RGBA"))
+    px = a[..., :3][a[..., 3] > 200].astype(np.float32)
+    if len(px) == 0:
+        return [(0.0, 0.0, 0.0)]
+    centres = [np.median(px, axis=0)]
+    for _ in range(1, k):
+        d = np.min([np.linalg.norm(px - c, axis=1) for c in centres], axis=0)
+        centres.append(px[int(np.argmax(d))])
+    c = np.array(centres)
+    for _ in range(8):
+        lab = np.argmin(((px[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
+        c = np.array([px[lab == j].mean(0) if (lab == j).any() else c[j] for j in range(k)])
+    share = np.bincount(lab, minlength=k) / len(px)
+    order = np.argsort(-share)
+    keep = [tuple(map(float, c[j])) for j in order if share[j] >= rules.PALETTE_MIN_SHARE]
+    return keep or [tuple(map(float, c[order[0]]))]
+
+
+def placed_alpha(cutout: Image.Image, placement: dict, size: int) -> np.ndarray:
+    """The cutout's alpha on the S x S canvas, at placement (x, y)."""
+    a = np.asarray(cutout.convert("RGBA"))[..., 3].astype(np.float32) / 255.0
+    out = np.zeros((size, size), np.float32)
+    x, y = int(placement["x"]), int(placement["y"])
+    h, w = a.shape
+    ys, xs = slice(max(0, y), min(size, y + h)), slice(max(0, x), min(size, x + w))
+    out[ys, xs] = a[ys.start - y:ys.stop - y, xs.start - x:xs.stop - x]
+    return out
+
+
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    if r <= 0:
+        return mask.copy()
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate(mask.astype(np.uint8), k) > 0
+
+
+def reference_masks(img: np.ndarray) -> dict[str, np.ndarray]:
+    return {n: np.linalg.norm(img - np.array(s["colour"], np.float32), axis=-1) < rules.REFERENCE_DIST
+            for n, s in REFERENCES.items()}
+
+
+def judge(image, cutout: Image.Image, placement: dict, category: str) -> OracleVerdict:
+    """The label of ``image`` (PIL or HxWx3 uint8) with the product ``cutout`` placed at
+    ``placement`` ({"x", "y"}: the cutout's top-left on the canvas)."""
+    img = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image).astype(np.float32)
+    S = img.shape[0]
+    m: dict = {}
+    cut_alpha = np.asarray(cutout.convert("RGBA"))[..., 3]
+    alpha = placed_alpha(cutout, placement, S)
+    solid = alpha > 0.5
+    product = alpha > 0
+    if not solid.any():
+        return OracleVerdict("Unsuitable", {"reason": "empty cutout"})
+
+    # 1. Unsuitable: hard edges in the cutout itself
+    m["hard_edge_px"] = int(hard_edges(cut_alpha).sum())
+    if m["hard_edge_px"] >= rules.HARD_EDGE_MIN_PX:
+        return OracleVerdict("Unsuitable", m)
+
+    refs = reference_masks(img)
+    ref_any = np.zeros_like(solid)
+    for r in refs.values():
+        ref_any |= r
+    ref_any &= ~product
+
+    # 2. Indistinctiveness: low contrast just outside the product, or clutter around it
+    palette = np.array(product_palette(cutout), np.float32)
+    pd = np.min(np.linalg.norm(img[:, :, None, :] - palette[None, None], axis=-1), axis=-1)
+    ring = _dilate(product, rules.CONTRAST_RING) & ~product & ~ref_any
+    m["low_contrast_frac"] = float((pd[ring] < rules.LOW_CONTRAST_DIST).mean()) if ring.any() else 0.0
+    band = _dilate(solid, int(round(rules.CLUTTER_BAND * S))) & ~_dilate(product, 2) & ~ref_any
+    gy, gx = np.gradient(img, axis=(0, 1))
+    grad = np.sqrt((gx ** 2 + gy ** 2).max(-1))
+    m["clutter_frac"] = float((grad[band] > rules.CLUTTER_GRAD).mean()) if band.any() else 0.0
+    if m["low_contrast_frac"] >= rules.LOW_CONTRAST_FRAC or m["clutter_frac"] >= rules.CLUTTER_FRAC:
+        return OracleVerdict("Indistinctiveness", m)
+
+    # 3. Shape Hallucination: product-coloured regions touching the product from outside
+    cand = (pd < rules.PALETTE_DIST) & ~product & ~ref_any
+    n, lab = cv2.connectedComponents(cand.astype(np.uint8), connectivity=4)
+    touch = _dilate(product, 1) & cand
+    touching = np.unique(lab[touch])
+    touching = touching[touching > 0]
+    attached = np.isin(lab, touching).sum() if len(touching) else 0
+    m["attached_frac"] = float(attached / solid.sum())
+    if m["attached_frac"] >= rules.HALLUCINATION_AREA:
+        return OracleVerdict("Shape Hallucination", m)
+
+    # 4. Space Mismatch: does the product rest on the surface?
+    rows = np.nonzero(solid.any(1))[0]
+    top, base = int(rows[0]), int(rows[-1])
+    cols = [c for c in range(S) if solid[:, c].any() and np.nonzero(solid[:, c])[0][-1] >= base - 1]
+    wall_rows = max(1, int(rules.WALL_BAND * S))
+    max_gap = rules.SUPPORT_GAP * S
+    supported = 0
+    gaps = []
+    for c in cols:
+        c0, c1 = max(0, c - 1), min(S, c + 2)
+        wall = np.median(img[:wall_rows, c0:c1].reshape(-1, 3), axis=0)
+        below = np.nonzero(~product[:, c] & (np.arange(S) > base))[0]
+        gap = None
+        for r in below:
+            if np.linalg.norm(img[r, c] - wall) > rules.WALL_DIST:
+                gap = r - base - 1
+                break
+        gaps.append(gap)
+        if gap is not None and gap <= max_gap:
+            supported += 1
+    m["supported_frac"] = supported / max(1, len(cols))
+    m["median_gap_px"] = float(np.median([g for g in gaps if g is not None])) if any(g is not None for g in gaps) else None
+    if m["supported_frac"] < rules.SUPPORT_MIN_FRAC:
+        return OracleVerdict("Space Mismatch", m)
+
+    # 5. Size Mismatch: the real height the reference object implies
+    best = None
+    for name, mask in refs.items():
+        mask = mask & ~product
+        if mask.sum() < 6:
+            continue
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
+        j = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        area, height = int(stats[j, cv2.CC_STAT_AREA]), int(stats[j, cv2.CC_STAT_HEIGHT])
+        if area >= 6 and (best is None or area > best[1]):
+            best = (name, area, height)
+    if best is not None:
+        name, _, ref_px = best
+        h_px = base - top + 1
+        implied = h_px / (ref_px / REFERENCES[name]["height_cm"])
+        lo, hi = CATEGORY_BY_NAME[category].height_cm
+        m.update(reference=name, reference_px=ref_px, implied_height_cm=float(implied))
+        if not (lo / rules.SIZE_TOLERANCE <= implied <= hi * rules.SIZE_TOLERANCE):
+            return OracleVerdict("Size Mismatch", m)
+    return OracleVerdict("Available", m)

@@ -1,0 +1,247 @@
+"""Product cutouts: RGBA images of the catalogue's categories.
+
+Shapes are drawn at four times the target size and reduced, then the alpha gets a one-pixel
+soft border: every natural edge of an RF-Synth cutout is soft. Damage (the Unsuitable case)
+is applied afterwards with hard edges (alpha jumping from 0 to 255), which is what the oracle
+recognises; see :func:`damage`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from .catalog import CATEGORIES, COLOURS, Category
+
+SS = 4  # supersampling factor
+
+
+@dataclass
+class ProductSpec:
+    category: str
+    colour: str  # main colour name
+    accent: str  # second colour name (cap, base, foliage...)
+    aspect: float  # width / height
+    texture: str  # plain, stripes, dots
+    shading: float  # strength of the cylindrical shading
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def cat(self) -> Category:
+        from .catalog import CATEGORY_BY_NAME
+
+        return CATEGORY_BY_NAME[self.category]
+
+
+def sample_spec(rng: np.random.Generator, category: str | None = None) -> ProductSpec:
+    from .catalog import PRODUCT_COLOURS
+
+    cat = CATEGORIES[rng.integers(len(CATEGORIES))] if category is None else \
+        next(c for c in CATEGORIES if c.name == category)
+    colour = PRODUCT_COLOURS[rng.integers(len(PRODUCT_COLOURS))]
+    accents = [c for c in ("gold", "black", "white", "grey", "brown") if c != colour]
+    accent = "green" if cat.shape == "plant" else accents[rng.integers(len(accents))]
+    return ProductSpec(
+        category=cat.name, colour=colour, accent=accent,
+        aspect=float(rng.uniform(*cat.aspect)),
+        texture=("plain", "plain", "stripes", "dots")[rng.integers(4)],
+        shading=float(rng.uniform(0.05, 0.2)),
+    )
+
+
+def _rgb(name: str, rng=None, jitter: int = 0) -> tuple[int, int, int]:
+    c = np.array(COLOURS[name][0], dtype=float)
+    if rng is not None and jitter:
+        c = c + rng.integers(-jitter, jitter + 1, 3)
+    return tuple(int(v) for v in np.clip(c, 0, 255))
+
+
+def render_product(spec: ProductSpec, height_px: int, rng: np.random.Generator) -> Image.Image:
+    """The cutout at ``height_px`` pixels high (width from the spec's aspect), RGBA."""
+    h = max(8, int(height_px))
+    w = max(4, int(round(h * spec.aspect)))
+    W, H = w * SS, h * SS
+    main = _rgb(spec.colour, rng, 10)
+    acc = _rgb(spec.accent, rng, 10)
+    img = Image.new("RGBA", (W, H), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    draw = _SHAPES[spec.cat.shape]
+    draw(d, W, H, main + (255,), acc + (255,), rng)
+    img = img.resize((w, h), Image.BOX)
+    img = _texture(img, spec, main, rng)
+    # A transparent margin, and no hard edge anywhere (see the module docstring).
+    out = np.zeros((h + 2, w + 2, 4), np.uint8)
+    out[1:-1, 1:-1] = np.asarray(img)
+    alpha = out[..., 3]
+    alpha[hard_edges(alpha)] = 192
+    return Image.fromarray(out, "RGBA")
+
+
+def hard_edges(alpha: np.ndarray) -> np.ndarray:
+    """Fully opaque pixels 4-adjacent to fully transparent ones: edges no anti-aliasing made.
+    Natural RF-Synth cutouts have none; cuts and holes (damage) do."""
+    clear = np.pad(alpha == 0, 1, constant_values=True)
+    near_clear = clear[:-2, 1:-1] | clear[2:, 1:-1] | clear[1:-1, :-2] | clear[1:-1, 2:]
+    return (alpha == 255) & near_clear
+
+
+def _texture(img: Image.Image, spec: ProductSpec, main, rng) -> Image.Image:
+    """Cylindrical shading and a light pattern on the main-colour pixels."""
+    a = np.asarray(img).astype(np.float32)
+    h, w = a.shape[:2]
+    x = np.linspace(-1, 1, w)[None, :]
+    shade = 1.0 + spec.shading * (0.5 - x ** 2)  # bright middle, darker sides
+    rgb = a[..., :3]
+    is_main = np.linalg.norm(rgb - np.array(main, dtype=np.float32), axis=-1) < 40
+    pattern = np.ones((h, w), np.float32)
+    if spec.texture == "stripes":
+        period = max(3, h // 6)
+        pattern = 1.0 + 0.07 * np.sign(np.sin(np.arange(h)[:, None] * 2 * np.pi / period)) * np.ones((1, w))
+    elif spec.texture == "dots":
+        yy, xx = np.mgrid[:h, :w]
+        step = max(3, min(h, w) // 4)
+        pattern = 1.0 - 0.08 * (((yy % step) < step / 3) & ((xx % step) < step / 3))
+    factor = np.where(is_main, shade * pattern, 1.0)[..., None]
+    a[..., :3] = np.clip(rgb * factor, 0, 255)
+    return Image.fromarray(a.astype(np.uint8), "RGBA")
+
+
+# ---- silhouettes (drawn on a W x H supersampled canvas) --------------------------------------
+def _lipstick(d, W, H, main, acc, rng):
+    d.rectangle([W * 0.1, H * 0.45, W * 0.9, H], fill=main)  # casing
+    d.rectangle([W * 0.05, H * 0.42, W * 0.95, H * 0.5], fill=acc)  # ring
+    d.polygon([(W * 0.22, H * 0.45), (W * 0.22, H * 0.12), (W * 0.78, 0), (W * 0.78, H * 0.45)], fill=acc)
+
+
+def _bottle(d, W, H, main, acc, rng):
+    d.rounded_rectangle([0, H * 0.3, W, H], radius=W * 0.18, fill=main)
+    d.rectangle([W * 0.38, H * 0.14, W * 0.62, H * 0.32], fill=main)
+    d.rounded_rectangle([W * 0.3, 0, W * 0.7, H * 0.16], radius=W * 0.05, fill=acc)
+
+
+def _mug(d, W, H, main, acc, rng):
+    d.rounded_rectangle([0, 0, W * 0.78, H], radius=W * 0.08, fill=main)
+    d.ellipse([W * 0.6, H * 0.2, W, H * 0.75], fill=main)  # solid handle
+    d.rectangle([0, 0, W * 0.78, H * 0.08], fill=acc)
+
+
+def _jar(d, W, H, main, acc, rng):
+    d.rounded_rectangle([0, H * 0.3, W, H], radius=H * 0.15, fill=main)
+    d.rounded_rectangle([W * 0.05, 0, W * 0.95, H * 0.34], radius=H * 0.08, fill=acc)
+
+
+def _vase(d, W, H, main, acc, rng):
+    d.ellipse([0, H * 0.3, W, H], fill=main)
+    d.rectangle([W * 0.32, H * 0.08, W * 0.68, H * 0.5], fill=main)
+    d.rectangle([W * 0.25, 0, W * 0.75, H * 0.1], fill=acc)
+
+
+def _speaker(d, W, H, main, acc, rng):
+    d.rounded_rectangle([0, 0, W, H], radius=W * 0.12, fill=main)
+    r = W * 0.28
+    for cy in (H * 0.3, H * 0.7):
+        d.ellipse([W / 2 - r, cy - r, W / 2 + r, cy + r], fill=acc)
+
+
+def _table_lamp(d, W, H, main, acc, rng):
+    d.polygon([(W * 0.2, 0), (W * 0.8, 0), (W, H * 0.42), (0, H * 0.42)], fill=main)
+    d.rectangle([W * 0.45, H * 0.4, W * 0.55, H * 0.9], fill=acc)
+    d.ellipse([W * 0.15, H * 0.85, W * 0.85, H], fill=acc)
+
+
+def _handbag(d, W, H, main, acc, rng):
+    d.polygon([(W * 0.1, H * 0.35), (W * 0.9, H * 0.35), (W, H), (0, H)], fill=main)
+    d.arc([W * 0.25, 0, W * 0.75, H * 0.7], 180, 360, fill=acc, width=int(max(4, W * 0.06)))
+
+
+def _floor_lamp(d, W, H, main, acc, rng):
+    d.polygon([(W * 0.15, 0), (W * 0.85, 0), (W, H * 0.2), (0, H * 0.2)], fill=main)
+    d.rectangle([W * 0.44, H * 0.2, W * 0.56, H * 0.96], fill=acc)
+    d.ellipse([W * 0.1, H * 0.93, W * 0.9, H], fill=acc)
+
+
+def _massage_chair(d, W, H, main, acc, rng):
+    d.rounded_rectangle([W * 0.05, 0, W * 0.6, H * 0.7], radius=W * 0.15, fill=main)  # back
+    d.rounded_rectangle([W * 0.05, H * 0.5, W, H * 0.8], radius=W * 0.1, fill=main)  # seat
+    d.rounded_rectangle([W * 0.45, H * 0.4, W * 0.95, H * 0.55], radius=W * 0.05, fill=main)  # arm
+    d.rectangle([W * 0.2, H * 0.8, W * 0.85, H], fill=acc)  # base
+
+
+def _cabinet(d, W, H, main, acc, rng):
+    d.rectangle([0, 0, W, H * 0.94], fill=main)
+    line = max(2, int(W * 0.02))
+    for x in (W / 3, 2 * W / 3):
+        d.rectangle([x - line / 2, H * 0.05, x + line / 2, H * 0.9], fill=acc)
+    for x in (W * 0.05, W * 0.87):
+        d.rectangle([x, H * 0.93, x + W * 0.08, H], fill=acc)  # its own short legs
+
+
+def _plant(d, W, H, main, acc, rng):
+    d.polygon([(W * 0.2, H * 0.62), (W * 0.8, H * 0.62), (W * 0.7, H), (W * 0.3, H)], fill=main)
+    for _ in range(9):
+        cx, cy = rng.uniform(0.25, 0.75) * W, rng.uniform(0.12, 0.5) * H
+        rx, ry = rng.uniform(0.15, 0.25) * W, rng.uniform(0.1, 0.16) * H
+        d.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=acc)
+    d.rectangle([W * 0.46, H * 0.4, W * 0.54, H * 0.64], fill=acc)
+
+
+_SHAPES = {
+    "lipstick": _lipstick, "bottle": _bottle, "mug": _mug, "jar": _jar, "vase": _vase,
+    "speaker": _speaker, "table_lamp": _table_lamp, "handbag": _handbag,
+    "floor_lamp": _floor_lamp, "massage_chair": _massage_chair, "cabinet": _cabinet, "plant": _plant,
+}
+
+
+# ---- damage: the Unsuitable case --------------------------------------------------------------
+def damage(cutout: Image.Image, rng: np.random.Generator, severity: float) -> tuple[Image.Image, dict]:
+    """A truncated or holed copy of ``cutout`` with hard edges. ``severity`` in 0..1 sets the
+    cut depth (10-45% of the height) or the holes' area (2-12% of the product)."""
+    a = np.asarray(cutout).copy()
+    h, w = a.shape[:2]
+    alpha = a[..., 3]
+    kind = ("cut_top", "cut_side", "holes")[rng.integers(3)]
+    info = {"kind": kind, "severity": float(severity)}
+    rows = np.nonzero((alpha > 0).any(1))[0]
+    cols = np.nonzero((alpha > 0).any(0))[0]
+    if kind == "cut_top":
+        depth = int(round(len(rows) * (0.1 + 0.35 * severity)))
+        edge = rows[0] + depth
+        alpha[:edge] = 0
+        line = alpha[edge]
+        line[line > 0] = 255  # the cut is a hard edge
+        info["cut_px"] = depth
+    elif kind == "cut_side":
+        depth = int(round(len(cols) * (0.1 + 0.35 * severity)))
+        if rng.integers(2) == 0:
+            edge = cols[0] + depth
+            alpha[:, :edge] = 0
+        else:
+            edge = cols[-1] - depth
+            alpha[:, edge + 1:] = 0
+        line = alpha[:, edge]
+        line[line > 0] = 255
+        info["cut_px"] = depth
+    else:
+        before = alpha.copy()
+        target = (before > 128).sum() * (0.02 + 0.1 * severity)
+        n = int(rng.integers(1, 4))
+        r = max(1, int(round(np.sqrt(target / n) / 2)))
+        for _ in range(n):
+            ys, xs = np.nonzero(alpha == 255)
+            inner = [(y, x) for y, x in zip(ys, xs) if r + 1 <= y < alpha.shape[0] - r - 1
+                     and r + 1 <= x < alpha.shape[1] - r - 1]
+            if not inner:
+                break
+            cy, cx = inner[rng.integers(len(inner))]
+            alpha[cy - r:cy + r + 1, cx - r:cx + r + 1] = 0
+        hole = (alpha == 0) & (before > 0)
+        near = np.zeros_like(hole)
+        near[1:] |= hole[:-1]
+        near[:-1] |= hole[1:]
+        near[:, 1:] |= hole[:, :-1]
+        near[:, :-1] |= hole[:, 1:]
+        alpha[near & (alpha > 0)] = 255  # hard rims
+        info["hole_px"] = int(hole.sum())
+    a[..., 3] = alpha
+    return Image.fromarray(a, "RGBA"), info

@@ -1,0 +1,51 @@
+"""The exact definitions of RF-Synth's cases: thresholds shared by the renderer (which builds
+samples on either side of them) and the oracle (which measures images against them).
+
+Lengths are fractions of the image side S, colours are RGB in 0..255, colour distance is
+Euclidean. A sample gets the first case whose rule fires, in this order:
+
+1. Unsuitable: the cutout has at least ``HARD_EDGE_MIN_PX`` hard-edge pixels (fully opaque next
+   to fully transparent: cuts and holes; natural cutouts have soft edges everywhere).
+2. Indistinctiveness: low contrast, at least ``LOW_CONTRAST_FRAC`` of the pixels just outside
+   the product (``CONTRAST_RING`` px) are within ``LOW_CONTRAST_DIST`` of one of the product's
+   colours (its palette, below); or clutter, at least ``CLUTTER_FRAC`` of the pixels in the surrounding
+   band (``CLUTTER_BAND`` S) sit on strong edges (gradient over ``CLUTTER_GRAD``).
+3. Shape Hallucination: regions in the product's colours (within ``PALETTE_DIST`` of a colour
+   that covers at least ``PALETTE_MIN_SHARE`` of the product) touch the product from outside
+   with an area of at least ``HALLUCINATION_AREA`` of the product's.
+4. Space Mismatch: fewer than ``SUPPORT_MIN_FRAC`` of the product's contact columns rest on the
+   surface; a column rests when the first non-wall pixel under the product's base lies within
+   ``SUPPORT_GAP`` S of it (floating: a gap of wall; over an edge: wall all the way down).
+5. Size Mismatch: the real height the reference object implies for the product,
+   ``product_px / (ref_px / ref_cm)``, lies outside ``[lo / SIZE_TOLERANCE, hi * SIZE_TOLERANCE]``
+   of its category's height range. No reference object: nothing to contradict.
+6. Available: none of the above.
+"""
+
+HARD_EDGE_MIN_PX = 3
+
+CONTRAST_RING = 2  # px
+LOW_CONTRAST_DIST = 40.0
+LOW_CONTRAST_FRAC = 0.5
+CLUTTER_BAND = 0.12  # of S
+CLUTTER_GRAD = 60.0
+CLUTTER_FRAC = 0.2
+
+PALETTE_DIST = 32.0
+PALETTE_MIN_SHARE = 0.12
+HALLUCINATION_AREA = 0.05
+
+WALL_BAND = 0.1  # the top rows are wall: the reference for 'wall-coloured'
+WALL_DIST = 30.0
+SUPPORT_GAP = 0.035  # of S
+SUPPORT_MIN_FRAC = 0.5
+
+SIZE_TOLERANCE = 1.5
+REFERENCE_DIST = 45.0  # a pixel belongs to a reference object within this of its colour
+
+# What the renderer keeps between a case and its neighbours, so labels are not ambiguous
+# by accident (borderline cases are made on purpose, by severity).
+SAFE_COLOUR_DIST = 75.0  # background colours from the product's colours in clean scenes
+
+ORDER = ("Unsuitable", "Indistinctiveness", "Shape Hallucination", "Space Mismatch",
+         "Size Mismatch", "Available")
