@@ -174,6 +174,9 @@ class RFDatasetWriter:
             })
         self._ids = {r["id"] for r in _iter_manifest(self.root / MANIFEST, SkipReport())}
 
+    def __contains__(self, id: str) -> bool:
+        return id in self._ids
+
     def add(
         self,
         id: str,
@@ -186,7 +189,10 @@ class RFDatasetWriter:
         depth: Any = None,
         salience: Any = None,
         source: dict | None = None,
+        extra_images: dict[str, Any] | None = None,
     ) -> dict:
+        """Write one sample. ``extra_images`` ({key: image}) are stored as ``key/ID.png`` and
+        named in the record under ``key`` (ground truth such as a product mask)."""
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", id) or id.startswith("."):
             raise ValueError(f"sample id {id!r} must be letters, digits, '_', '-', '.'")
         if id in self._ids:
@@ -207,6 +213,12 @@ class RFDatasetWriter:
             if mode and im.mode != mode and im.mode not in MAP_MODES:
                 im = im.convert(mode)
             fileio.save_image(self.root / rel, im)
+            rec[key] = rel
+        for key, obj in (extra_images or {}).items():
+            if key in rec or not re.fullmatch(r"[a-z_]+", key):
+                raise ValueError(f"extra image key {key!r} must be lower-case and not a record field")
+            rel = f"{key}/{id}.png"
+            fileio.save_image(self.root / rel, _as_pil(obj))
             rec[key] = rel
         rec.update(caption=caption, prompt=prompt, label=label, split=split, source=source or {})
         with open(self.root / MANIFEST, "a", encoding="utf-8") as f:
@@ -361,6 +373,7 @@ class RFDataset(torch.utils.data.Dataset):
         need_product: bool = True,
         maps: tuple[str, ...] = ("depth", "salience"),
         map_batch_size: int = 16,
+        stored_maps: bool = True,
     ):
         self.skips = SkipReport()
         self.base, records, self.info = read_records(root, self.skips)
@@ -373,6 +386,10 @@ class RFDataset(torch.utils.data.Dataset):
                 self.samples.append(self._check(rec, need_product))
             except SampleError as e:
                 self.skips.add(e.reason, e.path, e.detail)
+        if not stored_maps:  # use the extractors' maps everywhere: what an inspector will see
+            for smp in self.samples:
+                for kind in maps:
+                    smp[kind] = None
         # Only the maps the model uses are required (and computed when missing).
         if "depth" in maps:
             self._fill_maps("depth", depth_extractor, map_batch_size)
@@ -383,7 +400,7 @@ class RFDataset(torch.utils.data.Dataset):
 
     @classmethod
     def for_model(cls, config, root, split: str | None = None, depth_extractor=None,
-                  salience_extractor=None) -> "RFDataset":
+                  salience_extractor=None, stored_maps: bool = True) -> "RFDataset":
         """The dataset as an RFNet of ``config`` reads it: its label set and image size, and
         only the inputs it uses. ``split`` 'all' (or None) takes every sample."""
         return cls(
@@ -391,6 +408,7 @@ class RFDataset(torch.utils.data.Dataset):
             image_size=config.image_size, depth_extractor=depth_extractor,
             salience_extractor=salience_extractor, need_product=config.use_product,
             maps=tuple(m for m in ("depth", "salience") if getattr(config, f"use_{m}")),
+            stored_maps=stored_maps,
         )
 
     def _check(self, rec: dict, need_product: bool) -> dict:

@@ -20,7 +20,7 @@ from . import fileio
 from .data import Collator, RFDataset
 from .extractors import make_extractor
 from .metrics import inspection_report, pr_curve
-from .model import RFNet
+from .model import load_model
 
 log = logging.getLogger("rfnet.evaluate")
 
@@ -35,6 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--depth_model", default="fallback", help="for samples without depth maps (see rfnet.train)")
     p.add_argument("--salience_model", default="fallback", help="for samples without salience maps")
+    p.add_argument("--ignore_stored_maps", action="store_true",
+                   help="compute depth and salience with the extractors even where the dataset has maps")
     p.add_argument("--allow_download", action="store_true")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return p.parse_args(argv)
@@ -43,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def load_model_and_tokenizer(folder: str | Path, allow_download: bool = False):
     from .text import load_tokenizer
 
-    model = RFNet.from_pretrained(folder)
+    model = load_model(folder)
     tok = None
     if model.config.use_caption:
         tdir = Path(folder) / "tokenizer"
@@ -66,7 +68,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     cfg = model.config
     depth = make_extractor("depth", args.depth_model, args.allow_download) if cfg.use_depth else None
     sal = make_extractor("salience", args.salience_model, args.allow_download) if cfg.use_salience else None
-    ds = RFDataset.for_model(cfg, args.data, args.split, depth, sal)
+    ds = RFDataset.for_model(cfg, args.data, args.split, depth, sal, stored_maps=not args.ignore_stored_maps)
     if len(ds) == 0:
         raise SystemExit(f"no usable samples in {args.data} (split {args.split}); {ds.skips.summary()}")
     loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size,

@@ -129,7 +129,9 @@ class U2NetSalience(Extractor):
             model.load_state_dict(state)
         except RuntimeError as e:
             raise ValueError(f"{path} is not a {variant} checkpoint: {str(e)[:300]}") from None
-        return cls(model, name=f"{variant}:{path.name}")
+        from .weights import file_digest
+
+        return cls(model, name=f"{variant}:{path.name}@{file_digest(path)}")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         _check(images)
@@ -197,13 +199,27 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 def make_extractor(kind: str, spec: str | None, allow_download: bool = False) -> Extractor:
     """An extractor from a string.
 
-    depth:    "fallback" | "<transformers folder or hub id>" (DPT, Depth Anything, ...)
-    salience: "fallback" | "<u2net.pth or u2netp.pth file>" | "u2net:<file>" | "u2netp:<file>"
+    depth:    "fallback" | "embedded" | "<estimator folder>" | "<transformers folder or hub id>"
+              (DPT, Depth Anything, ...)
+    salience: "fallback" | "embedded" | "<estimator folder>" | "<u2net.pth or u2netp.pth file>"
+              | "u2net:<file>" | "u2netp:<file>"
+    ("embedded" and estimator folders: the small learned estimators of estimators.py)
     """
     if kind not in ("depth", "salience"):
         raise ValueError(f"kind must be depth or salience, not {kind!r}")
     if spec is None or spec == "fallback":
         return GroundPlaneDepth() if kind == "depth" else SpectralResidualSalience()
+    from .estimators import LearnedMapExtractor, is_estimator_folder
+
+    if spec == "embedded":
+        from .embedded import embedded_path
+
+        spec = str(embedded_path(kind))
+    if is_estimator_folder(spec):
+        ex = LearnedMapExtractor.from_pretrained(spec)
+        if ex.kind != kind:
+            raise ValueError(f"{spec} is a {ex.kind} estimator, not a {kind} one")
+        return ex
     if kind == "depth":
         return TransformersDepth.from_pretrained(spec, allow_download=allow_download)
     variant = None

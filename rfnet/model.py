@@ -45,6 +45,9 @@ class RFNetConfig:
     """Everything needed to rebuild an RFNet; saved as config.json next to the weights."""
 
     label_set: str = "paper5"
+    # "rfnet", or "single_image": a plain timm classifier of the generated image alone, the
+    # paper's Table 1 baselines (only use_generated then).
+    architecture: str = "rfnet"
     image_backbone: str = "resnet50"
     image_size: int = 384
     image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -93,6 +96,11 @@ class RFNetConfig:
 
     def __post_init__(self):
         label_names(self.label_set)
+        if self.architecture not in ("rfnet", "single_image"):
+            raise ValueError(f"architecture must be rfnet or single_image, not {self.architecture!r}")
+        if self.architecture == "single_image" and self.image_inputs != ("generated",):
+            raise ValueError("a single_image classifier reads the generated image only: set "
+                             "use_product, use_depth, use_salience and use_caption to False")
         if not self.image_inputs and not self.use_caption:
             raise ValueError("RFNet needs at least one input; every use_* switch is off")
         if self.width % self.num_heads:
@@ -141,6 +149,106 @@ class FeatureFilter(nn.Module):
         return self.conv_out(self.conv_attn(a) * self.conv_product(e_o)) + e_o
 
 
+class _Persistent(nn.Module):
+    """config.json + model.safetensors for the inspector models."""
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """config.json + model.safetensors, both written atomically."""
+        from .fileio import write_json
+        from .weights import save_file_atomic
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
+        save_file_atomic(state, d / "model.safetensors", metadata={"format": "pt", "model": "RFNet"})
+        write_json(d / "config.json", {"_class_name": type(self).__name__, **self.config.to_dict()})
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location="cpu"):
+        from safetensors.torch import load_file
+
+        from .weights import WeightsNotFoundError
+
+        d = Path(directory)
+        cfg_path, w_path = d / "config.json", d / "model.safetensors"
+        for p in (cfg_path, w_path):
+            if not p.exists():
+                raise WeightsNotFoundError(p.name, [d], "train one with `python -m rfnet.train`")
+        cfg = RFNetConfig.from_dict(json.loads(cfg_path.read_text()))
+        model = (SingleImageClassifier if cfg.architecture == "single_image" else RFNet)(cfg) \
+            if cls is _Persistent else cls(cfg)
+        model.load_state_dict(load_file(str(w_path), device=str(map_location)))
+        return model.eval()
+
+    # ---- pretrained backbones -------------------------------------------------------------
+    def load_pretrained_backbones(
+        self,
+        image_weights: str | Path | None = None,
+        caption_weights: str | Path | None = None,
+        allow_download: bool = False,
+    ) -> list[str]:
+        """Pretrained weights into the image and caption encoders; returns what was loaded.
+
+        image_weights: a timm checkpoint file (.safetensors, or .pth/.bin read with
+        weights_only=True); with allow_download and no file, timm's hub weights.
+        caption_weights: a transformers model folder or hub id (hub only with allow_download).
+        """
+        from .weights import find_file, load_state_dict
+
+        done = []
+        c = self.config
+        if hasattr(self, "image_encoder") and (image_weights or allow_download):
+            if image_weights:
+                path = find_file(image_weights, where_to_get=_timm_hint(c.image_backbone))
+                state = load_state_dict(path)
+                src = str(path)
+            else:
+                import timm
+
+                ref = timm.create_model(c.image_backbone, pretrained=True, num_classes=0)
+                state, src = ref.state_dict(), f"timm hub: {c.image_backbone}"
+            own = self.image_encoder.state_dict()
+            state = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+            head = getattr(self.image_encoder, "pretrained_cfg", {}).get("classifier", "fc")
+            missing = sorted(k for k in set(own) - set(state) if not k.startswith(f"{head}."))
+            if missing:
+                raise ValueError(
+                    f"{src} does not fit {c.image_backbone}: {len(missing)} tensors missing "
+                    f"(first: {missing[:3]}). Is it a checkpoint of that timm model?"
+                )
+            self.image_encoder.load_state_dict(state, strict=False)
+            done.append(f"image encoder <- {src}")
+        if hasattr(self, "caption_encoder") and caption_weights:
+            from transformers import AutoModel
+
+            local = Path(caption_weights).expanduser()
+            if not local.exists() and not allow_download:
+                from .weights import WeightsNotFoundError
+
+                raise WeightsNotFoundError(
+                    str(caption_weights), [local.resolve()],
+                    f"https://huggingface.co/{caption_weights} (a transformers model folder); "
+                    "or allow downloads",
+                )
+            ref = AutoModel.from_pretrained(str(caption_weights), local_files_only=not allow_download)
+            missing, _ = self.caption_encoder.load_state_dict(ref.state_dict(), strict=False)
+            missing = [k for k in missing if "pooler" not in k]
+            if missing:
+                raise ValueError(f"{caption_weights} does not fit the caption encoder: {missing[:3]}")
+            done.append(f"caption encoder <- {caption_weights}")
+        return done
+
+
+def create_model(config: "RFNetConfig"):
+    """A new model of ``config.architecture`` with random weights."""
+    return (SingleImageClassifier if config.architecture == "single_image" else RFNet)(config)
+
+
+def load_model(directory: str | Path, map_location="cpu"):
+    """An RFNet or a single-image classifier, whichever the folder's config.json describes."""
+    return _Persistent.from_pretrained(directory, map_location)
+
+
 class _FeatureExtractor(nn.Module):
     """A timm model's forward_features as a module's forward (what torch.fx traces)."""
 
@@ -152,7 +260,7 @@ class _FeatureExtractor(nn.Module):
         return self.backbone.forward_features(x)
 
 
-class RFNet(nn.Module):
+class RFNet(_Persistent):
     def __init__(self, config: RFNetConfig | dict | None = None):
         super().__init__()
         if config is None:
@@ -335,89 +443,35 @@ class RFNet(nn.Module):
         object.__setattr__(self, "_fast_encoder", fast)  # not a submodule: not in state_dict
         return self
 
-    # ---- persistence ----------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> None:
-        """config.json + model.safetensors, both written atomically."""
-        from .fileio import write_json
-        from .weights import save_file_atomic
+class SingleImageClassifier(_Persistent):
+    """The paper's Table 1 baselines: a timm classifier (ResNet, ResNeXt, ViT, ...) of the
+    generated image alone. Same inputs, outputs and files as RFNet, so the same trainer,
+    evaluation and inspector serve it."""
 
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
-        save_file_atomic(state, d / "model.safetensors", metadata={"format": "pt", "model": "RFNet"})
-        write_json(d / "config.json", {"_class_name": "RFNet", **self.config.to_dict()})
+    def __init__(self, config: RFNetConfig | dict):
+        super().__init__()
+        if isinstance(config, dict):
+            config = RFNetConfig.from_dict(config)
+        self.config = config
+        import timm
 
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location="cpu") -> "RFNet":
-        from safetensors.torch import load_file
+        kw = {"img_size": config.image_size} if "vit" in config.image_backbone else {}
+        self.image_encoder = timm.create_model(config.image_backbone, pretrained=False,
+                                               num_classes=len(config.labels), **kw)
+        self.register_buffer("mean", torch.tensor(config.image_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config.image_std).view(1, 3, 1, 1), persistent=False)
 
-        from .weights import WeightsNotFoundError
+    _prepare = RFNet._prepare
 
-        d = Path(directory)
-        cfg_path, w_path = d / "config.json", d / "model.safetensors"
-        for p in (cfg_path, w_path):
-            if not p.exists():
-                raise WeightsNotFoundError(p.name, [d], "train one with `python -m rfnet.train`")
-        model = cls(RFNetConfig.from_dict(json.loads(cfg_path.read_text())))
-        model.load_state_dict(load_file(str(w_path), device=str(map_location)))
-        return model.eval()
+    def forward(self, generated: torch.Tensor | None = None, **ignored) -> RFNetOutput:
+        if generated is None:
+            raise ValueError("pass generated=... (the image to classify)")
+        logits = self.image_encoder(self._prepare(generated.float()).to(self.mean.dtype))
+        probs = logits.float().softmax(-1)
+        return RFNetOutput(logits=logits, probs=probs, p_available=probs[:, 0])
 
-    # ---- pretrained backbones -------------------------------------------------------------
-    def load_pretrained_backbones(
-        self,
-        image_weights: str | Path | None = None,
-        caption_weights: str | Path | None = None,
-        allow_download: bool = False,
-    ) -> list[str]:
-        """Pretrained weights into the image and caption encoders; returns what was loaded.
-
-        image_weights: a timm checkpoint file (.safetensors, or .pth/.bin read with
-        weights_only=True); with allow_download and no file, timm's hub weights.
-        caption_weights: a transformers model folder or hub id (hub only with allow_download).
-        """
-        from .weights import find_file, load_state_dict
-
-        done = []
-        c = self.config
-        if hasattr(self, "image_encoder") and (image_weights or allow_download):
-            if image_weights:
-                path = find_file(image_weights, where_to_get=_timm_hint(c.image_backbone))
-                state = load_state_dict(path)
-                src = str(path)
-            else:
-                import timm
-
-                ref = timm.create_model(c.image_backbone, pretrained=True, num_classes=0)
-                state, src = ref.state_dict(), f"timm hub: {c.image_backbone}"
-            own = self.image_encoder.state_dict()
-            state = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
-            missing = sorted(set(own) - set(state))
-            if missing:
-                raise ValueError(
-                    f"{src} does not fit {c.image_backbone}: {len(missing)} tensors missing "
-                    f"(first: {missing[:3]}). Is it a checkpoint of that timm model?"
-                )
-            self.image_encoder.load_state_dict(state)
-            done.append(f"image encoder <- {src}")
-        if hasattr(self, "caption_encoder") and caption_weights:
-            from transformers import AutoModel
-
-            local = Path(caption_weights).expanduser()
-            if not local.exists() and not allow_download:
-                from .weights import WeightsNotFoundError
-
-                raise WeightsNotFoundError(
-                    str(caption_weights), [local.resolve()],
-                    f"https://huggingface.co/{caption_weights} (a transformers model folder); "
-                    "or allow downloads",
-                )
-            ref = AutoModel.from_pretrained(str(caption_weights), local_files_only=not allow_download)
-            missing, _ = self.caption_encoder.load_state_dict(ref.state_dict(), strict=False)
-            missing = [k for k in missing if "pooler" not in k]
-            if missing:
-                raise ValueError(f"{caption_weights} does not fit the caption encoder: {missing[:3]}")
-            done.append(f"caption encoder <- {caption_weights}")
-        return done
+    def to_inference(self, dtype: torch.dtype = torch.float32, **ignored):
+        return self.eval().to(dtype)
 
 
 def _timm_hint(name: str) -> str:

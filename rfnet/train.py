@@ -32,7 +32,7 @@ from .data import Collator, RFDataset
 from .extractors import make_extractor
 from .labels import LABEL_SETS
 from .metrics import inspection_report
-from .model import MODALITIES, RFNet, RFNetConfig
+from .model import MODALITIES, RFNetConfig, create_model
 from .text import SCRATCH_CAPTION_CONFIGS, build_tokenizer, load_tokenizer
 
 log = logging.getLogger("rfnet.train")
@@ -65,12 +65,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--salience_model", default="fallback",
                    help="salience extractor for samples without salience maps: a U2-Net .pth "
                         "file or 'fallback' (spectral residual; no weights)")
+    g.add_argument("--ignore_stored_maps", action="store_true",
+                   help="compute depth and salience with the extractors even where the dataset has "
+                        "maps, to train on the maps an inspector will see")
     g.add_argument("--dataloader_num_workers", type=int, default=0)
 
     g = p.add_argument_group("model")
     g.add_argument("--preset", choices=sorted(PRESETS), default="paper")
     g.add_argument("--model_config", default=None, help="RFNet config.json to build from (overrides the preset)")
     g.add_argument("--label_set", choices=sorted(LABEL_SETS), default="paper5")
+    g.add_argument("--architecture", choices=["rfnet", "single_image"], default="rfnet",
+                   help="single_image: a plain timm classifier of the generated image (Table 1 baselines)")
     g.add_argument("--image_backbone", default=None, help="any timm model name (paper: resnet50)")
     g.add_argument("--image_size", type=int, default=None)
     g.add_argument("--width", type=int, default=None)
@@ -127,6 +132,8 @@ def build_model(args, captions: list[str], out: Path, resuming: bool = False):
     ``out``, so it rebuilds exactly the same model even if the data changed since."""
     caption_src = _setting(args, "caption_encoder")
     use = {m: m not in args.drop for m in MODALITIES}
+    if getattr(args, "architecture", "rfnet") == "single_image":
+        use = {m: m == "generated" for m in MODALITIES}
     if (use["caption"] and caption_src != "scratch" and not args.allow_download
             and not Path(caption_src).expanduser().exists()):
         raise SystemExit(
@@ -141,7 +148,8 @@ def build_model(args, captions: list[str], out: Path, resuming: bool = False):
     else:
         kw = {k: _setting(args, k) for k in ("image_backbone", "image_size", "width", "num_heads",
                                             "num_filter_layers", "num_attention_layers")}
-        cfg = RFNetConfig(label_set=args.label_set, **kw, **{f"use_{m}": v for m, v in use.items()})
+        cfg = RFNetConfig(label_set=args.label_set, architecture=getattr(args, "architecture", "rfnet"),
+                          **kw, **{f"use_{m}": v for m, v in use.items()})
         if cfg.image_inputs:
             import timm
 
@@ -163,7 +171,7 @@ def build_model(args, captions: list[str], out: Path, resuming: bool = False):
 
                 cfg.caption_config = AutoConfig.from_pretrained(
                     caption_src, local_files_only=not args.allow_download).to_dict()
-    model = RFNet(cfg)
+    model = create_model(cfg)
     loaded = []
     img_w = _setting(args, "image_weights")
     if cfg.image_inputs and img_w not in (None, "none"):
@@ -329,9 +337,10 @@ def train(args: argparse.Namespace) -> Path:
     sal = make_extractor("salience", args.salience_model, args.allow_download) if cfg.use_salience else None
     for ex in (depth, sal):
         if ex is not None and ex.is_fallback:
-            log.warning("missing %s maps are computed with %s (no weights)", ex.kind, ex.name)
+            log.warning("samples without %s maps get them from %s (no weights)", ex.kind, ex.name)
     with accelerator.main_process_first():
-        train_set = RFDataset.for_model(cfg, args.train_data, args.train_split, depth, sal)
+        train_set = RFDataset.for_model(cfg, args.train_data, args.train_split, depth, sal,
+                                         stored_maps=not args.ignore_stored_maps)
     if len(train_set) == 0:
         raise SystemExit(f"no usable training samples in {args.train_data} "
                          f"(split {args.train_split}); {train_set.skips.summary()}")
@@ -339,7 +348,8 @@ def train(args: argparse.Namespace) -> Path:
     if args.validation_split != "none":
         with accelerator.main_process_first():
             val_set = RFDataset.for_model(cfg, args.validation_data or args.train_data,
-                                          args.validation_split, depth, sal)
+                                          args.validation_split, depth, sal,
+                                          stored_maps=not args.ignore_stored_maps)
         if len(val_set) == 0:
             val_set = None
 

@@ -67,6 +67,18 @@ def find_file(name: str | Path, dirs: Iterable[str | Path] = (), where_to_get: s
     raise WeightsNotFoundError(str(name), tried, where_to_get)
 
 
+def file_digest(path: str | Path, n: int = 8) -> str:
+    """The first ``n`` hex digits of a file's SHA-256: names caches after the weights' content,
+    so that replacing a file never reuses maps computed with the old one."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:n]
+
+
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a weight file: safetensors directly, pickle-based files with weights_only."""
     path = Path(path)

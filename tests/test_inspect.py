@@ -94,12 +94,12 @@ def test_inspect_cli(model_dir, tmp_path):
     assert r.returncode == 2 and "CMYK" in r.stderr and "c.jpg" in r.stderr
 
 
-def test_demo_runs_end_to_end(tmp_path):
-    """The README's main job, at a small size."""
+def test_demo_training_path_runs_end_to_end(tmp_path):
+    """The main job's training path, at a small size: RF-Synth data, a tiny RFNet, evaluation."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
-    r = subprocess.run([sys.executable, "-m", "rfnet.demo", "--out", str(tmp_path / "demo"),
+    r = subprocess.run([sys.executable, "-m", "rfnet.demo", "--train", "--out", str(tmp_path / "demo"),
                         "--samples", "40", "--epochs", "1"], capture_output=True, text=True, env=env, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "done: Available AP" in r.stdout
-    assert (tmp_path / "demo" / "inspection_sheet.png").exists()
-    assert (tmp_path / "demo" / "eval" / "metrics.json").exists()
+    assert "Available precision" in r.stdout
+    metrics = json.loads((tmp_path / "demo" / "eval" / "metrics.json").read_text())
+    assert metrics["labels"][1] == "Unsuitable" and metrics["n"] > 0

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from rfnet import evaluate, train
@@ -146,3 +147,20 @@ def test_paper_preset_explains_missing_pretrained_weights(toy_dataset, tmp_path)
         train.train(train.parse_args(["--train_data", str(toy_dataset), "--output_dir", str(tmp_path),
                                       "--preset", "paper", "--caption_encoder", "scratch"]))
     assert "--image_weights" in str(e.value)
+
+
+def test_single_image_baseline_trains_and_evaluates(toy_dataset, tmp_path):
+    """The paper's Table 1 baselines: a plain timm classifier of the generated image."""
+    from rfnet.model import SingleImageClassifier, load_model
+
+    out = tmp_path / "single"
+    train.train(_args(toy_dataset, out, "--architecture", "single_image", "--image_backbone", "resnet18",
+                      "--max_train_steps", "2", "--validation_split", "none"))
+    m = load_model(out)
+    assert isinstance(m, SingleImageClassifier) and m.config.image_inputs == ("generated",)
+    assert not (out / "tokenizer").exists()
+    report = evaluate.evaluate(evaluate.parse_args(
+        ["--model", str(out), "--data", str(toy_dataset), "--output_dir", str(tmp_path / "ev")]))
+    assert report["n"] == 10
+    g = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(m(generated=g).probs, m(generated=g, product=torch.rand(2, 3, 32, 32)).probs)

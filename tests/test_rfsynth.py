@@ -1,0 +1,149 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rfsynth import rules
+from rfsynth.catalog import CATEGORIES, COLOURS, REFERENCES
+from rfsynth.oracle import judge, product_palette
+from rfsynth.products import damage, hard_edges, render_product, sample_spec
+from rfsynth.scene import LABELS, render_sample
+
+
+def test_same_seed_same_sample_different_seed_different():
+    a, b, c = render_sample(11, 64), render_sample(11, 64), render_sample(12, 64)
+    assert a.image.tobytes() == b.image.tobytes() and a.params == b.params and a.caption == b.caption
+    assert a.image.tobytes() != c.image.tobytes()
+
+
+def test_catalogue_spans_small_to_large():
+    assert len(CATEGORIES) >= 12
+    classes = {c.size_class for c in CATEGORIES}
+    assert classes == {"small", "medium", "large"}
+    heights = sorted(c.height_cm[1] for c in CATEGORIES)
+    assert heights[0] < 15 and heights[-1] > 150
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_each_case_is_what_the_oracle_calls_it(label):
+    for seed in range(6):
+        s = render_sample(1000 + seed, 128, label=label)
+        v = judge(s.image, s.product, s.placement, s.category)
+        assert v.label == label, (seed, v.measures)
+
+
+def test_oracle_agrees_with_construction_on_a_fresh_seed():
+    n, agree = 150, 0
+    for i in range(n):
+        s = render_sample(77_000_000 + i, 96)
+        agree += judge(s.image, s.product, s.placement, s.category).label == s.label
+    assert agree / n >= 0.98
+
+
+def test_oracle_reads_pixels_not_parameters():
+    """Edit an Available image by hand; the oracle's verdict follows the pixels."""
+    s = render_sample(5, 128, label="Available")
+    assert judge(s.image, s.product, s.placement, s.category).label == "Available"
+    img = np.asarray(s.image).copy()
+    alpha = s.mask
+    rows = np.nonzero((alpha > 0.5).any(1))[0]
+    cols = np.nonzero((alpha > 0.5).any(0))[0]
+    base, left, right = rows[-1], cols[0], cols[-1]
+    main = np.array(product_palette(s.product)[0])
+    # legs in the product's colour under it, where it touches the ground
+    contact = [c for c in range(left, right + 1) if (alpha[base - 1:base + 1, c] > 0.5).any()]
+    legs = img.copy()
+    for c in (contact[0], contact[-1] - 4):
+        legs[base - 1:base + 25, c:c + 5] = main
+    keep = alpha > 0
+    legs[keep] = img[keep]
+    assert judge(Image.fromarray(legs), s.product, s.placement, s.category).label == "Shape Hallucination"
+    # a band of wall colour under the product: it floats
+    wall = np.median(img[:10].reshape(-1, 3), axis=0)
+    floating = img.copy()
+    floating[base + 1:base + 14, left - 4:right + 5] = wall
+    floating[keep] = img[keep]
+    assert judge(Image.fromarray(floating), s.product, s.placement, s.category).label == "Space Mismatch"
+    # repaint the surroundings in the product's colour: it disappears
+    faded = img.copy()
+    faded[~keep] = main
+    assert judge(Image.fromarray(faded.astype(np.uint8)), s.product, s.placement, s.category).label == "Indistinctiveness"
+
+
+def test_reference_objects_decide_size():
+    # the first Available scene (from seed 20 on) with a reference shorter than a third of
+    # the frame, so that three times its height still fits
+    for seed in range(20, 80):
+        s = render_sample(seed, 128, label="Available")
+        ref = s.params["reference"]
+        if ref and ref["height_px"] * 3 < ref["box"][3] - 14:
+            break
+    else:
+        raise AssertionError("no suitable scene in 60 seeds")
+    img = np.asarray(s.image).copy()
+    x0, y0, x1, y1 = ref["box"]
+    colour = np.array(REFERENCES[ref["name"]]["colour"])
+    wall = np.median(img[:5].reshape(-1, 3), axis=0)
+    img[y0:y1 + 1, x0:x1 + 1] = wall  # remove it...
+    h = (y1 - y0 + 1) * 3  # ...and draw it three times as tall: the product now looks tiny
+    img[y1 - h + 1:y1 + 1, x0:x1 + 1] = colour
+    v = judge(Image.fromarray(img), s.product, s.placement, s.category)
+    assert v.label == "Size Mismatch", v.measures
+
+
+def test_natural_cutouts_have_soft_edges_and_damage_is_hard():
+    rng = np.random.default_rng(0)
+    for cat in CATEGORIES:
+        spec = sample_spec(rng, cat.name)
+        cut = render_product(spec, 50, rng)
+        a = np.asarray(cut)[..., 3]
+        assert hard_edges(a).sum() == 0, cat.name
+        assert a[0].max() == 0 and a[:, 0].max() == 0  # transparent margin
+        broken, info = damage(cut, rng, severity=0.6)
+        assert hard_edges(np.asarray(broken)[..., 3]).sum() > 0, (cat.name, info)
+
+
+def test_ground_truth_maps():
+    s = render_sample(3, 96, label="Available")
+    assert s.depth.shape == s.salience.shape == s.mask.shape == (96, 96)
+    inside = s.mask > 0.9
+    assert s.salience[inside].mean() > 0.7 > s.salience[~(s.mask > 0)].mean()
+    assert s.depth[-1].mean() > s.depth[0].mean()  # the floor comes nearer at the bottom
+    assert abs(float(np.ptp(s.depth[inside]))) < 1e-6  # the product sits at one depth
+
+
+def test_priors_are_configurable():
+    labels = [render_sample(i, 64, priors={"Available": 0.0, "Size Mismatch": 1.0}).label for i in range(5)]
+    assert labels == ["Size Mismatch"] * 5
+
+
+def test_captions_carry_signal_and_noise():
+    s = render_sample(8, 64)
+    spec = s.params["product"]
+    assert spec["colour"] in s.caption and spec["category"] in s.caption
+    assert COLOURS[spec["colour"]][1] in s.caption  # the Chinese colour word too
+    assert "wall" in s.prompt and s.params["lighting"] in s.prompt
+
+
+def test_make_writes_an_rf_dataset_and_continues(tmp_path):
+    from rfnet.data import RFDataset
+    from rfsynth.make import make
+
+    r = make(tmp_path / "d", num_samples=12, size=64, seed=4, splits="train=0.5,test=0.5",
+             workers=1, progress=False)
+    assert r["written"] == 12
+    ds = RFDataset(tmp_path / "d", label_set="rf1m6", image_size=64)
+    assert len(ds) == 12 and len(ds.skips) == 0
+    assert {s["split"] for s in ds.samples} <= {"train", "test"}
+    item = ds[0]
+    assert item["depth"].shape == (1, 64, 64) and item["salience"].max() > 0.5
+    rec = json.loads((tmp_path / "d" / "manifest.jsonl").read_text().splitlines()[0])
+    assert rec["mask"].startswith("mask/") and rec["source"]["placement"]["x"] >= 0
+    # the oracle needs only what the record holds
+    prod = Image.open(tmp_path / "d" / rec["product"])
+    v = judge(Image.open(tmp_path / "d" / rec["image"]), prod, rec["source"]["placement"], rec["source"]["category"])
+    assert v.label == rec["label"]
+    # a second run writes nothing new; a bigger one adds only the rest
+    assert make(tmp_path / "d", 12, 64, 4, workers=1, progress=False)["written"] == 0
+    assert make(tmp_path / "d", 14, 64, 4, workers=1, progress=False)["written"] == 2
