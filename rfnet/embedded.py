@@ -25,7 +25,8 @@ def embedded_path(kind: str) -> Path:
 
 def export(src: str | Path, kind: str, dtype: str = "float16") -> Path:
     """Copy a trained model folder into rfnet/embedded/ with its weights in ``dtype``: the
-    config, the tokenizer (RFNet) and the safetensors; the model card is written by hand."""
+    config, the tokenizer and inspector.json (RFNet) and the safetensors; the model card is
+    written by hand and kept."""
     import shutil
 
     import torch
@@ -39,6 +40,8 @@ def export(src: str | Path, kind: str, dtype: str = "float16") -> Path:
     card = (dst / "MODEL_CARD.md").read_text() if (dst / "MODEL_CARD.md").exists() else None
     with atomic_dir(dst) as tmp:
         shutil.copy2(src / "config.json", tmp / "config.json")
+        if (src / "inspector.json").exists():
+            shutil.copy2(src / "inspector.json", tmp / "inspector.json")
         if (src / "tokenizer").exists():
             shutil.copytree(src / "tokenizer", tmp / "tokenizer")
         state = load_file(str(src / "model.safetensors"))

@@ -89,12 +89,20 @@ class Inspector:
         self.device = device
 
     @classmethod
-    def from_pretrained(cls, folder, depth: str | None = "fallback", salience: str | None = "fallback",
+    def from_pretrained(cls, folder, depth: str | None = None, salience: str | None = None,
                         threshold: float | None = None, device="cpu", allow_download=False,
                         dtype="auto") -> "Inspector":
+        """``depth``/``salience``: extractor specs (see extractors.make_extractor); by default
+        the ones the model was trained with (its inspector.json), else the fallbacks."""
         from .evaluate import load_model_and_tokenizer
 
         model, tok = load_model_and_tokenizer(folder, allow_download)
+        paired = Path(folder) / "inspector.json"
+        if paired.exists() and (depth is None or salience is None):
+            info = json.loads(paired.read_text())
+            depth = depth or info.get("depth_model")
+            salience = salience or info.get("salience_model")
+        depth, salience = depth or "fallback", salience or "fallback"
         d = make_extractor("depth", depth, allow_download) if model.config.use_depth else None
         s = make_extractor("salience", salience, allow_download) if model.config.use_salience else None
         return cls(model, tok, d, s, threshold, device, dtype)
@@ -155,12 +163,14 @@ def _maps(m, device) -> torch.Tensor:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m rfnet.inspect",
                                 description="Verdicts of RFNet on generated advertising images.")
-    p.add_argument("--model", required=True, help="RFNet folder (config.json, model.safetensors, tokenizer/)")
+    p.add_argument("--model", default="embedded",
+                   help="RFNet folder (config.json, model.safetensors, tokenizer/); default: the embedded one")
     p.add_argument("--product", required=True, help="product cutout (RGBA PNG, or RGB on white)")
     p.add_argument("--image", required=True, nargs="+", help="generated image(s)")
     p.add_argument("--caption", default="", help="the product's title")
-    p.add_argument("--depth_model", default="fallback")
-    p.add_argument("--salience_model", default="fallback")
+    p.add_argument("--depth_model", default=None,
+                   help="default: what the model was trained with (its inspector.json), else fallback")
+    p.add_argument("--salience_model", default=None, help="as --depth_model")
     p.add_argument("--threshold", type=float, default=None,
                    help="accept when P(Available) reaches this (default: when Available is the verdict)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
@@ -176,7 +186,12 @@ def main(argv=None) -> int:
     except SampleError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    insp = Inspector.from_pretrained(args.model, args.depth_model, args.salience_model,
+    model_dir = args.model
+    if model_dir == "embedded":
+        from .embedded import embedded_path
+
+        model_dir = embedded_path("rfnet")
+    insp = Inspector.from_pretrained(model_dir, args.depth_model, args.salience_model,
                                      args.threshold, allow_download=args.allow_download,
                                      dtype=args.dtype)
     for path, v in zip(args.image, insp(product, images, args.caption)):

@@ -398,6 +398,11 @@ def train(args: argparse.Namespace) -> Path:
             with fileio.atomic_dir(out / "tokenizer") as tdir:
                 tokenizer.save_pretrained(str(tdir))
         fileio.write_json(out / "train_args.json", vars(args))
+        # What an Inspector should pair this model with (rfnet.inspect reads it).
+        fileio.write_json(out / "inspector.json", {
+            "depth_model": args.depth_model, "salience_model": args.salience_model,
+            "maps_seen_in_training": "extractors" if args.ignore_stored_maps else "dataset maps where present",
+        })
         if report_to:
             accelerator.init_trackers("rfnet", config={k: v for k, v in vars(args).items()
                                                        if isinstance(v, (int, float, str, bool))})

@@ -38,6 +38,21 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
 
+def write_tables(out: Path, a, results: dict) -> None:
+    lines = [f"Train: {a.train_data}; test: {a.test_data}; {a.epochs} epochs at {a.image_size}px, "
+             f"batch {a.batch_size}, lr {a.learning_rate} (divided by 10 at epoch {max(1, a.epochs // 2)}), "
+             f"seed {a.seed}.", ""]
+    for t in ("1", "2"):
+        lines += [f"Table {t}", "", "| model | precision | recall | F1 | AP | accuracy |", "|---|---|---|---|---|---|"]
+        for name, r in results.items():
+            if t in r["table"].split(","):
+                lines.append(f"| {name} | {100 * r['precision']:.2f} | {100 * r['recall']:.2f} | "
+                             f"{100 * r['f1']:.2f} | {100 * r['ap']:.2f} | {100 * r['accuracy']:.2f} |")
+        lines.append("")
+    (out / "tables.md").write_text("\n".join(lines))
+    (out / "tables.json").write_text(json.dumps({"args": vars(a), "results": results}, indent=2))
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--train_data", required=True)
@@ -78,20 +93,8 @@ def main() -> int:
         m = json.loads(metrics.read_text())
         results[name] = {"table": table, **m["available"], "accuracy": m["accuracy"], "n": m["n"]}
         print(f"{name}: {results[name]}", flush=True)
-
-    lines = [f"Train: {a.train_data}; test: {a.test_data}; {a.epochs} epochs at {a.image_size}px, "
-             f"batch {a.batch_size}, lr {a.learning_rate} (divided by 10 at epoch {max(1, a.epochs // 2)}), "
-             f"seed {a.seed}.", ""]
-    for t in ("1", "2"):
-        lines += [f"Table {t}", "", "| model | precision | recall | F1 | AP | accuracy |", "|---|---|---|---|---|---|"]
-        for name, r in results.items():
-            if t in r["table"].split(","):
-                lines.append(f"| {name} | {100 * r['precision']:.2f} | {100 * r['recall']:.2f} | "
-                             f"{100 * r['f1']:.2f} | {100 * r['ap']:.2f} | {100 * r['accuracy']:.2f} |")
-        lines.append("")
-    (out / "tables.md").write_text("\n".join(lines))
-    (out / "tables.json").write_text(json.dumps({"args": vars(a), "results": results}, indent=2))
-    print("\n".join(lines))
+        write_tables(out, a, results)  # after every row: a stopped run still shows what it has
+    print((out / "tables.md").read_text())
     return 0
 
 

@@ -103,3 +103,15 @@ def test_demo_training_path_runs_end_to_end(tmp_path):
     assert "Available precision" in r.stdout
     metrics = json.loads((tmp_path / "demo" / "eval" / "metrics.json").read_text())
     assert metrics["labels"][1] == "Unsuitable" and metrics["n"] > 0
+
+
+def test_inspector_pairs_the_model_with_its_training_extractors(model_dir, tmp_path):
+    from rfnet.estimators import LearnedMapExtractor, MapEstimatorConfig
+
+    LearnedMapExtractor(MapEstimatorConfig(kind="depth", base_channels=4)).save_pretrained(tmp_path / "d")
+    (model_dir / "inspector.json").write_text(json.dumps({"depth_model": str(tmp_path / "d"),
+                                                          "salience_model": "fallback"}))
+    insp = Inspector.from_pretrained(model_dir, dtype="float32")
+    assert insp.depth.name.startswith("learned-depth:d@") and insp.salience.is_fallback
+    # an explicit choice wins
+    assert Inspector.from_pretrained(model_dir, depth="fallback", dtype="float32").depth.is_fallback

@@ -1,0 +1,62 @@
+"""The embedded defaults: present, small, offline, and better than guessing."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rfnet.embedded import EMBEDDED_DIR, NAMES, embedded_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_embedded_model_has_weights_config_and_card():
+    total = 0
+    for kind in NAMES:
+        d = embedded_path(kind)
+        for f in ("config.json", "model.safetensors", "MODEL_CARD.md"):
+            assert (d / f).exists(), d / f
+        card = (d / "MODEL_CARD.md").read_text()
+        assert "## Reproduce" in card and "python -m" in card and "seed" in card
+        total += sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
+    assert total < 30 * 2 ** 20, f"embedded models take {total / 2 ** 20:.1f} MB"
+
+
+@pytest.fixture(scope="module")
+def fresh_samples():
+    from rfsynth.make import sample_seed
+    from rfsynth.scene import render_sample
+
+    # a seed no model was trained or tuned on
+    return [render_sample(sample_seed(31337, i), 128) for i in range(72)]
+
+
+def test_embedded_inspector_beats_the_majority_class(fresh_samples):
+    from rfnet.inspect import Inspector
+    from rfnet.metrics import average_precision
+
+    insp = Inspector.from_pretrained(embedded_path("rfnet"), depth="embedded", salience="embedded")
+    assert insp.depth.name.startswith("learned-depth") and insp.salience.name.startswith("learned-salience")
+    verdicts = [insp(s.product, s.image, s.caption)[0] for s in fresh_samples]
+    truth = [s.label for s in fresh_samples]
+    acc = np.mean([v.label == t for v, t in zip(verdicts, truth)])
+    majority = max(truth.count(lab) for lab in set(truth)) / len(truth)
+    assert acc >= majority + 0.25, (acc, majority)
+    is_ava = np.array([t == "Available" for t in truth])
+    ap = average_precision(is_ava, [v.p_available for v in verdicts])
+    assert ap >= is_ava.mean() + 0.3, (ap, is_ava.mean())
+
+
+def test_main_job_runs_offline(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    r = subprocess.run([sys.executable, "-m", "rfnet.demo", "--out", str(tmp_path), "--samples", "6"],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [json.loads(l) for l in (tmp_path / "inspection.jsonl").read_text().splitlines()]
+    assert len(lines) == 6 and all(0 <= l["p_available"] <= 1 for l in lines)
+    assert {l["oracle"] for l in lines} <= {"Available", "Unsuitable", "Space Mismatch", "Size Mismatch",
+                                             "Indistinctiveness", "Shape Hallucination"}
+    assert (tmp_path / "inspection_sheet.png").stat().st_size > 1000
