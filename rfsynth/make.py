@@ -15,7 +15,6 @@ import json
 import sys
 import time
 from multiprocessing import get_context
-from pathlib import Path
 
 import numpy as np
 from PIL import Image

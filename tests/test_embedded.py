@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rfnet.embedded import EMBEDDED_DIR, NAMES, embedded_path
+from rfnet.embedded import NAMES, embedded_path
 
 ROOT = Path(__file__).resolve().parents[1]
 

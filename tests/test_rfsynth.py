@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rfsynth import rules
 from rfsynth.catalog import CATEGORIES, COLOURS, REFERENCES
 from rfsynth.oracle import judge, product_palette
 from rfsynth.products import damage, hard_edges, render_product, sample_spec
