@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from . import fileio
-from .data import Collator, RFDataset
+from .data import Collator, RFDataset, SkipReport, read_records
 from .extractors import make_extractor
 from .labels import LABEL_SETS
 from .metrics import inspection_report
@@ -327,8 +327,6 @@ def train(args: argparse.Namespace) -> Path:
                 raise SystemExit(f"{resume_dir} is not a complete checkpoint (no trainer_state.json)")
 
     # Data (the model config decides image size and which maps are needed).
-    from .data import read_records, SkipReport
-
     _, recs, _ = read_records(args.train_data, SkipReport())
     captions = [r.get("caption", "") or "" for r in recs]
     model, tokenizer = build_model(args, captions, out, resuming=resume_dir is not None)

@@ -78,12 +78,16 @@ def render_product(spec: ProductSpec, height_px: int, rng: np.random.Generator) 
     return Image.fromarray(out, "RGBA")
 
 
+def _next_to(mask: np.ndarray, outside: bool = False) -> np.ndarray:
+    """Pixels 4-adjacent to a pixel of ``mask`` (beyond the border counts as ``outside``)."""
+    m = np.pad(mask, 1, constant_values=outside)
+    return m[:-2, 1:-1] | m[2:, 1:-1] | m[1:-1, :-2] | m[1:-1, 2:]
+
+
 def hard_edges(alpha: np.ndarray) -> np.ndarray:
     """Fully opaque pixels 4-adjacent to fully transparent ones: edges no anti-aliasing made.
     Natural RF-Synth cutouts have none; cuts and holes (damage) do."""
-    clear = np.pad(alpha == 0, 1, constant_values=True)
-    near_clear = clear[:-2, 1:-1] | clear[2:, 1:-1] | clear[1:-1, :-2] | clear[1:-1, 2:]
-    return (alpha == 255) & near_clear
+    return (alpha == 255) & _next_to(alpha == 0, outside=True)
 
 
 def _texture(img: Image.Image, spec: ProductSpec, main, rng) -> Image.Image:
@@ -236,12 +240,7 @@ def damage(cutout: Image.Image, rng: np.random.Generator, severity: float) -> tu
             cy, cx = inner[rng.integers(len(inner))]
             alpha[cy - r:cy + r + 1, cx - r:cx + r + 1] = 0
         hole = (alpha == 0) & (before > 0)
-        near = np.zeros_like(hole)
-        near[1:] |= hole[:-1]
-        near[:-1] |= hole[1:]
-        near[:, 1:] |= hole[:, :-1]
-        near[:, :-1] |= hole[:, 1:]
-        alpha[near & (alpha > 0)] = 255  # hard rims
+        alpha[_next_to(hole) & (alpha > 0)] = 255  # hard rims
         info["hole_px"] = int(hole.sum())
     a[..., 3] = alpha
     return Image.fromarray(a, "RGBA"), info

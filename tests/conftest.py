@@ -54,7 +54,7 @@ def tiny_inputs(b=2, size=40, seed=0, vocab=120, length=7):
 
 @pytest.fixture(scope="session")
 def toy_dataset(tmp_path_factory):
-    from rfnet.toyset import write_toy_dataset
+    from toyset import write_toy_dataset
 
     root = tmp_path_factory.mktemp("toy")
     write_toy_dataset(root, n=64, seed=5)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .labels import AVAILABLE, INDISTINCT, SHAPE, SPACE
+from rfnet.labels import AVAILABLE, INDISTINCT, SHAPE, SPACE
 
 COLOURS = {
     "red": ((200, 40, 40), "红色"), "blue": ((40, 70, 200), "蓝色"),
@@ -90,7 +90,7 @@ def write_toy_dataset(root, n: int = 200, seed: int = 0, size: int = 64,
                       splits=(("train", 0.7), ("val", 0.15), ("test", 0.15))) -> int:
     """Write ``n`` toy samples (cases in turn, splits by fraction) as an RF dataset; returns n.
     Depth and salience are left out, so the reader computes them."""
-    from .data import RFDatasetWriter
+    from rfnet.data import RFDatasetWriter
 
     writer = RFDatasetWriter(root, description=f"rfnet toy set, seed {seed}, {size}px")
     bounds, acc = [], 0.0
@@ -102,5 +102,5 @@ def write_toy_dataset(root, n: int = 200, seed: int = 0, size: int = 64,
         img, prod, caption, prompt = render_sample(seed * 1_000_003 + i, case, size)
         split = next(name for name, b in bounds if i < b)
         writer.add(f"toy{seed}_{i:05d}", img, prod, case, caption, prompt, split,
-                   source={"generator": "rfnet.toyset", "seed": seed, "index": i})
+                   source={"generator": "tests.toyset", "seed": seed, "index": i})
     return n
