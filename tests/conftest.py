@@ -59,3 +59,17 @@ def toy_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")
     write_toy_dataset(root, n=64, seed=5)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_generator(tmp_path_factory):
+    """A tiny SD1.5-structured generator with random weights, saved as a diffusers folder."""
+    from rfft import components as C
+    from rfft.pipeline import save_generator
+    from rfft.train_generator import build_prompt_tokenizer
+
+    tok = build_prompt_tokenizer(["a vase on a marble table, beige wall, soft daylight, a cup beside it"])
+    parts = C.random_generator("tiny", seed=0, tokenizer=tok)
+    root = tmp_path_factory.mktemp("gen") / "tiny"
+    save_generator(root, **parts)
+    return root

@@ -1,0 +1,323 @@
+"""The paper's inpainting pipeline (eq. 1-2): SD1.5 UNet + canny ControlNet + VAE + CLIP text
+encoder, DDIM, classifier-free guidance, and the product's latent put back outside the inpaint
+mask at every step.
+
+One class runs a user's real SD1.5 and the tiny embedded generator: they differ only in the
+configs of their parts. Loading takes a diffusers folder (``unet/``, ``vae/``, ...), a
+single-file SD1.5 checkpoint with a local config folder, or ``"embedded"``.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .placement import Placement
+
+EMBEDDED = Path(__file__).resolve().parent / "embedded" / "generator-synth-tiny"
+PARTS = ("unet", "controlnet", "vae", "text_encoder", "tokenizer", "scheduler")
+
+
+class GeneratorNotFoundError(FileNotFoundError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# saving and loading
+def save_generator(dst: str | Path, unet, controlnet, vae, text_encoder, tokenizer, scheduler,
+                   extra: dict | None = None, dtype: torch.dtype | None = None) -> Path:
+    """Write a diffusers-layout folder atomically (a temporary folder, renamed at the end)."""
+    dst = Path(dst)
+    tmp = dst.with_name(dst.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for name, m in (("unet", unet), ("controlnet", controlnet), ("vae", vae), ("text_encoder", text_encoder)):
+        m = m if dtype is None else _cast_copy(m, dtype)
+        m.save_pretrained(tmp / name, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp / "tokenizer")
+    scheduler.save_pretrained(tmp / "scheduler")
+    index = {"_class_name": "StableDiffusionControlNetInpaintPipeline", "_rfft": extra or {},
+             "unet": ["diffusers", "UNet2DConditionModel"], "controlnet": ["diffusers", "ControlNetModel"],
+             "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
+             "tokenizer": ["transformers", type(tokenizer).__name__ if tokenizer is not None else None],
+             "scheduler": ["diffusers", type(scheduler).__name__]}
+    (tmp / "model_index.json").write_text(json.dumps(index, indent=1))
+    if dst.exists():
+        shutil.rmtree(dst)
+    tmp.rename(dst)
+    return dst
+
+
+def _cast_copy(m, dtype):
+    import copy
+
+    return copy.deepcopy(m).to(dtype)
+
+
+def _resolve(path) -> Path:
+    if path in (None, "embedded"):
+        if not (EMBEDDED / "unet").exists():
+            raise GeneratorNotFoundError(
+                f"the embedded generator is missing from {EMBEDDED}; reinstall the pack, or pass "
+                "a diffusers SD1.5 folder")
+        return EMBEDDED
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise GeneratorNotFoundError(
+            f"generator not found: {p}. Pass a diffusers folder (with unet/, vae/, text_encoder/, "
+            "tokenizer/, scheduler/), a single-file SD1.5 checkpoint with --config, or 'embedded'.")
+    return p
+
+
+def load_parts(path="embedded", controlnet=None, config=None, dtype=torch.float32) -> dict:
+    """The generator's parts from a diffusers folder, a single-file checkpoint (``config``: a
+    local diffusers folder of configs, as SD1.5's), or the embedded generator. ``controlnet``
+    overrides the folder's own ControlNet (a diffusers ControlNet folder)."""
+    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
+    from transformers import AutoTokenizer, CLIPTextModel
+
+    root = _resolve(path)
+    if root.is_file():
+        return _load_single_file(root, controlnet, config, dtype)
+    kw = dict(torch_dtype=dtype, local_files_only=True)
+    parts = dict(
+        unet=UNet2DConditionModel.from_pretrained(root, subfolder="unet", **kw),
+        vae=AutoencoderKL.from_pretrained(root, subfolder="vae", **kw),
+        text_encoder=CLIPTextModel.from_pretrained(root, subfolder="text_encoder", **kw),
+        tokenizer=AutoTokenizer.from_pretrained(root / "tokenizer", local_files_only=True),
+        scheduler=DDIMScheduler.from_pretrained(root, subfolder="scheduler", local_files_only=True),
+    )
+    cn = Path(controlnet) if controlnet is not None else root / "controlnet"
+    if not (cn / "config.json").exists():
+        raise GeneratorNotFoundError(
+            f"no ControlNet at {cn}: pass a canny ControlNet folder (diffusers format, e.g. "
+            "lllyasviel/sd-controlnet-canny downloaded by hand)")
+    parts["controlnet"] = ControlNetModel.from_pretrained(cn, **kw)
+    return parts
+
+
+def _load_single_file(ckpt: Path, controlnet, config, dtype) -> dict:
+    """SD1.5 as one .safetensors/.ckpt file. The state dict is read by our safe loader
+    (safetensors, or torch.load with weights_only) and handed to diffusers' converters with a
+    local config folder, so nothing is downloaded."""
+    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
+    from transformers import AutoTokenizer, CLIPTextModel
+
+    from rfnet.weights import load_state_dict
+
+    if config is None:
+        raise GeneratorNotFoundError(
+            f"{ckpt} is a single-file checkpoint: also pass a local SD1.5 config folder (the "
+            "diffusers layout with unet/config.json, vae/config.json, text_encoder/, tokenizer/, "
+            "scheduler/; weights there are not needed)")
+    sd = load_state_dict(ckpt)
+    sd = sd.get("state_dict", sd) if isinstance(sd.get("state_dict"), dict) else sd
+    cfg = Path(config)
+    kw = dict(config=str(cfg), torch_dtype=dtype, local_files_only=True)
+    parts = dict(
+        unet=UNet2DConditionModel.from_single_file(sd, subfolder="unet", **kw),
+        vae=AutoencoderKL.from_single_file(sd, subfolder="vae", **kw),
+        tokenizer=AutoTokenizer.from_pretrained(cfg / "tokenizer", local_files_only=True),
+        scheduler=DDIMScheduler.from_pretrained(cfg, subfolder="scheduler", local_files_only=True),
+    )
+    from diffusers.loaders.single_file_utils import convert_ldm_clip_checkpoint
+
+    te = CLIPTextModel.from_pretrained(cfg, subfolder="text_encoder", torch_dtype=dtype,
+                                       local_files_only=True) if (cfg / "text_encoder" / "model.safetensors").exists() else None
+    if te is None:
+        from transformers import CLIPTextConfig
+
+        te = CLIPTextModel(CLIPTextConfig.from_pretrained(cfg / "text_encoder", local_files_only=True))
+        te.load_state_dict(convert_ldm_clip_checkpoint(sd), strict=False)
+        te.to(dtype)
+    parts["text_encoder"] = te
+    if controlnet is None:
+        raise GeneratorNotFoundError("a single-file checkpoint needs a ControlNet: pass --controlnet DIR")
+    parts["controlnet"] = ControlNetModel.from_pretrained(controlnet, torch_dtype=dtype, local_files_only=True)
+    return parts
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class GenerationOutput:
+    images: list  # PIL RGB, the product pasted back
+    raw: list  # PIL RGB, as decoded
+    seeds: list[int]
+    prompt: str
+    negative_prompt: str
+    seconds: float
+    trace: list = field(default_factory=list)  # (step, t, latents) when trace=True
+
+
+from diffusers import DiffusionPipeline  # noqa: E402  (after the light helpers above)
+from diffusers.loaders import StableDiffusionLoraLoaderMixin  # noqa: E402
+
+
+class AdInpaintPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
+    """SD1.5 + canny ControlNet inpainting around a fixed product (eq. 1-2)."""
+
+    _optional_components = ["tokenizer"]
+
+    def __init__(self, unet, controlnet, vae, text_encoder, tokenizer, scheduler):
+        super().__init__()
+        self.register_modules(unet=unet, controlnet=controlnet, vae=vae, text_encoder=text_encoder,
+                              tokenizer=tokenizer, scheduler=scheduler)
+        for m in (unet, controlnet, vae, text_encoder):
+            m.eval().requires_grad_(False)
+
+    # ---- loading ---------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path="embedded", controlnet=None, config=None, device="cpu",
+             dtype: torch.dtype | None = None) -> "AdInpaintPipeline":
+        """From a diffusers folder, a single-file checkpoint (with ``config``) or "embedded".
+        fp16 weights (the embedded ones) run in fp32 on a CPU, which has no fast fp16."""
+        dev = torch.device(device)
+        if dtype is None:
+            dtype = torch.float16 if dev.type == "cuda" else torch.float32
+        pipe = cls(**load_parts(path, controlnet, config, dtype))
+        return pipe.to(dev)
+
+    def set_scheduler(self, name: str) -> None:
+        """Any diffusers scheduler by class name (DDIMScheduler, EulerDiscreteScheduler, ...)."""
+        import diffusers
+
+        cls = getattr(diffusers, name, None)
+        if cls is None or not name.endswith("Scheduler"):
+            raise ValueError(f"unknown scheduler {name!r}; use a diffusers class name such as "
+                             "DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler")
+        self.scheduler = cls.from_config(self.scheduler.config)
+
+    def add_lora(self, path, scale: float = 1.0, name: str | None = None) -> str:
+        """A LoRA (diffusers, peft or kohya format) on the UNet and text encoder at ``scale``;
+        several stack. The file is read by our safe loader; needs ``peft``."""
+        from rfnet.weights import load_state_dict
+
+        self._loras = getattr(self, "_loras", {})
+        name = name or f"lora{len(self._loras)}"
+        self.load_lora_weights(load_state_dict(path), adapter_name=name)
+        self._loras[name] = float(scale)
+        self.set_adapters(list(self._loras), adapter_weights=list(self._loras.values()))
+        return name
+
+    # ---- parts of one run --------------------------------------------------------------------
+    @property
+    def latent_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @torch.no_grad()
+    def encode_prompt(self, prompts: Sequence[str]) -> torch.Tensor:
+        tok = self.tokenizer
+        ids = tok(list(prompts), padding="max_length", max_length=tok.model_max_length, truncation=True,
+                  return_tensors="pt").input_ids.to(self.device)
+        return self.text_encoder(ids)[0]
+
+    @torch.no_grad()
+    def encode_image(self, image: Image.Image) -> torch.Tensor:
+        x = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)[None].float() / 127.5 - 1
+        x = x.to(self.device, self.vae.dtype)
+        return self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents to images in [0, 1], (B, 3, H, W); differentiable (RFFT decodes with grad)."""
+        x = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+        return (x.float() / 2 + 0.5).clamp(0, 1)
+
+    def latent_mask(self, placement: Placement) -> torch.Tensor:
+        """1 where the latent is generated. A latent cell keeps the product only when all of its
+        pixels are product (a min-pool of the kept region), so no background leaks in."""
+        f = self.latent_factor
+        keep = torch.from_numpy(1.0 - placement.inpaint_mask)[None, None].float()
+        keep = -torch.nn.functional.max_pool2d(-keep, f, f)
+        return (1.0 - keep).to(self.device)
+
+    def control_tensor(self, placement: Placement, n: int) -> torch.Tensor:
+        c = torch.from_numpy(np.array(placement.control)).permute(2, 0, 1)[None].float() / 255.0
+        return c.expand(n, -1, -1, -1).to(self.device, self.controlnet.dtype)
+
+    def predict_noise(self, latents, t, text_embeds, control, cond_scale: float = 1.0,
+                      controlnet=None, unet=None) -> torch.Tensor:
+        """One UNet + ControlNet call without guidance (RFFT's eq. 7-8 are built from these)."""
+        controlnet = controlnet or self.controlnet
+        unet = unet or self.unet
+        x = self.scheduler.scale_model_input(latents, t)
+        down, mid = controlnet(x.to(controlnet.dtype), t, encoder_hidden_states=text_embeds.to(controlnet.dtype),
+                               controlnet_cond=control, conditioning_scale=cond_scale, return_dict=False)
+        return unet(x.to(unet.dtype), t, encoder_hidden_states=text_embeds.to(unet.dtype),
+                    down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
+
+    def guided_noise(self, latents, t, cond, uncond, control, guidance: float, cond_scale: float = 1.0,
+                     controlnet=None) -> torch.Tensor:
+        """Classifier-free guidance in one batched call: eps_u + g (eps_c - eps_u)."""
+        if guidance <= 1.0:
+            return self.predict_noise(latents, t, cond, control, cond_scale, controlnet)
+        eps = self.predict_noise(torch.cat([latents, latents]), t, torch.cat([uncond, cond]),
+                                 torch.cat([control, control]), cond_scale, controlnet)
+        eu, ec = eps.chunk(2)
+        return eu + guidance * (ec - eu)
+
+    def keep_product(self, latents, z_product, noise, mask, t) -> torch.Tensor:
+        """Eq. 2: outside the inpaint mask the latent is the product's, noised to level t
+        (clean when t is None, after the last step)."""
+        z = z_product if t is None else self.scheduler.add_noise(z_product, noise, torch.as_tensor([t]))
+        return mask * latents + (1 - mask) * z.to(latents.dtype)
+
+    def initial_noise(self, seeds: Sequence[int], shape) -> torch.Tensor:
+        # Drawn on the CPU per seed, so an image's seed reproduces it on any device and batch.
+        return torch.cat([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+
+    # ---- a whole run -------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(self, placement: Placement, prompt: str, negative_prompt: str = "",
+                 num_images: int = 1, seeds: Sequence[int] | None = None, num_inference_steps: int = 40,
+                 guidance_scale: float = 7.5, controlnet_conditioning_scale: float = 1.0,
+                 callback: Callable | None = None, trace: bool = False,
+                 progress: bool = False) -> GenerationOutput:
+        t0 = time.time()
+        seeds = list(seeds) if seeds is not None else [int(s) for s in np.random.SeedSequence().generate_state(num_images)]
+        n = len(seeds)
+        W, H = placement.size
+        f = self.latent_factor
+        if W % f or H % f:
+            raise ValueError(f"the canvas ({W}x{H}) must be a multiple of {f}, the VAE's factor")
+        cond = self.encode_prompt([prompt]).expand(n, -1, -1)
+        uncond = self.encode_prompt([negative_prompt]).expand(n, -1, -1)
+        control = self.control_tensor(placement, n)
+        mask = self.latent_mask(placement)
+        z_product = self.encode_image(placement.product_image()).expand(n, -1, -1, -1)
+        shape = (1, self.unet.config.in_channels, H // f, W // f)
+        noise = self.initial_noise(seeds, shape).to(self.device, z_product.dtype)
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        timesteps = self.scheduler.timesteps
+        latents = noise * self.scheduler.init_noise_sigma
+        latents = self.keep_product(latents, z_product, noise, mask, timesteps[0])
+        out_trace = []
+        it = enumerate(timesteps)
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(it, total=len(timesteps), desc="denoise", leave=False)
+        for i, t in it:
+            eps = self.guided_noise(latents, t, cond, uncond, control, guidance_scale,
+                                    controlnet_conditioning_scale)
+            latents = self.scheduler.step(eps, t, latents).prev_sample
+            nxt = timesteps[i + 1] if i + 1 < len(timesteps) else None
+            latents = self.keep_product(latents, z_product, noise, mask, nxt)
+            if trace:
+                out_trace.append((i, None if nxt is None else int(nxt), latents.clone()))
+            if callback is not None:
+                callback(i, t, latents)
+        images = self.decode(latents)
+        raw = [Image.fromarray((x.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8))
+               for x in images]
+        return GenerationOutput(images=[placement.paste_back(r) for r in raw], raw=raw, seeds=seeds,
+                                prompt=prompt, negative_prompt=negative_prompt,
+                                seconds=time.time() - t0, trace=out_trace)

@@ -1,0 +1,77 @@
+"""The main job end to end on a tiny random generator: outputs, a bad product, resume."""
+import json
+import shutil
+
+import numpy as np
+from PIL import Image
+
+from rfft.generate import EXAMPLES, load_prompts, main
+
+
+def _products(tmp_path):
+    d = tmp_path / "products"
+    d.mkdir()
+    for name in ("00_lipstick.png", "05_perfume.png"):
+        shutil.copy(EXAMPLES / "products" / name, d / name)
+    meta = json.loads((EXAMPLES / "products" / "products.json").read_text())
+    (d / "products.json").write_text(json.dumps({k: meta[k] for k in ("00_lipstick.png", "05_perfume.png")}))
+    bad = np.full((30, 30, 3), (90, 140, 90), np.uint8)  # RGB on green: must be refused, not crash
+    Image.fromarray(bad).save(d / "01_on_green.png")
+    (d / "02_truncated.png").write_bytes((d / "00_lipstick.png").read_bytes()[:80])
+    return d
+
+
+def test_generate_writes_everything_skips_bad_products_and_resumes(tmp_path, tiny_generator):
+    prods = _products(tmp_path)
+    out = tmp_path / "out"
+    argv = ["--products", str(prods), "--out", str(out), "--generator", str(tiny_generator),
+            "--attempts", "3", "--candidates", "2", "--steps", "2", "--seed", "7"]
+    assert main(argv) == 0
+    done = {p.name: json.loads(p.read_text()) for p in (out / "done").glob("*.json")}
+    assert set(done) == {"00_lipstick.json", "05_perfume.json", "01_on_green.json", "02_truncated.json"}
+    assert done["01_on_green.json"]["status"] == "skipped" and "cutout" in done["01_on_green.json"]["error"]
+    assert "truncated" in done["02_truncated.json"]["error"]
+    lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    good = [d for d in done.values() if d["status"] != "skipped"]
+    assert len(lines) == sum(len(d["attempts"]) for d in good) > 0
+    for rec in lines:
+        assert (out / rec["file"]).exists()
+        assert rec["oracle"] in ("Available", "Space Mismatch", "Size Mismatch", "Indistinctiveness",
+                                 "Shape Hallucination", "Unsuitable")
+        assert "{product}" not in rec["prompt"]
+    for d in good:  # one chosen image per product, in accepted/ or best/
+        chosen = [r for r in d["attempts"] if r["chosen"]]
+        assert len(chosen) == 1
+        assert chosen[0]["file"].startswith("accepted/" if d["status"] == "accepted" else "best/")
+        seeds = [r["seed"] for r in d["attempts"]]
+        assert seeds == list(range(seeds[0], seeds[0] + len(seeds)))
+    for f in ("contact_sheet.png", "fig6.png", "report.md"):
+        assert (out / f).stat().st_size > 0
+    report = (out / "report.md").read_text()
+    assert "01_on_green.png" in report and "| 3 |" in report
+    assert not list(out.rglob("*.tmp*"))  # nothing half-written
+
+    # resume: finished products are not redone; a removed one is
+    before = (out / "done" / "05_perfume.json").stat().st_mtime_ns
+    (out / "done" / "00_lipstick.json").unlink()
+    assert main(argv) == 0
+    assert (out / "done" / "05_perfume.json").stat().st_mtime_ns == before
+    again = json.loads((out / "done" / "00_lipstick.json").read_text())
+    assert [r["seed"] for r in again["attempts"]] == [r["seed"] for r in done["00_lipstick.json"]["attempts"]]
+    assert [r["p_available"] for r in again["attempts"]] == [r["p_available"] for r in done["00_lipstick.json"]["attempts"]]
+
+
+def test_prompt_config_in_release_format(tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps([{"prompt": "a {product} on a table", "negative_prompt": "x", "image_scale": 0.78,
+                                "matting": False, "flag": 0}]))
+    (e,) = load_prompts(cfg)
+    assert e.image_scale == 0.78 and e.for_product("vase") == "a vase on a table"
+    cfg.write_text(json.dumps([{"prompt": "p", "image_scale": 3}]))
+    try:
+        load_prompts(cfg)
+    except ValueError as err:
+        assert "image_scale" in str(err)
+    else:
+        raise AssertionError("a bad image_scale was accepted")
+    assert main(["--prompts", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")]) == 2
