@@ -13,4 +13,7 @@ except Exception as e:  # noqa: BLE001 - a broken pack must not take ComfyUI dow
         "`pip install -r requirements.txt` in ComfyUI's environment", type(e).__name__, e)
     NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = {}, {}
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+# The badge on RFNet Inspect and Recurrent Generate nodes (web/reliable_ad.js).
+WEB_DIRECTORY = "./web"
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Set-up and entry commands for a fresh machine with only Python 3.10+.
 
-    python3 dev.py main   # the main job on the embedded defaults
+    python3 dev.py main   # the main job on the embedded defaults (python -m rfft.generate)
     python3 dev.py test   # the test suite (extra arguments go to pytest)
+    python3 dev.py demo   # inspection alone: fresh RF-Synth images judged by RFNet and the oracle
 
 Each command creates or reuses a virtual environment in .venv, installs what it needs there
 (once; re-installs when pyproject.toml changes) and runs inside it. Standard library only.
@@ -56,7 +57,7 @@ def ensure_env() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("main", "test", "setup"):
+    if not argv or argv[0] not in ("main", "test", "demo", "setup"):
         print(__doc__)
         return 2
     ensure_env()
@@ -65,8 +66,10 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[0] == "test":
         cmd = [str(PY), "-m", "pytest", *argv[1:]]
-    else:
+    elif argv[0] == "demo":
         cmd = [str(PY), "-m", "rfnet.demo", *argv[1:]]
+    else:
+        cmd = [str(PY), "-m", "rfft.generate", *argv[1:]]
     print("+", " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 

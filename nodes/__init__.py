@@ -15,8 +15,8 @@ import logging
 log = logging.getLogger("reliable_ad")
 
 # Node modules of this package, in menu order. Each defines NODE_CLASS_MAPPINGS (and
-# optionally NODE_DISPLAY_NAME_MAPPINGS). The nodes come with the ComfyUI node pack issue.
-NODE_MODULES: tuple[str, ...] = ()
+# optionally NODE_DISPLAY_NAME_MAPPINGS).
+NODE_MODULES: tuple[str, ...] = ("loaders", "products", "inspection", "generation", "feedback")
 
 
 def load_nodes(modules=NODE_MODULES, package: str = __name__):
