@@ -59,14 +59,12 @@ def embedded(reps: int, k: int) -> dict:
             "inspection_share_of_generation": inspect_one / one}
 
 
-def paper(steps: int) -> dict:
+def paper_generation(steps: int) -> dict:
+    """SD1.5-shaped UNet + ControlNet, VAE and text encoder (random weights) at 512 x 512; the
+    models are freed when this returns."""
     import torch
 
     from rfft import components as C
-    from rfnet.extractors import TransformersDepth, U2NetSalience
-    from rfnet.inspect import resolve_dtype
-    from rfnet.model import RFNet, RFNetConfig
-    from rfnet.u2net import U2Net
 
     torch.manual_seed(0)
     unet = C.build_unet("sd15").eval()
@@ -89,9 +87,21 @@ def paper(steps: int) -> dict:
         t_step = _time(step, steps)
         t_dec = _time(lambda: vae.decode(lat[:1] / 0.18215))
         t_enc = _time(lambda: vae.encode(torch.rand(1, 3, 512, 512) * 2 - 1))
-    gen = t_text + 40 * t_step + t_dec + t_enc
-    del unet, cn, vae, te
+    return {"sd15_guided_step_s": t_step, "sd15_text_s": t_text, "sd15_vae_decode_s": t_dec,
+            "sd15_vae_encode_s": t_enc, "sd15_image_40_steps_s": t_text + 40 * t_step + t_dec + t_enc}
+
+
+def paper(steps: int) -> dict:
+    import torch
     from transformers import DPTConfig, DPTForDepthEstimation
+
+    from rfnet.extractors import TransformersDepth, U2NetSalience
+    from rfnet.inspect import resolve_dtype
+    from rfnet.model import RFNet, RFNetConfig
+    from rfnet.u2net import U2Net
+
+    res = paper_generation(steps)
+    gen = res["sd15_image_40_steps_s"]
 
     dtype = resolve_dtype("auto", "cpu")
     dpt_cfg = DPTConfig(is_hybrid=True, backbone_featmap_shape=[1, 1024, 24, 24], neck_hidden_sizes=[256, 512, 768, 768],
@@ -114,8 +124,7 @@ def paper(steps: int) -> dict:
 
         t_rf = _time(rfnet, 2)
     insp = t_depth + t_sal + t_rf
-    return {"sd15_guided_step_s": t_step, "sd15_text_s": t_text, "sd15_vae_decode_s": t_dec,
-            "sd15_vae_encode_s": t_enc, "sd15_image_40_steps_s": gen, "inspect_dtype": str(dtype),
+    return {**res, "inspect_dtype": str(dtype),
             "depth_dpt_hybrid_s": t_depth, "salience_u2net_s": t_sal, "rfnet_paper_s": t_rf,
             "inspect_s": insp, "inspection_share_of_generation": insp / gen}
 
