@@ -8,6 +8,8 @@ import time
 
 from . import host
 
+host.require("safetensors")
+
 LABELS = ["Available", "Space Mismatch", "Size Mismatch", "Indistinctiveness", "Shape Hallucination", "Unsuitable"]
 
 

@@ -8,6 +8,8 @@ import json
 import torch
 
 from . import host
+
+host.require("timm", "transformers", "safetensors", "cv2")
 from .inspection import badge, inspect_images, save_previews
 
 

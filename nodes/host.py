@@ -27,6 +27,23 @@ FOLDERS = {"rfnet": {".json", ".safetensors"}, "rf_depth": {".json", ".safetenso
            "rf_salience": {".json", ".safetensors", ".pth", ".pt", ".bin"}}
 
 
+# Modules the engine needs beyond what ComfyUI ships, and the pip name of each.
+PIP_NAMES = {"cv2": "opencv-python-headless", "timm": "timm", "transformers": "transformers",
+             "safetensors": "safetensors", "diffusers": "diffusers", "peft": "peft"}
+
+
+def require(*modules: str) -> None:
+    """Raise ImportError naming the pip package when a module is not installed, without
+    importing anything (ComfyUI's start-up stays fast): a node module calls this at its top,
+    so load_nodes() leaves out only that module, with a line saying what to install."""
+    import importlib.util
+
+    for m in modules:
+        if importlib.util.find_spec(m) is None:
+            pip = PIP_NAMES.get(m, m)
+            raise ImportError(f"No module named {m!r}", name=pip)
+
+
 def _folder_paths():
     try:
         import folder_paths  # ComfyUI's

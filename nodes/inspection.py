@@ -10,6 +10,8 @@ from PIL import Image, ImageDraw
 
 from . import host
 
+host.require("timm", "transformers", "safetensors", "cv2")
+
 GREEN, RED = (30, 150, 60), (200, 40, 40)
 
 

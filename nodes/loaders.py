@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from . import host
 
+host.require("timm", "transformers", "safetensors", "cv2")
+
 EMBEDDED = "embedded"
 FALLBACK = "fallback (no weights)"
 

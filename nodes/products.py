@@ -7,6 +7,8 @@ import torch
 
 from . import host
 
+host.require("cv2")
+
 
 class ProductPlacement:
     DESCRIPTION = ("Places a product cutout on the canvas as the paper's release does: its alpha box "

@@ -241,3 +241,17 @@ def test_loader_names_the_folders_it_searched(monkeypatch, tmp_path):
         M["RFDepthModelLoader"]().load("missing-dpt")
     (tmp_path / "rfnet").mkdir()
     assert host.resolve_model.__doc__ and host.safe_join(tmp_path / "rfnet", "../../etc/passwd") is None
+
+
+def test_a_missing_dependency_leaves_out_only_its_nodes(monkeypatch, caplog):
+    import importlib.util
+    import logging
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda m, *a: None if m == "cv2" else real(m, *a))
+    for mod in ("products",):
+        sys.modules.pop(f"reliable_ad_under_test.nodes.{mod}", None)
+    with caplog.at_level(logging.WARNING, logger="reliable_ad"):
+        classes, _, failed = N.load_nodes(("products",), package="reliable_ad_under_test.nodes")
+    assert classes == {} and "opencv-python-headless" in failed["products"]
+    assert "pip install opencv-python-headless" in caplog.text
