@@ -6,27 +6,13 @@ import json
 import uuid
 
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from . import host
 
 host.require("timm", "transformers", "safetensors", "cv2")
 
-GREEN, RED = (30, 150, 60), (200, 40, 40)
-
-
-def badge(image: Image.Image, label: str, p_available: float, accepted: bool) -> Image.Image:
-    """The image with a verdict strip: green "Available", or red with the defect."""
-    im = image.convert("RGB")
-    scale = max(1, 256 // max(im.size))
-    if scale > 1:
-        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
-    d = ImageDraw.Draw(im)
-    h = max(14, im.height // 12)
-    d.rectangle([0, im.height - h, im.width, im.height], fill=GREEN if accepted else RED)
-    d.text((4, im.height - h + 2), f"{label}  P(Available) {p_available:.2f}", fill="white")
-    return im
-
+from rfnet.badge import badge  # noqa: E402  (after the check; host put the engine on the path)
 
 def save_previews(images: list[Image.Image], prefix: str = "rf_inspect") -> list[dict]:
     """Into ComfyUI's temp folder, as its PreviewImage does: the UI shows them on the node."""

@@ -1,0 +1,30 @@
+"""A verdict badge on an image: green "Available", or red with the defect. Used by the ComfyUI
+nodes' previews, the main job's contact sheet and RFFT's validation grids."""
+from __future__ import annotations
+
+from PIL import Image, ImageDraw
+
+GREEN, RED, ORANGE = (30, 150, 60), (200, 40, 40), (230, 140, 20)
+
+
+def badge(image: Image.Image, label: str, p_available: float, accepted: bool, min_side: int = 256) -> Image.Image:
+    """``image`` (enlarged to at least ``min_side`` by whole pixels) with a strip at the bottom."""
+    im = image.convert("RGB")
+    scale = max(1, min_side // max(im.size))
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    d = ImageDraw.Draw(im)
+    h = max(14, im.height // 12)
+    d.rectangle([0, im.height - h, im.width, im.height], fill=GREEN if accepted else RED)
+    d.text((4, im.height - h + 2), f"{label}  P(Available) {p_available:.2f}", fill="white")
+    return im
+
+
+def grid(images: list[Image.Image], cols: int = 4, pad: int = 4) -> Image.Image:
+    cols = max(1, min(cols, len(images)))
+    rows = (len(images) + cols - 1) // cols
+    w, h = images[0].size
+    out = Image.new("RGB", (cols * w + (cols - 1) * pad, rows * h + (rows - 1) * pad), "white")
+    for i, im in enumerate(images):
+        out.paste(im, ((i % cols) * (w + pad), (i // cols) * (h + pad)))
+    return out

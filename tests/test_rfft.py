@@ -1,0 +1,117 @@
+"""RFFT: the loss terms against direct computations, gradients only into the ControlNet, the
+step window drawn once per batch, exact resume, and an output diffusers loads."""
+import json
+import shutil
+
+import pytest
+import torch
+
+from rfft.losses import consistent_condition_loss, feedback_loss, kl_loss
+
+
+def test_cc_loss_is_eq8():
+    g = torch.Generator().manual_seed(0)
+    a, b, c, d = (torch.randn(3, 4, 8, 8, generator=g) for _ in range(4))
+    want = torch.stack([torch.sqrt((((a[i] - b[i]) - (c[i] - d[i])) ** 2).sum()) for i in range(3)]).mean()
+    assert torch.allclose(consistent_condition_loss(a, b, c, d), want, atol=1e-6)
+    # the same guidance direction gives zero even when the predictions differ
+    assert consistent_condition_loss(a + 1, b + 1, a, b).item() == pytest.approx(0, abs=1e-4)
+    # gradients flow into the trained terms only
+    a.requires_grad_(True)
+    c.requires_grad_(True)
+    consistent_condition_loss(a, b, c, d).backward()
+    assert a.grad is not None and c.grad is None
+
+
+def test_kl_and_feedback_terms():
+    g = torch.Generator().manual_seed(1)
+    e, r = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
+    assert torch.allclose(kl_loss(e, r), ((e - r) ** 2).mean())
+    logits = torch.randn(5, 6, generator=g)
+    want = -torch.log_softmax(logits, -1)[:, 0].mean()
+    assert torch.allclose(feedback_loss(logits), want)
+
+
+@pytest.fixture(scope="module")
+def objective(tiny_generator):
+    from rfft.pipeline import AdInpaintPipeline, load_parts
+    from rfft.placement import place
+    from rfft.trainer import DifferentiableJudge, Example, RFFTConfig, RFFTObjective
+    from rfft.generate import EXAMPLES
+    from rfft.placement import load_product
+
+    parts = load_parts(tiny_generator)
+    cn = parts.pop("controlnet")
+    import copy
+
+    ref = copy.deepcopy(cn)
+    pipe = AdInpaintPipeline(controlnet=ref, **parts)
+    cn.train().requires_grad_(True)
+    judge = DifferentiableJudge.from_pretrained("embedded")
+    obj = RFFTObjective(pipe, cn, ref, judge, RFFTConfig(num_inference_steps=6, grad_steps_window=3, reg="cc"))
+    pl = place(load_product(EXAMPLES / "products" / "05_perfume.png"), 64, 0.5)
+    batch = [Example(pl, "a perfume on a marble table", "blurry", "Vela teal perfume"),
+             Example(pl, "a perfume on a oak shelf", "", "Vela teal perfume")]
+    return obj, batch
+
+
+def test_gradients_reach_only_the_controlnet(objective):
+    obj, batch = objective
+    cn = obj.controlnet
+    cn.zero_grad(set_to_none=True)
+    loss, logs = obj(batch, torch.Generator().manual_seed(0))
+    loss.backward()
+    grads = [p.grad for p in cn.parameters()]
+    assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
+    frozen = [obj.pipe.unet, obj.pipe.vae, obj.pipe.text_encoder, obj.ref, obj.judge]
+    assert all(p.grad is None and not p.requires_grad for m in frozen for p in m.parameters())
+    assert {"f_ac", "reg", "loss", "p_available", "step_index"} <= set(logs)
+    assert logs["loss"] == pytest.approx(logs["f_ac"] + obj.cfg.beta * logs["reg"], rel=1e-4)
+    assert logs["reg"] == pytest.approx(0, abs=1e-5)  # trained == reference before any update
+
+
+def test_the_gradient_step_is_drawn_once_per_batch_in_the_last_k(objective, monkeypatch):
+    obj, batch = objective
+    calls = []
+    real = obj.draw_step
+    monkeypatch.setattr(obj, "draw_step", lambda g: calls.append(real(g)) or calls[-1])
+    seen = set()
+    for s in range(12):
+        with torch.no_grad():
+            _, logs = obj(batch[:1], torch.Generator().manual_seed(s))
+        seen.add(logs["step_index"])
+    assert len(calls) == 12 and seen <= {3, 4, 5} and len(seen) > 1
+
+
+def _train(tmp, gen, *extra):
+    from rfft.generate import EXAMPLES
+    from rfft.train import main
+
+    prods = tmp / "products"
+    if not prods.exists():
+        prods.mkdir()
+        for n in ("05_perfume.png", "00_lipstick.png"):
+            shutil.copy(EXAMPLES / "products" / n, prods / n)
+        (tmp / "p.json").write_text(json.dumps([{"prompt": "a {product} on a marble table, beige wall",
+                                                  "negative_prompt": "", "image_scale": 0.5}]))
+    return main(["--pretrained_model_name_or_path", str(gen), "--products", str(prods), "--prompts", str(tmp / "p.json"),
+                 "--num_inference_steps", "4", "--grad_steps_window", "2", "--learning_rate", "1e-3",
+                 "--checkpointing_steps", "2", "--seed", "3", *extra])
+
+
+def test_resume_is_exact_and_the_output_loads_in_diffusers(tmp_path, tiny_generator):
+    from diffusers import ControlNetModel
+
+    assert _train(tmp_path, tiny_generator, "--output_dir", str(tmp_path / "a"), "--max_train_steps", "4") == 0
+    assert _train(tmp_path, tiny_generator, "--output_dir", str(tmp_path / "b"), "--max_train_steps", "4",
+                  "--max_steps_this_run", "2") == 0
+    assert (tmp_path / "b" / "checkpoint-2").exists() and not (tmp_path / "b" / "controlnet").exists()
+    assert _train(tmp_path, tiny_generator, "--output_dir", str(tmp_path / "b"), "--max_train_steps", "4",
+                  "--resume_from_checkpoint", "latest") == 0
+    a = ControlNetModel.from_pretrained(tmp_path / "a" / "controlnet").state_dict()
+    b = ControlNetModel.from_pretrained(tmp_path / "b" / "controlnet").state_dict()
+    start = ControlNetModel.from_pretrained(tiny_generator / "controlnet").state_dict()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) == 0.0
+    assert max(float((a[k] - start[k]).abs().max()) for k in a) > 0  # it did learn something
+    rows = (tmp_path / "a" / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("f_ac,") and len(rows) == 5
