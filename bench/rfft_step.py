@@ -1,0 +1,138 @@
+"""One RFFT step at SD1.5 scale on this machine: peak memory and time, with and without the
+memory measures.
+
+    python bench/rfft_step.py [--variants plain cc-plain cc-measures] [--size 512] [--out bench_out/rfft_step]
+
+Each variant runs in a fresh subprocess (so its peak resident memory is its own): SD1.5-shaped
+UNet, canny ControlNet, VAE and CLIP text encoder with random weights, the paper-config RFNet
+(ResNet50 at 384, BERT-base caption encoder) with DPT-Hybrid-shaped depth and U^2-Net salience,
+batch 1, one gradient step of the objective in rfft/trainer.py (the steps before it run without
+gradients and add time, not memory: the schedule here is 2 steps with the gradient at the last).
+
+- ``plain``: everything float32, no checkpointing, no regularizer (a ReFL step);
+- ``cc-plain``: the same with Consistent Condition (its two reference passes and the trained
+  ControlNet's extra text-free pass);
+- ``cc-measures``: CC with the frozen parts built directly in bfloat16 (never a float32 copy),
+  gradient checkpointing in the UNet, ControlNet and VAE decoder, the trained ControlNet in
+  float32 under bfloat16 autocast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
+
+
+def run_variant(name: str, size: int) -> dict:
+    import contextlib
+
+    import torch
+
+    from rfft import components as C
+    from rfft.pipeline import AdInpaintPipeline
+    from rfft.placement import place
+    from rfft.train_generator import build_prompt_tokenizer
+    from rfft.trainer import DifferentiableJudge, Example, RFFTConfig, RFFTObjective
+    from rfnet.extractors import TransformersDepth, U2NetSalience
+    from rfnet.model import RFNet, RFNetConfig
+    from rfnet.text import build_tokenizer
+    from rfnet.u2net import U2Net
+    from transformers import DPTConfig, DPTForDepthEstimation
+    from PIL import Image
+    import numpy as np
+
+    measures = name == "cc-measures"
+    frozen = torch.bfloat16 if measures else torch.float32
+    torch.manual_seed(0)
+
+    @contextlib.contextmanager
+    def default_dtype(dt):
+        old = torch.get_default_dtype()
+        torch.set_default_dtype(dt)
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(old)
+
+    tok = build_prompt_tokenizer(["a perfume on a marble table, beige wall, soft daylight"])
+    tok.model_max_length = 77
+    with default_dtype(frozen):
+        unet = C.build_unet("sd15")
+        vae = C.build_vae("sd15")
+        te = C.build_text_encoder("sd15")
+        ref = C.build_controlnet(unet, "sd15")
+        dpt = DPTForDepthEstimation(DPTConfig(is_hybrid=True, backbone_featmap_shape=[1, 1024, 24, 24],
+                                              neck_hidden_sizes=[256, 512, 768, 768], embedding_type="vit_hybrid"))
+        sal = U2Net("u2net")
+        rf = RFNet(RFNetConfig())
+    with default_dtype(torch.float32):
+        cn = C.build_controlnet(unet.float() if not measures else unet, "sd15").float()
+    built = _rss_gib()
+    pipe = AdInpaintPipeline(unet=unet, controlnet=ref, vae=vae, text_encoder=te, tokenizer=tok,
+                             scheduler=C.build_scheduler())
+    cn.train().requires_grad_(True)
+    if measures:
+        cn.enable_gradient_checkpointing()
+        unet.enable_gradient_checkpointing()
+        vae.enable_gradient_checkpointing()
+    cap_tok = build_tokenizer(["Vela teal perfume 15ml 青色香水"])
+    judge = DifferentiableJudge(rf, cap_tok, TransformersDepth(dpt, 384), U2NetSalience(sal))
+    reg = "none" if name == "plain" else "cc"
+    obj = RFFTObjective(pipe, cn, ref, judge, RFFTConfig(num_inference_steps=2, grad_steps_window=1, reg=reg))
+    a = np.zeros((160, 100, 4), np.uint8)
+    a[10:150, 10:90] = (40, 120, 200, 255)
+    ex = Example(place(Image.fromarray(a, "RGBA"), size, 0.6), "a perfume on a marble table", "blurry",
+                 "Vela teal perfume 15ml")
+    opt = torch.optim.AdamW(cn.parameters(), lr=1e-5)
+    t0 = time.time()
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if measures else contextlib.nullcontext()
+    with ctx:
+        loss, logs = obj([ex], torch.Generator().manual_seed(0))
+    loss.backward()
+    opt.step()
+    dt = time.time() - t0
+    return {"variant": name, "size": size, "peak_gib": round(_rss_gib(), 2), "after_build_gib": round(built, 2),
+            "step_s": round(dt, 1), "loss": round(float(logs["loss"]), 4), "reg": reg}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--variants", nargs="+", default=["plain", "cc-plain", "cc-measures"])
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--out", default="bench_out/rfft_step")
+    p.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.one:
+        print("RESULT " + json.dumps(run_variant(a.one, a.size)), flush=True)
+        return 0
+    import torch
+
+    rows = []
+    for v in a.variants:
+        r = subprocess.run([sys.executable, __file__, "--one", v, "--size", str(a.size)], capture_output=True, text=True)
+        line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
+        row = json.loads(line[0][7:]) if line else {"variant": v, "error": (r.stderr or r.stdout)[-800:]}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    res = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+                      f"torch {torch.__version__}", "date": time.strftime("%Y-%m-%d"), "rows": rows}
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
