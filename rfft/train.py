@@ -105,6 +105,12 @@ def contrast_reward(images: torch.Tensor, prompts) -> torch.Tensor:
 
 
 def main(argv=None) -> int:
+    return train(parse_args(argv))
+
+
+def train(a, on_step=None) -> int:
+    """Run RFFT with parsed arguments. ``on_step(step, max_steps, row)`` is called after each
+    optimizer step (progress, cancel: it may raise, and the last checkpoint stays intact)."""
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
     from diffusers.optimization import get_scheduler
@@ -112,7 +118,6 @@ def main(argv=None) -> int:
     from .pipeline import AdInpaintPipeline, load_parts
     from .trainer import DifferentiableJudge, RFFTConfig, RFFTObjective
 
-    a = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     out = Path(a.output_dir)
     acc = Accelerator(gradient_accumulation_steps=a.gradient_accumulation_steps, mixed_precision=a.mixed_precision,
@@ -188,6 +193,8 @@ def main(argv=None) -> int:
             _checkpoint(acc, out, step, a.checkpoints_total_limit)
         if val and acc.is_main_process and (step % a.validation_steps == 0 or step == a.max_train_steps):
             _validate(pipe, acc.unwrap_model(controlnet), val, out, step, a)
+        if on_step is not None:
+            on_step(step, a.max_train_steps, row)
     if acc.is_main_process and step >= a.max_train_steps:
         _save_controlnet(acc.unwrap_model(controlnet), out / "controlnet")
         log.info("wrote %s", out / "controlnet")

@@ -250,6 +250,20 @@ def feedback_flow() -> Flow:
     return f
 
 
+def rfft_flow() -> Flow:
+    f = Flow("RFFT: fine-tune the ControlNet with RFNet's feedback")
+    prompts = json.dumps([{"prompt": "a {product} on a marble table, beige wall, soft daylight",
+                           "negative_prompt": "blurry, floating", "image_scale": 0.5}])
+    tr = f.add("RFFTTrain", (0, 0), ["embedded", "(the generator's own)", "embedded", "products", prompts,
+                                    "rfft_controlnet", 200, 1e-5, "cc", 1.0, 40, 10, 1, 0, 25], size=(380, 520))
+    prev = f.add("PreviewImage", (420, 0), title="loss curve")
+    f.link(tr, 1, prev, "images")
+    f.note((420, 300), "Products: a folder of cutouts in ComfyUI's input folder. The trained ControlNet is "
+                       "written to models/controlnet/NAME; cancel keeps the last checkpoint and queueing "
+                       "again resumes it. For SD1.5, put a diffusers SD1.5 folder in models/diffusers.")
+    return f
+
+
 def thumbnail(ui: dict, path: Path) -> None:
     """A schematic of the graph: node boxes (this pack's in green) and links."""
     nodes = [n for n in ui["nodes"]]
@@ -296,7 +310,7 @@ def main() -> int:
     flows = {"inspect_generated_image": inspect_flow(), "place_generate_inspect": generate_once_flow(),
              "recurrent_generate_lora": recurrent_flow(True, False),
              "recurrent_generate_product_folder": recurrent_flow(False, True),
-             "collect_feedback": feedback_flow()}
+             "collect_feedback": feedback_flow(), "rfft_train_controlnet": rfft_flow()}
     for name, f in flows.items():
         ui = f.ui()
         (wf / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")

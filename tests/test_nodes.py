@@ -32,7 +32,7 @@ def test_every_node_loads_with_a_schema():
     assert not N.FAILED, N.FAILED
     assert set(M) == {"RFNetLoader", "RFDepthModelLoader", "RFSalienceModelLoader", "RFProductPlacement",
                       "RFPasteProduct", "RFLoadProductFolder", "RFDepthMap", "RFSalienceMap", "RFNetInspect",
-                      "RFRecurrentGenerate", "RFFeedback"}
+                      "RFRecurrentGenerate", "RFFeedback", "RFFTTrain"}
     for name, cls in M.items():
         spec = cls.INPUT_TYPES()
         assert "required" in spec and cls.DESCRIPTION and cls.CATEGORY.startswith("Reliable AD")
@@ -255,3 +255,43 @@ def test_a_missing_dependency_leaves_out_only_its_nodes(monkeypatch, caplog):
         classes, _, failed = N.load_nodes(("products",), package="reliable_ad_under_test.nodes")
     assert classes == {} and "opencv-python-headless" in failed["products"]
     assert "pip install opencv-python-headless" in caplog.text
+
+
+def test_rfft_train_node_writes_a_controlnet_and_resumes_after_cancel(tmp_path, monkeypatch, tiny_generator):
+    import shutil
+
+    from diffusers import ControlNetModel
+
+    from rfft.generate import EXAMPLES
+
+    (tmp_path / "input" / "products").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "products" / "05_perfume.png", tmp_path / "input" / "products")
+    dirs = {"diffusers": [tiny_generator.parent], "controlnet": [tmp_path / "controlnet"], "rfnet": []}
+    monkeypatch.setattr(host, "model_dirs", lambda kind: dirs.get(kind, []))
+    monkeypatch.setattr(host, "input_dir", lambda: tmp_path / "input")
+    monkeypatch.setattr(host, "output_dir", lambda: tmp_path / "output")
+    calls = {"n": 0}
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_at_third():
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Cancelled
+
+    monkeypatch.setattr(host, "check_cancel", cancel_at_third)
+    node = M["RFFTTrain"]()
+    prompts = json.dumps([{"prompt": "a {product} on a marble table", "negative_prompt": "", "image_scale": 0.5}])
+    kw = dict(generator=tiny_generator.name, controlnet="(the generator's own)", rfnet="embedded", products="products",
+              prompts=prompts, name="../my net", steps=4, learning_rate=1e-3, reg="cc", beta=1.0,
+              num_inference_steps=4, grad_steps_window=2, batch_size=1, seed=0, checkpointing_steps=2)
+    with pytest.raises(Cancelled):
+        node.run(**kw)
+    run_dir = tmp_path / "output" / "rfft_runs" / "my_net"
+    assert (run_dir / "checkpoint-2").exists() and not (tmp_path / "controlnet" / "my_net").exists()
+    path, curve = node.run(**kw)["result"]  # resumes from checkpoint-2
+    assert path == str(tmp_path / "controlnet" / "my_net") and curve.shape[-1] == 3
+    ControlNetModel.from_pretrained(path)
+    steps = [ln.split(",")[-3] for ln in (run_dir / "metrics.csv").read_text().splitlines()[1:]]
+    assert len(steps) == 5  # steps 1, 2, 3 (cancelled after it), then 3, 4 again from checkpoint-2

@@ -1,0 +1,141 @@
+"""RFFT Train: fine-tune a ControlNet with RFNet's feedback from the graph. The result is a
+diffusers ControlNet in models/controlnet/NAME/ (ComfyUI's ControlNet loader lists its
+safetensors file); training state lives in output/rfft_runs/NAME, so a cancelled run resumes."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import host
+
+host.require("timm", "transformers", "safetensors", "cv2", "diffusers")
+
+FROM_GENERATOR = "(the generator's own)"
+
+
+def loss_curve(rows: list[dict]) -> Image.Image:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    steps = [r["step"] for r in rows]
+    for key in ("loss", "f_ac", "reg"):
+        if rows and key in rows[0]:
+            ax.plot(steps, [r[key] for r in rows], label=key)
+    ax.set_xlabel("step")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return Image.open(buf).convert("RGB")
+
+
+class RFFTTrain:
+    DESCRIPTION = ("Fine-tunes the ControlNet with RFNet's feedback and Consistent Condition regularization (RFFT). "
+                   "The generator is a diffusers SD1.5 folder in models/diffusers (or the embedded one); products "
+                   "come from a folder in ComfyUI's input; prompts are the paper's release config (JSON). The "
+                   "result goes to models/controlnet/NAME. Cancelling keeps the last checkpoint; queue again to resume.")
+    CATEGORY = "Reliable AD/training"
+    RETURN_TYPES = ("STRING", "IMAGE")
+    RETURN_NAMES = ("controlnet_path", "loss_curve")
+    OUTPUT_NODE = True
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        gens = ["embedded"] + host.list_models("diffusers", ("model_index.json",))
+        cns = [FROM_GENERATOR] + host.list_models("controlnet", ("config.json",))
+        rfs = ["embedded"] + host.list_models("rfnet", ("config.json",))
+        return {"required": {
+            "generator": (gens, {"tooltip": "a diffusers SD1.5 folder in models/diffusers, or the embedded generator"}),
+            "controlnet": (cns, {"tooltip": "the canny ControlNet to start from (a diffusers folder in models/controlnet)"}),
+            "rfnet": (rfs,),
+            "products": ("STRING", {"default": "products", "tooltip": "a folder of cutouts inside ComfyUI's input folder"}),
+            "prompts": ("STRING", {"default": "[{\"prompt\": \"a {product} on a marble table, beige wall, soft daylight\", "
+                                              "\"negative_prompt\": \"\", \"image_scale\": 0.5}]", "multiline": True,
+                                   "tooltip": "the paper's release prompt config (a JSON list)"}),
+            "name": ("STRING", {"default": "rfft_controlnet", "tooltip": "output folder name in models/controlnet"}),
+            "steps": ("INT", {"default": 200, "min": 1, "max": 100000}),
+            "learning_rate": ("FLOAT", {"default": 1e-5, "min": 1e-8, "max": 1e-2, "step": 1e-6}),
+            "reg": (["cc", "kl", "none"], {"default": "cc", "tooltip": "cc: Consistent Condition; kl; none: ReFL"}),
+            "beta": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.01}),
+            "num_inference_steps": ("INT", {"default": 40, "min": 2, "max": 200}),
+            "grad_steps_window": ("INT", {"default": 10, "min": 1, "max": 200}),
+            "batch_size": ("INT", {"default": 1, "min": 1, "max": 64}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1}),
+            "checkpointing_steps": ("INT", {"default": 25, "min": 1, "max": 100000}),
+        }, "hidden": {"unique_id": "UNIQUE_ID"}}
+
+    def run(self, generator, controlnet, rfnet, products, prompts, name, steps, learning_rate, reg, beta,
+            num_inference_steps, grad_steps_window, batch_size, seed, checkpointing_steps, unique_id=None):
+        import csv
+        import json
+
+        from rfnet.fileio import write_text
+        from rfft.train import parse_args, train
+
+        safe = host.safe_name(name, "rfft_controlnet")
+        prods = host.safe_join(host.input_dir(), products)
+        if prods is None or not prods.is_dir():
+            raise ValueError(f"product folder {products!r} not found inside ComfyUI's input folder")
+        try:
+            json.loads(prompts)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"prompts is not valid JSON ({e}); give a list of {{prompt, negative_prompt, image_scale}}") from None
+        run_dir = host.output_dir() / "rfft_runs" / safe
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(run_dir / "prompts.json", prompts)
+        argv = ["--output_dir", str(run_dir), "--products", str(prods), "--prompts", str(run_dir / "prompts.json"),
+                "--max_train_steps", str(steps), "--learning_rate", str(learning_rate), "--reg", reg, "--beta", str(beta),
+                "--num_inference_steps", str(num_inference_steps), "--grad_steps_window", str(grad_steps_window),
+                "--train_batch_size", str(batch_size), "--seed", str(seed), "--checkpointing_steps", str(checkpointing_steps),
+                "--resume_from_checkpoint", "latest",
+                "--pretrained_model_name_or_path",
+                "embedded" if generator == "embedded" else str(host.resolve_model("diffusers", generator)),
+                "--rfnet", "embedded" if rfnet == "embedded" else str(host.resolve_model("rfnet", rfnet))]
+        if controlnet != FROM_GENERATOR:
+            argv += ["--controlnet_model_name_or_path", str(host.resolve_model("controlnet", controlnet))]
+        args = parse_args(argv)
+        bar = host.Progress(steps, unique_id)
+
+        def on_step(step, total, row):
+            bar.update(1)
+            host.progress_text(f"step {step}/{total}: loss {row['loss']:.4f}, P(Available) {row['p_available']:.2f}", unique_id)
+            host.check_cancel()  # raises on cancel; the last checkpoint stays, a new run resumes it
+
+        # ComfyUI runs every node under inference mode; training needs gradients.
+        with torch.inference_mode(False), torch.enable_grad():
+            train(args, on_step)
+        dst = None
+        for d in host.model_dirs("controlnet")[:1]:
+            dst = host.safe_join(d, safe)
+        if dst is None:
+            dst = run_dir / "controlnet_export"
+        import shutil
+
+        if (run_dir / "controlnet").exists():
+            tmp = dst.with_name(dst.name + ".tmp")
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            shutil.copytree(run_dir / "controlnet", tmp)
+            if dst.exists():
+                shutil.rmtree(dst)
+            tmp.rename(dst)
+        rows = []
+        if (run_dir / "metrics.csv").exists():
+            with open(run_dir / "metrics.csv") as f:
+                rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        curve = loss_curve(rows)
+        img = torch.from_numpy(np.asarray(curve, np.float32) / 255.0)[None]
+        return {"ui": {"text": [f"ControlNet written to {dst}"]}, "result": (str(dst), img)}
+
+
+NODE_CLASS_MAPPINGS = {"RFFTTrain": RFFTTrain}
+NODE_DISPLAY_NAME_MAPPINGS = {"RFFTTrain": "RFFT Train (ControlNet)"}
