@@ -260,8 +260,29 @@ def export(ema: torch.nn.ModuleDict, dst: Path, tok, a, vae=None) -> Path:
     return dst
 
 
+def export_embedded(src: str | Path, dst: str | Path | None = None) -> Path:
+    """A trained generator folder (``final`` or ``export-N``) as the embedded one: fp16."""
+    from .pipeline import EMBEDDED, load_parts, save_generator
+
+    parts = load_parts(src)
+    meta = json.loads((Path(src) / "model_index.json").read_text()).get("_rfft", {})
+    return save_generator(dst or EMBEDDED, **parts, extra={**meta, "exported_from": str(src)}, dtype=torch.float16)
+
+
 # ---------------------------------------------------------------------------------------------
 def main(argv=None) -> int:
+    import sys
+
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["export"]:
+        p = argparse.ArgumentParser(prog="python -m rfft.train_generator export")
+        p.add_argument("export")
+        p.add_argument("--src", required=True, help="a trained generator folder (final/ or export-N/)")
+        p.add_argument("--dst", default=None, help="default: rfft/embedded/generator-synth-tiny")
+        a = p.parse_args(argv)
+        print(export_embedded(a.src, a.dst))
+        return 0
     p = argparse.ArgumentParser(prog="python -m rfft.train_generator", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="an RF-Synth dataset (python -m rfsynth.make)")
     p.add_argument("--output_dir", required=True)
