@@ -68,6 +68,30 @@ def reference_masks(img: np.ndarray) -> dict[str, np.ndarray]:
             for n, s in REFERENCES.items()}
 
 
+def scene_coherence(img: np.ndarray, solid: np.ndarray, product: np.ndarray, refs: np.ndarray,
+                    palette_dist: np.ndarray) -> float:
+    """Share of the surrounding band explained by the wall (its colour in each column, from the
+    top band) or the surface under the product (and its shades); see rules 4b."""
+    S = img.shape[0]
+    k = max(1, int(round(S * rules.SCENE_SMOOTH)))
+    img = cv2.blur(img, (k, k))  # material textures average out; blobs of other colours stay
+    wall_rows = max(1, int(rules.WALL_BAND * S))
+    wall = np.stack([np.median(img[:wall_rows, max(0, c - 1):c + 2].reshape(-1, 3), axis=0) for c in range(S)])
+    rows = np.nonzero(solid.any(1))[0]
+    cols = np.nonzero(solid.any(0))[0]
+    base = int(rows[-1])
+    under = img[min(S - 1, base + 1):min(S, base + 1 + max(3, S // 20)), cols.min():cols.max() + 1].reshape(-1, 3)
+    surf = np.median(under, axis=0)
+    band = (_dilate(solid, int(round(rules.CLUTTER_BAND * S))) & ~_dilate(product, 1) & ~refs
+            & (palette_dist >= rules.PALETTE_DIST))
+    if not band.any():
+        return 1.0
+    d = np.linalg.norm(img - wall[None], axis=-1)
+    for f in rules.SURFACE_SHADES:
+        d = np.minimum(d, np.linalg.norm(img - surf * f, axis=-1))
+    return float((d[band] < rules.SCENE_COHERENCE_DIST).mean())
+
+
 def judge(image, cutout: Image.Image, placement: dict, category: str) -> OracleVerdict:
     """The label of ``image`` (PIL or HxWx3 uint8) with the product ``cutout`` placed at
     ``placement`` ({"x", "y"}: the cutout's top-left on the canvas)."""
@@ -139,6 +163,11 @@ def judge(image, cutout: Image.Image, placement: dict, category: str) -> OracleV
     m["median_gap_px"] = float(np.median([g for g in gaps if g is not None])) if any(g is not None for g in gaps) else None
     if m["supported_frac"] < rules.SUPPORT_MIN_FRAC:
         return OracleVerdict("Space Mismatch", m)
+
+    # 4b. Indistinctiveness: surroundings that are neither wall nor surface
+    m["scene_coherence"] = scene_coherence(img, solid, product, ref_any, pd)
+    if m["scene_coherence"] < rules.SCENE_COHERENCE_MIN:
+        return OracleVerdict("Indistinctiveness", dict(m, reason="incoherent surroundings"))
 
     # 5. Size Mismatch: the real height the reference object implies
     best = None
