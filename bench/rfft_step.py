@@ -14,7 +14,8 @@ gradients and add time, not memory: the schedule here is 2 steps with the gradie
   ControlNet's extra text-free pass);
 - ``cc-measures``: CC with the frozen parts built directly in bfloat16 (never a float32 copy),
   gradient checkpointing in the UNet, ControlNet and VAE decoder, the trained ControlNet in
-  float32 under bfloat16 autocast.
+  float32 under bfloat16 autocast, and the low-memory AdamW of rfft/optim.py (bfloat16 moments,
+  each parameter stepped as its gradient completes, so the gradients never all exist).
 """
 from __future__ import annotations
 
@@ -95,7 +96,12 @@ def run_variant(name: str, size: int) -> dict:
     a[10:150, 10:90] = (40, 120, 200, 255)
     ex = Example(place(Image.fromarray(a, "RGBA"), size, 0.6), "a perfume on a marble table", "blurry",
                  "Vela teal perfume 15ml")
-    opt = torch.optim.AdamW(cn.parameters(), lr=1e-5)
+    if measures:
+        from rfft.optim import LowMemoryAdamW
+
+        opt = LowMemoryAdamW(cn.parameters(), lr=1e-5, step_in_backward=True)  # bf16 moments, no stored grads
+    else:
+        opt = torch.optim.AdamW(cn.parameters(), lr=1e-5)
     t0 = time.time()
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if measures else contextlib.nullcontext()
     with ctx:

@@ -53,6 +53,11 @@ def parse_args(argv=None):
     p.add_argument("--lr_warmup_steps", type=int, default=0)
     p.add_argument("--adam_weight_decay", type=float, default=1e-2)
     p.add_argument("--max_grad_norm", type=float, default=1.0)
+    p.add_argument("--optimizer", default="adamw", choices=["adamw", "adamw_lowmem"],
+                   help="adamw_lowmem: bfloat16 moments (rfft/optim.py); with --step_in_backward each "
+                        "parameter steps as soon as its gradient is ready, so gradients never all exist")
+    p.add_argument("--step_in_backward", action="store_true",
+                   help="with adamw_lowmem and no gradient accumulation; gradient clipping is skipped")
     p.add_argument("--mixed_precision", default="no", choices=["no", "fp16", "bf16"])
     p.add_argument("--checkpointing_steps", type=int, default=50)
     p.add_argument("--checkpoints_total_limit", type=int, default=2)
@@ -144,7 +149,15 @@ def train(a, on_step=None) -> int:
     examples = _examples(a.products, a.prompts, size)
     val = _examples(a.validation_products, a.prompts, size)[:a.num_validation_images] if a.validation_products else []
 
-    opt = torch.optim.AdamW(controlnet.parameters(), lr=a.learning_rate, weight_decay=a.adam_weight_decay)
+    if a.optimizer == "adamw_lowmem":
+        from .optim import LowMemoryAdamW
+
+        if a.step_in_backward and a.gradient_accumulation_steps != 1:
+            raise SystemExit("error: --step_in_backward needs --gradient_accumulation_steps 1")
+        opt = LowMemoryAdamW(controlnet.parameters(), lr=a.learning_rate, weight_decay=a.adam_weight_decay,
+                             step_in_backward=a.step_in_backward)
+    else:
+        opt = torch.optim.AdamW(controlnet.parameters(), lr=a.learning_rate, weight_decay=a.adam_weight_decay)
     lr_sched = get_scheduler(a.lr_scheduler, opt, num_warmup_steps=a.lr_warmup_steps * acc.num_processes,
                              num_training_steps=a.max_train_steps * acc.num_processes)
     controlnet, opt, lr_sched = acc.prepare(controlnet, opt, lr_sched)
@@ -174,7 +187,7 @@ def train(a, on_step=None) -> int:
             with acc.accumulate(controlnet), acc.autocast():
                 loss, logs = objective([examples[i] for i in idx], g)
                 acc.backward(loss)
-                if acc.sync_gradients:
+                if acc.sync_gradients and not a.step_in_backward:
                     acc.clip_grad_norm_(controlnet.parameters(), a.max_grad_norm)
                 opt.step()
                 lr_sched.step()
