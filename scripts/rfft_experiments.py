@@ -1,6 +1,6 @@
 """The paper's RFFT experiments on RF-Synth, sized for a CPU, resumable stage by stage.
 
-    python scripts/rfft_experiments.py products            # training products (seed 4242) and prompts
+    python scripts/rfft_experiments.py products            # training (seed 4242) and held-out (31337) products, prompts
     python scripts/rfft_experiments.py train --config cc --beta 1.0 [--steps 150]
     python scripts/rfft_experiments.py evaluate --config cc --beta 1.0 [--jobs 100]
     python scripts/rfft_experiments.py report              # Table 3, Fig. 7b, Fig. 5a, Fig. 6 into docs/
@@ -30,22 +30,28 @@ def name_of(config: str, beta: float) -> str:
     return config if config in ("original", "negprompt", "none") else f"{config}_b{beta:g}"
 
 
-def stage_products(a) -> None:
+def write_products(seed: int, n: int, folder: Path, prompts_file: Path) -> None:
+    """Cutouts of RF-Synth jobs with products.json, and their prompts in the release format
+    (product i gets prompt i: rfft.generate uses the entries in turn)."""
     from rfft.evaluate import draw_job
     from rfnet.fileio import save_image, write_json
 
-    d = RUNS / "train_products"
     meta, prompts = {}, []
-    for i in range(a.products):
-        j = draw_job(TRAIN_SEED, i)
+    for i in range(n):
+        j = draw_job(seed, i)
         name = f"{i:03d}.png"
-        save_image(d / name, j["cutout"])
+        save_image(folder / name, j["cutout"])
         meta[name] = {"caption": j["caption"], "category": j["category"]}
         prompts.append({"prompt": j["prompt"].replace(f"a {j['category']} on", "a {product} on", 1),
                         "negative_prompt": "", "image_scale": round(j["scale"], 3)})
-    write_json(d / "products.json", meta)
-    write_json(RUNS / "train_prompts.json", prompts[: a.prompts])
-    print(f"{a.products} products and {min(a.prompts, len(prompts))} prompts under {RUNS}")
+    write_json(folder / "products.json", meta)
+    write_json(prompts_file, prompts)
+
+
+def stage_products(a) -> None:
+    write_products(TRAIN_SEED, a.products, RUNS / "train_products", RUNS / "train_prompts.json")
+    write_products(EVAL_SEED, a.jobs, RUNS / "eval_products", RUNS / "eval_prompts.json")
+    print(f"{a.products} training and {a.jobs} held-out products with their prompts under {RUNS}")
 
 
 def stage_train(a) -> None:
@@ -105,7 +111,6 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--jobs", type=int, default=100)
     p.add_argument("--products", type=int, default=64)
-    p.add_argument("--prompts", type=int, default=64)
     a = p.parse_args(argv)
     {"products": stage_products, "train": stage_train, "evaluate": stage_evaluate, "report": stage_report}[a.stage](a)
     return 0
