@@ -239,7 +239,7 @@ def train_diffusion(a, mean, std, ctrl, ids_full, ids_generic, ids_empty, tok, o
             _save_ckpt(out / f"checkpoint-{step}", tensors, opt.state_dict(), step, {})
             _prune(out, "checkpoint", a.checkpoints_total_limit)
             if a.export_every and step % a.export_every == 0:
-                export(ema, out / f"export-{step}", tok, a)
+                export(ema, out / f"export-{step}", tok, a, step=step)
     return ema
 
 
@@ -248,15 +248,15 @@ def _metric(out: Path, rec: dict) -> None:
         f.write(json.dumps(rec) + "\n")
 
 
-def export(ema: torch.nn.ModuleDict, dst: Path, tok, a, vae=None) -> Path:
+def export(ema: torch.nn.ModuleDict, dst: Path, tok, a, vae=None, step: int | None = None) -> Path:
     """A diffusers-layout generator folder: what ``rfft.pipeline.load_generator`` reads."""
     from .pipeline import save_generator
 
     vae = vae if vae is not None else a._vae
     save_generator(dst, unet=ema["unet"], controlnet=ema["controlnet"], vae=vae,
                    text_encoder=ema["text_encoder"], tokenizer=tok, scheduler=C.build_scheduler(),
-                   extra={"trained_by": "python -m rfft.train_generator", "data": str(a.data),
-                          "seed": a.seed, "steps": a.max_train_steps})
+                   extra={"trained_by": "python -m rfft.train_generator", "data": Path(a.data).name,
+                          "seed": a.seed, "steps": step if step is not None else a.max_train_steps})
     return dst
 
 
@@ -266,7 +266,8 @@ def export_embedded(src: str | Path, dst: str | Path | None = None) -> Path:
 
     parts = load_parts(src)
     meta = json.loads((Path(src) / "model_index.json").read_text()).get("_rfft", {})
-    return save_generator(dst or EMBEDDED, **parts, extra={**meta, "exported_from": str(src)}, dtype=torch.float16)
+    return save_generator(dst or EMBEDDED, **parts, extra={**meta, "exported_from": Path(src).name},
+                          dtype=torch.float16)
 
 
 # ---------------------------------------------------------------------------------------------
