@@ -101,20 +101,22 @@ def paper(steps: int) -> dict:
     from rfnet.u2net import U2Net
 
     res = paper_generation(steps)
+    print(json.dumps(res), flush=True)
     gen = res["sd15_image_40_steps_s"]
 
     dtype = resolve_dtype("auto", "cpu")
     dpt_cfg = DPTConfig(is_hybrid=True, backbone_featmap_shape=[1, 1024, 24, 24], neck_hidden_sizes=[256, 512, 768, 768],
                         embedding_type="vit_hybrid")  # DPT-Hybrid (the paper's depth model)
-    depth = TransformersDepth(DPTForDepthEstimation(dpt_cfg), 384).to(dtype)
-    sal = U2NetSalience(U2Net("u2net")).to(dtype)
+    # as the Inspector runs them: estimators in float32, RFNet in its inference dtype
+    depth = TransformersDepth(DPTForDepthEstimation(dpt_cfg), 384)
+    sal = U2NetSalience(U2Net("u2net"))
     rf = RFNet(RFNetConfig()).eval().to_inference(dtype)
     g = torch.rand(1, 3, 512, 512)
     o = torch.rand(1, 3, 512, 512)
     ids = torch.randint(5, 1000, (1, 64))
     with torch.no_grad():
-        t_depth = _time(lambda: depth(g.to(dtype)), 2)
-        t_sal = _time(lambda: sal(g.to(dtype)), 2)
+        t_depth = _time(lambda: depth(g), 2)
+        t_sal = _time(lambda: sal(g), 2)
         S = rf.config.image_size
 
         def rfnet():
