@@ -118,16 +118,13 @@ class RFFTTrain:
             dst = host.safe_join(d, safe)
         if dst is None:
             dst = run_dir / "controlnet_export"
-        import shutil
-
         if (run_dir / "controlnet").exists():
-            tmp = dst.with_name(dst.name + ".tmp")
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            shutil.copytree(run_dir / "controlnet", tmp)
-            if dst.exists():
-                shutil.rmtree(dst)
-            tmp.rename(dst)
+            import shutil
+
+            from rfnet.fileio import atomic_dir
+
+            with atomic_dir(dst) as tmp:
+                shutil.copytree(run_dir / "controlnet", tmp, dirs_exist_ok=True)
         rows = []
         if (run_dir / "metrics.csv").exists():
             with open(run_dir / "metrics.csv") as f:

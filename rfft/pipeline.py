@@ -9,7 +9,6 @@ single-file SD1.5 checkpoint with a local config folder, or ``"embedded"``.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,26 +33,22 @@ class GeneratorNotFoundError(FileNotFoundError):
 def save_generator(dst: str | Path, unet, controlnet, vae, text_encoder, tokenizer, scheduler,
                    extra: dict | None = None, dtype: torch.dtype | None = None) -> Path:
     """Write a diffusers-layout folder atomically (a temporary folder, renamed at the end)."""
+    from rfnet.fileio import atomic_dir
+
     dst = Path(dst)
-    tmp = dst.with_name(dst.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    for name, m in (("unet", unet), ("controlnet", controlnet), ("vae", vae), ("text_encoder", text_encoder)):
-        m = m if dtype is None else _cast_copy(m, dtype)
-        m.save_pretrained(tmp / name, safe_serialization=True)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(tmp / "tokenizer")
-    scheduler.save_pretrained(tmp / "scheduler")
-    index = {"_class_name": "StableDiffusionControlNetInpaintPipeline", "_rfft": extra or {},
-             "unet": ["diffusers", "UNet2DConditionModel"], "controlnet": ["diffusers", "ControlNetModel"],
-             "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
-             "tokenizer": ["transformers", type(tokenizer).__name__ if tokenizer is not None else None],
-             "scheduler": ["diffusers", type(scheduler).__name__]}
-    (tmp / "model_index.json").write_text(json.dumps(index, indent=1))
-    if dst.exists():
-        shutil.rmtree(dst)
-    tmp.rename(dst)
+    with atomic_dir(dst) as tmp:
+        for name, m in (("unet", unet), ("controlnet", controlnet), ("vae", vae), ("text_encoder", text_encoder)):
+            m = m if dtype is None else _cast_copy(m, dtype)
+            m.save_pretrained(tmp / name, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp / "tokenizer")
+        scheduler.save_pretrained(tmp / "scheduler")
+        index = {"_class_name": "StableDiffusionControlNetInpaintPipeline", "_rfft": extra or {},
+                 "unet": ["diffusers", "UNet2DConditionModel"], "controlnet": ["diffusers", "ControlNetModel"],
+                 "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
+                 "tokenizer": ["transformers", type(tokenizer).__name__ if tokenizer is not None else None],
+                 "scheduler": ["diffusers", type(scheduler).__name__]}
+        (tmp / "model_index.json").write_text(json.dumps(index, indent=1))
     return dst
 
 

@@ -245,13 +245,10 @@ def _checkpoint(acc, out: Path, step: int, limit: int) -> None:
 
 
 def _save_controlnet(controlnet, dst: Path) -> None:
-    tmp = dst.with_name(dst.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    controlnet.save_pretrained(tmp, safe_serialization=True)
-    if dst.exists():
-        shutil.rmtree(dst)
-    tmp.rename(dst)
+    from rfnet.fileio import atomic_dir
+
+    with atomic_dir(dst) as tmp:
+        controlnet.save_pretrained(tmp, safe_serialization=True)
 
 
 def _log_row(out: Path, row: dict, report_to: str) -> None:

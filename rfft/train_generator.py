@@ -94,16 +94,12 @@ def _gen(seed: int, stage: int, step: int) -> torch.Generator:
 def _save_ckpt(path: Path, tensors: dict, opt_state: dict, step: int, extra: dict) -> None:
     from safetensors.torch import save_file
 
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "model.safetensors"))
-    torch.save(opt_state, tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step, **extra}))
-    if path.exists():
-        import shutil
+    from rfnet.fileio import atomic_dir
 
-        shutil.rmtree(path)
-    tmp.rename(path)
+    with atomic_dir(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "model.safetensors"))
+        torch.save(opt_state, tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, **extra}))
 
 
 def _latest(dirpath: Path, prefix: str) -> Path | None:
