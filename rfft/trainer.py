@@ -155,7 +155,9 @@ class RFFTObjective:
         x0 = mask * x0 + (1 - mask) * z_prod  # the product's latent, clean, outside the mask
         img = p.decode(x0)
         img = img * (1 - alpha) + pixels * alpha  # its pixels pasted back, as in the final image
-        prods = torch.stack([product_tensor(e.placement) for e in batch]).to(img.device)
+        # products differ in shape; RFNet resizes every input to its own square size anyway
+        side = self.judge.model.config.image_size
+        prods = torch.stack([product_tensor(e.placement, side) for e in batch]).to(img.device)
         logits = self.judge(prods, img, [e.caption for e in batch])
         f_ac = feedback_loss(logits)
         logs = {"f_ac": float(f_ac.detach()), "p_available": float(logits.detach().float().softmax(-1)[:, 0].mean()),

@@ -49,9 +49,12 @@ def objective(tiny_generator):
     cn.train().requires_grad_(True)
     judge = DifferentiableJudge.from_pretrained("embedded")
     obj = RFFTObjective(pipe, cn, ref, judge, RFFTConfig(num_inference_steps=6, grad_steps_window=3, reg="cc"))
+    # two products of different shapes in one batch, as training draws them
     pl = place(load_product(EXAMPLES / "products" / "05_perfume.png"), 64, 0.5)
+    pl2 = place(load_product(EXAMPLES / "products" / "00_lipstick.png"), 64, 0.4)
+    assert pl.cutout.size != pl2.cutout.size
     batch = [Example(pl, "a perfume on a marble table", "blurry", "Vela teal perfume"),
-             Example(pl, "a perfume on a oak shelf", "", "Vela teal perfume")]
+             Example(pl2, "a lipstick on a oak shelf", "", "Rouge red lipstick")]
     return obj, batch
 
 
