@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from .rewards import REWARDS
+
 log = logging.getLogger("rfft.train")
 
 
@@ -72,8 +74,8 @@ def parse_args(argv=None):
     p.add_argument("--num_inference_steps", type=int, default=40)
     p.add_argument("--grad_steps_window", type=int, default=10, help="K: the gradient step is one of the last K")
     p.add_argument("--guidance_scale", type=float, default=7.5)
-    p.add_argument("--extra_reward", default=None, choices=[None, "contrast"],
-                   help="an extra differentiable reward (the paper's F_IR); 'contrast' is a built-in example")
+    p.add_argument("--extra_reward", default=None, choices=[None, *REWARDS],
+                   help="an extra differentiable reward (the paper's F_IR), see rfft/rewards.py")
     p.add_argument("--extra_reward_weight", type=float, default=0.0)
     p.add_argument("--max_steps_this_run", type=int, default=None, help="stop (with a checkpoint) after N steps")
     return p.parse_args(argv)
@@ -102,11 +104,6 @@ def _examples(products_dir, prompts_file, size):
     if not out:
         raise SystemExit(f"error: no usable products in {products_dir}")
     return out
-
-
-def contrast_reward(images: torch.Tensor, prompts) -> torch.Tensor:
-    """An example extra reward: the image's standard deviation (more contrast)."""
-    return images.flatten(1).std(dim=1)
 
 
 def main(argv=None) -> int:
@@ -144,7 +141,7 @@ def train(a, on_step=None) -> int:
     cfg = RFFTConfig(a.num_inference_steps, a.grad_steps_window, a.guidance_scale, a.reg, a.beta,
                      a.extra_reward_weight)
     objective = RFFTObjective(pipe, controlnet, ref, judge, cfg,
-                              contrast_reward if a.extra_reward == "contrast" else None)
+                              REWARDS[a.extra_reward] if a.extra_reward else None)
     size = a.resolution or pipe.unet.config.sample_size * pipe.latent_factor
     examples = _examples(a.products, a.prompts, size)
     val = _examples(a.validation_products, a.prompts, size)[:a.num_validation_images] if a.validation_products else []

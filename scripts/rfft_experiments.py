@@ -3,7 +3,9 @@
     python scripts/rfft_experiments.py products            # training (seed 4242) and held-out (31337) products, prompts
     python scripts/rfft_experiments.py train --config cc --beta 1.0 [--steps 150]
     python scripts/rfft_experiments.py evaluate --config cc --beta 1.0 [--jobs 100]
+    python scripts/rfft_experiments.py fig6 --config cc --beta 1.0 [--fig6_products 50]
     python scripts/rfft_experiments.py report              # Table 3, Fig. 7b, Fig. 5a, Fig. 6 into docs/
+    python scripts/rfft_experiments.py all                 # every stage above in PLAN's order
 
 Configurations (Table 3): ``original`` (the embedded generator), ``negprompt`` (the original with
 a negative prompt engineered against the defects, as in the paper's footnote), ``none`` (ReFL:
@@ -26,8 +28,18 @@ NEG = "floating, cluttered, low contrast, extra legs, pedestal, blurry, deformed
 EVAL_SEED, TRAIN_SEED = 31337, 4242
 
 
-def name_of(config: str, beta: float) -> str:
-    return config if config in ("original", "negprompt", "none") else f"{config}_b{beta:g}"
+def name_of(config: str, beta: float, extra: str | None = None) -> str:
+    name = config if config in ("original", "negprompt", "none") else f"{config}_b{beta:g}"
+    return f"{name}+{extra}" if extra else name
+
+
+# (stage, config, beta, extra reward): Table 3 first, then Fig. 6, Fig. 7b's betas, Table 5
+PLAN = [("train", "none", 0, None), ("evaluate", "original", 0, None), ("evaluate", "none", 0, None),
+        ("train", "cc", 1.0, None), ("evaluate", "cc", 1.0, None),
+        ("train", "kl", 1.0, None), ("evaluate", "kl", 1.0, None), ("evaluate", "negprompt", 0, None),
+        ("fig6", "original", 0, None), ("fig6", "cc", 1.0, None),
+        *[(s, c, b, None) for b in (0.1, 10.0) for c in ("cc", "kl") for s in ("train", "evaluate")],
+        ("train", "cc", 1.0, "wall_colour"), ("evaluate", "cc", 1.0, "wall_colour")]
 
 
 def write_products(seed: int, n: int, folder: Path, prompts_file: Path) -> None:
@@ -57,11 +69,12 @@ def stage_products(a) -> None:
 def stage_train(a) -> None:
     from rfft.train import main
 
-    out = RUNS / name_of(a.config, a.beta)
+    out = RUNS / name_of(a.config, a.beta, a.extra_reward)
     if (out / "controlnet").exists():
         print(f"{out} is trained")
         return
-    main(["--output_dir", str(out), "--products", str(RUNS / "train_products"), "--prompts", str(RUNS / "train_prompts.json"),
+    extra = ["--extra_reward", a.extra_reward, "--extra_reward_weight", str(a.extra_reward_weight)] if a.extra_reward else []
+    main([*extra, "--output_dir", str(out), "--products", str(RUNS / "train_products"), "--prompts", str(RUNS / "train_prompts.json"),
           "--reg", a.config, "--beta", str(a.beta), "--max_train_steps", str(a.steps), "--learning_rate", str(a.lr),
           "--train_batch_size", str(a.batch), "--num_inference_steps", "40", "--grad_steps_window", "10",
           "--checkpointing_steps", "10", "--resume_from_checkpoint", "latest", "--seed", "0"])
@@ -74,7 +87,7 @@ def stage_evaluate(a) -> None:
     from rfnet.fileio import write_json
     from rfnet.inspect import Inspector
 
-    name = name_of(a.config, a.beta)
+    name = name_of(a.config, a.beta, a.extra_reward)
     dst = RUNS / "eval" / f"{name}.json"
     if dst.exists():
         print(f"{dst} exists")
@@ -85,8 +98,27 @@ def stage_evaluate(a) -> None:
     res = evaluate(pipe, Inspector.from_pretrained(embedded_path("rfnet")), draw_jobs(EVAL_SEED, a.jobs),
                    (EVAL_SEED * 100_000, EVAL_SEED * 100_000 + 50_000),
                    negative_prompt=NEG if a.config == "negprompt" else "", save_dir=RUNS / "eval" / name)
-    write_json(dst, {"config": a.config, "beta": a.beta, "name": name, **res})
+    write_json(dst, {"config": a.config, "beta": a.beta, "extra_reward": a.extra_reward, "name": name, **res})
     print(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=1))
+
+
+def stage_fig6(a) -> None:
+    """Recurrent Generation (up to 5 attempts, one per round) on the first held-out products,
+    judged by the oracle: rfft.generate's own report, for the original and a fine-tuned model."""
+    from rfft.generate import main
+
+    name = name_of(a.config, a.beta, a.extra_reward)
+    out = RUNS / "fig6" / name
+    cn = [] if a.config in ("original", "negprompt") else ["--controlnet", str(RUNS / name / "controlnet")]
+    main(["--products", str(RUNS / "eval_products"), "--prompts", str(RUNS / "eval_prompts.json"), "--out", str(out),
+          "--attempts", "5", "--candidates", "1", "--seed", str(EVAL_SEED), "--limit", str(a.fig6_products), *cn])
+
+
+def stage_all(a) -> None:
+    for stage, config, beta, extra in PLAN:
+        b = argparse.Namespace(**{**vars(a), "config": config, "beta": beta, "extra_reward": extra})
+        print(f"== {stage} {name_of(config, beta, extra)}", flush=True)
+        STAGES[stage](b)
 
 
 def stage_report(a) -> None:
@@ -101,9 +133,13 @@ def stage_report(a) -> None:
     print("\n".join(lines))
 
 
+STAGES = {"products": stage_products, "train": stage_train, "evaluate": stage_evaluate, "fig6": stage_fig6,
+          "report": stage_report, "all": stage_all}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("stage", choices=["products", "train", "evaluate", "report"])
+    p.add_argument("stage", choices=list(STAGES))
     p.add_argument("--config", default="cc", choices=["original", "negprompt", "none", "kl", "cc"])
     p.add_argument("--beta", type=float, default=1.0)
     p.add_argument("--steps", type=int, default=150)
@@ -111,8 +147,11 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--jobs", type=int, default=100)
     p.add_argument("--products", type=int, default=64)
+    p.add_argument("--extra_reward", default=None, help="see rfft/rewards.py (Table 5)")
+    p.add_argument("--extra_reward_weight", type=float, default=1.0)
+    p.add_argument("--fig6_products", type=int, default=50)
     a = p.parse_args(argv)
-    {"products": stage_products, "train": stage_train, "evaluate": stage_evaluate, "report": stage_report}[a.stage](a)
+    STAGES[a.stage](a)
     return 0
 
 

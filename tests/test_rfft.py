@@ -118,3 +118,22 @@ def test_resume_is_exact_and_the_output_loads_in_diffusers(tmp_path, tiny_genera
     assert max(float((a[k] - start[k]).abs().max()) for k in a) > 0  # it did learn something
     rows = (tmp_path / "a" / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("f_ac,") and len(rows) == 5
+
+
+def test_wall_colour_reward_against_a_direct_computation():
+    from rfft.rewards import wall_colour, wall_colour_named
+    from rfsynth.catalog import COLOURS
+
+    assert wall_colour_named("a lamp on a oak shelf, Sky Blue wall, warm light") == "sky blue"
+    assert wall_colour_named("a lamp on a blue table") is None
+    g = torch.Generator().manual_seed(1)
+    imgs = torch.rand(3, 3, 40, 40, generator=g)
+    navy = torch.tensor(COLOURS["navy"][0]) / 255.0
+    imgs[1, :, :4] = navy[:, None, None]  # the top 10% is exactly navy
+    imgs.requires_grad_(True)
+    r = wall_colour(imgs, ["x, navy wall", "x, navy wall", "a lamp on a table"])
+    want0 = -(imgs[0, :, :4] - navy[:, None, None]).abs().mean()
+    assert torch.allclose(r[0], want0) and float(r[1]) == 0.0 and float(r[2]) == 0.0
+    assert float(r[0]) < float(r[1])  # the right colour scores higher
+    r.sum().backward()
+    assert imgs.grad[0, :, :4].abs().sum() > 0 and imgs.grad[0, :, 4:].abs().sum() == 0 and imgs.grad[2].abs().sum() == 0
