@@ -133,7 +133,7 @@ def test_wall_colour_reward_against_a_direct_computation():
     imgs.requires_grad_(True)
     r = wall_colour(imgs, ["x, navy wall", "x, navy wall", "a lamp on a table"])
     want0 = -(imgs[0, :, :4] - navy[:, None, None]).abs().mean()
-    assert torch.allclose(r[0], want0) and float(r[1]) == 0.0 and float(r[2]) == 0.0
-    assert float(r[0]) < float(r[1])  # the right colour scores higher
+    assert torch.allclose(r[0], want0) and r.detach()[1:].abs().sum() == 0
+    assert r.detach()[0] < r.detach()[1]  # the right colour scores higher
     r.sum().backward()
     assert imgs.grad[0, :, :4].abs().sum() > 0 and imgs.grad[0, :, 4:].abs().sum() == 0 and imgs.grad[2].abs().sum() == 0
