@@ -114,6 +114,8 @@ def _load_single_file(ckpt: Path, controlnet, config, dtype) -> dict:
             f"{ckpt} is a single-file checkpoint: also pass a local SD1.5 config folder (the "
             "diffusers layout with unet/config.json, vae/config.json, text_encoder/, tokenizer/, "
             "scheduler/; weights there are not needed)")
+    if controlnet is None:  # before reading gigabytes
+        raise GeneratorNotFoundError("a single-file checkpoint needs a ControlNet: pass --controlnet DIR")
     sd = load_state_dict(ckpt)
     sd = sd.get("state_dict", sd) if isinstance(sd.get("state_dict"), dict) else sd
     cfg = Path(config)
@@ -126,17 +128,22 @@ def _load_single_file(ckpt: Path, controlnet, config, dtype) -> dict:
     )
     from diffusers.loaders.single_file_utils import convert_ldm_clip_checkpoint
 
-    te = CLIPTextModel.from_pretrained(cfg, subfolder="text_encoder", torch_dtype=dtype,
-                                       local_files_only=True) if (cfg / "text_encoder" / "model.safetensors").exists() else None
-    if te is None:
+    # the checkpoint's own text encoder (fine-tuned checkpoints change it too); the config
+    # folder's weights only for files that carry none
+    if any(k.startswith("cond_stage_model.transformer.") for k in sd):
         from transformers import CLIPTextConfig
 
         te = CLIPTextModel(CLIPTextConfig.from_pretrained(cfg / "text_encoder", local_files_only=True))
-        te.load_state_dict(convert_ldm_clip_checkpoint(sd), strict=False)
+        missing, unexpected = te.load_state_dict(convert_ldm_clip_checkpoint(sd), strict=False)
+        missing = [k for k in missing if not k.endswith("position_ids")]
+        if missing:
+            raise GeneratorNotFoundError(f"{ckpt}: the text encoder in this checkpoint does not match "
+                                         f"{cfg / 'text_encoder'} ({len(missing)} weights missing, e.g. "
+                                         f"{missing[0]}); is it an SD1.x checkpoint?")
         te.to(dtype)
+    else:
+        te = CLIPTextModel.from_pretrained(cfg, subfolder="text_encoder", torch_dtype=dtype, local_files_only=True)
     parts["text_encoder"] = te
-    if controlnet is None:
-        raise GeneratorNotFoundError("a single-file checkpoint needs a ControlNet: pass --controlnet DIR")
     parts["controlnet"] = ControlNetModel.from_pretrained(controlnet, torch_dtype=dtype, local_files_only=True)
     return parts
 
