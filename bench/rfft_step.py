@@ -13,9 +13,17 @@ gradients and add time, not memory: the schedule here is 2 steps with the gradie
 - ``cc-plain``: the same with Consistent Condition (its two reference passes and the trained
   ControlNet's extra text-free pass);
 - ``cc-measures``: CC with the frozen parts built directly in bfloat16 (never a float32 copy),
-  gradient checkpointing in the UNet, ControlNet and VAE decoder, the trained ControlNet in
-  float32 under bfloat16 autocast, and the low-memory AdamW of rfft/optim.py (bfloat16 moments,
-  each parameter stepped as its gradient completes, so the gradients never all exist).
+  gradient checkpointing in the UNet and ControlNet, and in the VAE decoder block by block
+    (rfft/memory.py), the judge's three networks each checkpointed, the trained ControlNet in
+  float32 under bfloat16 autocast without its weight cache, the prompts encoded once and the text
+  encoder released, and the low-memory AdamW of rfft/optim.py (block-scaled float8 moments, each
+  parameter stepped as its gradient completes, so the gradients never all exist). These are the
+  flags ``--mixed_precision bf16 --gradient_checkpointing --release_text_encoder --optimizer
+  adamw_8bit --step_in_backward`` of ``python -m rfft.train``.
+
+Every variant holds its optimizer's moments from the start, as a run does from its second step
+on. Peak resident memory is also sampled every 20 ms and reported per phase (build, forward,
+backward, optimizer step), so the phase that sets the peak is known.
 """
 from __future__ import annotations
 
@@ -36,6 +44,30 @@ def _rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
 
 
+class PhaseSampler:
+    """Resident memory sampled in a thread; the largest value seen in each named phase."""
+
+    def __init__(self):
+        import threading
+
+        self.phase, self.peaks, self._stop = "build", {}, False
+        self._page = __import__("os").sysconf("SC_PAGE_SIZE")
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop:
+            with open("/proc/self/statm") as f:
+                rss = int(f.read().split()[1]) * self._page / 2**30
+            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), round(rss, 2))
+            time.sleep(0.02)
+
+    def stop(self) -> dict:
+        self._stop = True
+        self._t.join()
+        return self.peaks
+
+
 def run_variant(name: str, size: int) -> dict:
     import contextlib
 
@@ -54,6 +86,7 @@ def run_variant(name: str, size: int) -> dict:
     from PIL import Image
     import numpy as np
 
+    sampler = PhaseSampler()
     measures = name == "cc-measures"
     frozen = torch.bfloat16 if measures else torch.float32
     torch.manual_seed(0)
@@ -85,11 +118,17 @@ def run_variant(name: str, size: int) -> dict:
                              scheduler=C.build_scheduler())
     cn.train().requires_grad_(True)
     if measures:
+        from rfft.memory import checkpoint_vae_decoder
+
         cn.enable_gradient_checkpointing()
         unet.enable_gradient_checkpointing()
-        vae.enable_gradient_checkpointing()
+        checkpoint_vae_decoder(vae)
     cap_tok = build_tokenizer(["Vela teal perfume 15ml 青色香水"])
     judge = DifferentiableJudge(rf, cap_tok, TransformersDepth(dpt, 384), U2NetSalience(sal))
+    if measures:
+        from rfft.memory import checkpoint_judge
+
+        checkpoint_judge(judge)
     reg = "none" if name == "plain" else "cc"
     obj = RFFTObjective(pipe, cn, ref, judge, RFFTConfig(num_inference_steps=2, grad_steps_window=1, reg=reg))
     a = np.zeros((160, 100, 4), np.uint8)
@@ -99,18 +138,31 @@ def run_variant(name: str, size: int) -> dict:
     if measures:
         from rfft.optim import LowMemoryAdamW
 
-        opt = LowMemoryAdamW(cn.parameters(), lr=1e-5, step_in_backward=True)  # bf16 moments, no stored grads
+        pipe.cache_prompts([ex.prompt, ex.negative_prompt, ""], release_text_encoder=True)
+        del te
+
+        # float8 moments, no stored gradients
+        opt = LowMemoryAdamW(cn.parameters(), lr=1e-5, state_dtype="float8", step_in_backward=True)
+        opt.init_state()
     else:
         opt = torch.optim.AdamW(cn.parameters(), lr=1e-5)
+        for p_ in cn.parameters():  # the moments a run holds from its second step on
+            st = opt.state[p_]
+            st["step"], st["exp_avg"], st["exp_avg_sq"] = torch.zeros(()), torch.zeros_like(p_), torch.zeros_like(p_)
+    sampler.phase = "ready"
     t0 = time.time()
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if measures else contextlib.nullcontext()
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False) if measures else contextlib.nullcontext()
+    sampler.phase = "forward"
     with ctx:
         loss, logs = obj([ex], torch.Generator().manual_seed(0))
+    sampler.phase = "backward"
     loss.backward()
+    sampler.phase = "step"
     opt.step()
     dt = time.time() - t0
+    phases = sampler.stop()
     return {"variant": name, "size": size, "peak_gib": round(_rss_gib(), 2), "after_build_gib": round(built, 2),
-            "step_s": round(dt, 1), "loss": round(float(logs["loss"]), 4), "reg": reg}
+            "step_s": round(dt, 1), "loss": round(float(logs["loss"]), 4), "reg": reg, "phase_peaks_gib": phases}
 
 
 def main(argv=None) -> int:

@@ -73,16 +73,18 @@ def _resolve(path) -> Path:
     return p
 
 
-def load_parts(path="embedded", controlnet=None, config=None, dtype=torch.float32) -> dict:
+def load_parts(path="embedded", controlnet=None, config=None, dtype=torch.float32, controlnet_dtype=None) -> dict:
     """The generator's parts from a diffusers folder, a single-file checkpoint (``config``: a
     local diffusers folder of configs, as SD1.5's), or the embedded generator. ``controlnet``
-    overrides the folder's own ControlNet (a diffusers ControlNet folder)."""
+    overrides the folder's own ControlNet (a diffusers ControlNet folder). ``controlnet_dtype``
+    (default ``dtype``): RFFT loads the frozen parts straight in bfloat16, never as a float32
+    copy, and the ControlNet it trains in float32."""
     from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
     from transformers import AutoTokenizer, CLIPTextModel
 
     root = _resolve(path)
     if root.is_file():
-        return _load_single_file(root, controlnet, config, dtype)
+        return _load_single_file(root, controlnet, config, dtype, controlnet_dtype or dtype)
     kw = dict(torch_dtype=dtype, local_files_only=True)
     parts = dict(
         unet=UNet2DConditionModel.from_pretrained(root, subfolder="unet", **kw),
@@ -96,11 +98,11 @@ def load_parts(path="embedded", controlnet=None, config=None, dtype=torch.float3
         raise GeneratorNotFoundError(
             f"no ControlNet at {cn}: pass a canny ControlNet folder (diffusers format, e.g. "
             "lllyasviel/sd-controlnet-canny downloaded by hand)")
-    parts["controlnet"] = ControlNetModel.from_pretrained(cn, **kw)
+    parts["controlnet"] = ControlNetModel.from_pretrained(cn, **{**kw, "torch_dtype": controlnet_dtype or dtype})
     return parts
 
 
-def _load_single_file(ckpt: Path, controlnet, config, dtype) -> dict:
+def _load_single_file(ckpt: Path, controlnet, config, dtype, controlnet_dtype) -> dict:
     """SD1.5 as one .safetensors/.ckpt file. The state dict is read by our safe loader
     (safetensors, or torch.load with weights_only) and handed to diffusers' converters with a
     local config folder, so nothing is downloaded."""
@@ -144,7 +146,7 @@ def _load_single_file(ckpt: Path, controlnet, config, dtype) -> dict:
     else:
         te = CLIPTextModel.from_pretrained(cfg, subfolder="text_encoder", torch_dtype=dtype, local_files_only=True)
     parts["text_encoder"] = te
-    parts["controlnet"] = ControlNetModel.from_pretrained(controlnet, torch_dtype=dtype, local_files_only=True)
+    parts["controlnet"] = ControlNetModel.from_pretrained(controlnet, torch_dtype=controlnet_dtype, local_files_only=True)
     return parts
 
 
@@ -217,10 +219,30 @@ class AdInpaintPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
     @torch.no_grad()
     def encode_prompt(self, prompts: Sequence[str]) -> torch.Tensor:
+        cache = getattr(self, "_prompt_cache", {})
+        if prompts and all(q in cache for q in prompts):
+            return torch.stack([cache[q] for q in prompts])
+        if self.text_encoder is None:
+            missing = next(q for q in prompts if q not in cache)
+            raise ValueError(f"the text encoder was released and {missing!r} was not cached: pass every "
+                             "prompt to cache_prompts() before releasing it")
         tok = self.tokenizer
         ids = tok(list(prompts), padding="max_length", max_length=tok.model_max_length, truncation=True,
                   return_tensors="pt").input_ids.to(self.device)
         return self.text_encoder(ids)[0]
+
+    def cache_prompts(self, prompts: Sequence[str], release_text_encoder: bool = False) -> int:
+        """Encode these prompts once and keep their embeddings. With ``release_text_encoder``
+        the text encoder is dropped (RFFT at SD1.5 scale: 0.25 GB of bfloat16 weights); only
+        cached prompts can be encoded afterwards. Returns how many prompts are cached."""
+        cache = self.__dict__.setdefault("_prompt_cache", {})
+        todo = [q for q in dict.fromkeys(prompts) if q not in cache]
+        for i in range(0, len(todo), 16):
+            for q, e in zip(todo[i:i + 16], self.encode_prompt(todo[i:i + 16])):
+                cache[q] = e
+        if release_text_encoder:
+            self.register_modules(text_encoder=None)
+        return len(cache)
 
     @torch.no_grad()
     def encode_image(self, image: Image.Image) -> torch.Tensor:
@@ -253,8 +275,11 @@ class AdInpaintPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         x = self.scheduler.scale_model_input(latents, t)
         down, mid = controlnet(x.to(controlnet.dtype), t, encoder_hidden_states=text_embeds.to(controlnet.dtype),
                                controlnet_cond=control, conditioning_scale=cond_scale, return_dict=False)
+        # a ControlNet trained in float32 (accelerate returns its outputs in float32 under mixed
+        # precision) feeds a bfloat16 UNet: its residuals take the UNet's dtype
         return unet(x.to(unet.dtype), t, encoder_hidden_states=text_embeds.to(unet.dtype),
-                    down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
+                    down_block_additional_residuals=[d.to(unet.dtype) for d in down],
+                    mid_block_additional_residual=mid.to(unet.dtype)).sample
 
     def guided_noise(self, latents, t, cond, uncond, control, guidance: float, cond_scale: float = 1.0,
                      controlnet=None) -> torch.Tensor:

@@ -50,16 +50,19 @@ def parse_args(argv=None):
     p.add_argument("--max_train_steps", type=int, default=200)
     p.add_argument("--gradient_accumulation_steps", type=int, default=1)
     p.add_argument("--gradient_checkpointing", action="store_true")
+    p.add_argument("--release_text_encoder", action="store_true",
+                   help="encode every prompt once, then free the text encoder (saves its memory)")
     p.add_argument("--learning_rate", type=float, default=1e-5)
     p.add_argument("--lr_scheduler", default="constant", choices=["constant", "constant_with_warmup", "cosine", "linear"])
     p.add_argument("--lr_warmup_steps", type=int, default=0)
     p.add_argument("--adam_weight_decay", type=float, default=1e-2)
     p.add_argument("--max_grad_norm", type=float, default=1.0)
-    p.add_argument("--optimizer", default="adamw", choices=["adamw", "adamw_lowmem"],
-                   help="adamw_lowmem: bfloat16 moments (rfft/optim.py); with --step_in_backward each "
-                        "parameter steps as soon as its gradient is ready, so gradients never all exist")
+    p.add_argument("--optimizer", default="adamw", choices=["adamw", "adamw_lowmem", "adamw_8bit"],
+                   help="adamw_lowmem: bfloat16 moments; adamw_8bit: block-scaled float8 moments (rfft/optim.py); "
+                        "with --step_in_backward each parameter steps as soon as its gradient is ready, so "
+                        "gradients never all exist")
     p.add_argument("--step_in_backward", action="store_true",
-                   help="with adamw_lowmem and no gradient accumulation; gradient clipping is skipped")
+                   help="with adamw_lowmem or adamw_8bit and no gradient accumulation; gradient clipping is skipped")
     p.add_argument("--mixed_precision", default="no", choices=["no", "fp16", "bf16"])
     p.add_argument("--checkpointing_steps", type=int, default=50)
     p.add_argument("--checkpoints_total_limit", type=int, default=2)
@@ -114,30 +117,38 @@ def train(a, on_step=None) -> int:
     """Run RFFT with parsed arguments. ``on_step(step, max_steps, row)`` is called after each
     optimizer step (progress, cancel: it may raise, and the last checkpoint stays intact)."""
     from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
+    from accelerate.utils import AutocastKwargs, ProjectConfiguration
     from diffusers.optimization import get_scheduler
 
+    from .memory import checkpoint_judge, checkpoint_vae_decoder
     from .pipeline import AdInpaintPipeline, load_parts
     from .trainer import DifferentiableJudge, RFFTConfig, RFFTObjective
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     out = Path(a.output_dir)
+    # no autocast weight cache: it would keep a bfloat16 copy of every ControlNet weight for the
+    # whole step, which gradient checkpointing otherwise frees after each block (0.7 GB at SD1.5)
     acc = Accelerator(gradient_accumulation_steps=a.gradient_accumulation_steps, mixed_precision=a.mixed_precision,
                       project_config=ProjectConfiguration(project_dir=str(out)),
+                      kwargs_handlers=[AutocastKwargs(cache_enabled=False)],
                       log_with="tensorboard" if a.report_to in ("tensorboard", "all") else None)
     wdt = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[a.mixed_precision]
-    parts = load_parts(a.pretrained_model_name_or_path, a.controlnet_model_name_or_path, dtype=torch.float32)
-    controlnet = parts.pop("controlnet").float()
+    # the frozen parts load straight in the working precision (never a float32 copy); the
+    # trained ControlNet in float32, its frozen reference cast from it
+    parts = load_parts(a.pretrained_model_name_or_path, a.controlnet_model_name_or_path, dtype=wdt,
+                       controlnet_dtype=torch.float32)
+    controlnet = parts.pop("controlnet")
     ref = copy.deepcopy(controlnet).to(wdt).requires_grad_(False)
-    pipe = AdInpaintPipeline(controlnet=ref, **{k: v.to(wdt) if hasattr(v, "to") and k != "tokenizer" and k != "scheduler" else v
-                                                for k, v in parts.items()}).to(acc.device)
+    pipe = AdInpaintPipeline(controlnet=ref, **parts).to(acc.device)
     pipe.set_progress_bar_config(disable=True)
     controlnet.train().requires_grad_(True)
     if a.gradient_checkpointing:
         controlnet.enable_gradient_checkpointing()
         pipe.unet.enable_gradient_checkpointing()
-        pipe.vae.enable_gradient_checkpointing()
+        checkpoint_vae_decoder(pipe.vae)  # block by block, finer than diffusers' (rfft/memory.py)
     judge = DifferentiableJudge.from_pretrained(a.rfnet).to(acc.device)
+    if a.gradient_checkpointing:
+        checkpoint_judge(judge)
     cfg = RFFTConfig(a.num_inference_steps, a.grad_steps_window, a.guidance_scale, a.reg, a.beta,
                      a.extra_reward_weight)
     objective = RFFTObjective(pipe, controlnet, ref, judge, cfg,
@@ -145,13 +156,18 @@ def train(a, on_step=None) -> int:
     size = a.resolution or pipe.unet.config.sample_size * pipe.latent_factor
     examples = _examples(a.products, a.prompts, size)
     val = _examples(a.validation_products, a.prompts, size)[:a.num_validation_images] if a.validation_products else []
+    if a.release_text_encoder:
+        n = pipe.cache_prompts([q for e in examples + val for q in (e.prompt, e.negative_prompt)] + [""],
+                               release_text_encoder=True)
+        log.info("cached %d prompt embeddings and released the text encoder", n)
 
-    if a.optimizer == "adamw_lowmem":
+    if a.optimizer in ("adamw_lowmem", "adamw_8bit"):
         from .optim import LowMemoryAdamW
 
         if a.step_in_backward and a.gradient_accumulation_steps != 1:
             raise SystemExit("error: --step_in_backward needs --gradient_accumulation_steps 1")
         opt = LowMemoryAdamW(controlnet.parameters(), lr=a.learning_rate, weight_decay=a.adam_weight_decay,
+                             state_dtype="float8" if a.optimizer == "adamw_8bit" else torch.bfloat16,
                              step_in_backward=a.step_in_backward)
     else:
         opt = torch.optim.AdamW(controlnet.parameters(), lr=a.learning_rate, weight_decay=a.adam_weight_decay)

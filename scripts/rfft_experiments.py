@@ -20,6 +20,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -121,16 +123,122 @@ def stage_all(a) -> None:
         STAGES[stage](b)
 
 
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _fig6_curve(name: str):
+    from rfft.generate import _as_attempt
+    from rfft.recurrent import rate_curve
+
+    done = [json.loads(p.read_text()) for p in sorted((RUNS / "fig6" / name / "done").glob("*.json"))]
+    runs = [[_as_attempt(r) for r in d["attempts"]] for d in done if d.get("attempts")]
+    return rate_curve(runs, lambda att: att.info.get("oracle") == "Available", 5) if runs else None
+
+
 def stage_report(a) -> None:
-    rows = [json.loads(p.read_text()) for p in sorted((RUNS / "eval").glob("*.json"))]
-    lines = ["| configuration | available (oracle) | available (RFNet) | wall colour match | material match | "
-             "background diversity | background detail |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['name']} | {r['available_rate_oracle']:.1%} | {r['available_rate_rfnet']:.1%} | "
-                     f"{r['wall_colour_match']:.1%} | {r['material_match']:.1%} | {r['background_diversity']:.1f} | "
-                     f"{r['background_detail']:.2f} |")
-    (RUNS / "table3.md").write_text("\n".join(lines) + "\n")
+    """Table 3 / Table 5 (markdown), Fig. 7b, Fig. 6, Fig. 5a and the training curves (PNG), from
+    whatever has been evaluated so far; into runs/rfft_exp/report and docs/img/rfft."""
+    import csv
+
+    from PIL import Image, ImageDraw
+
+    plt = _plt()
+    out, img_dir = RUNS / "report", ROOT / "docs" / "img" / "rfft"
+    out.mkdir(parents=True, exist_ok=True)
+    img_dir.mkdir(parents=True, exist_ok=True)
+    rows = {r["name"]: r for r in (json.loads(p.read_text()) for p in sorted((RUNS / "eval").glob("*.json")))}
+    head = ["| configuration | available (oracle) | available (RFNet) | RFNet-oracle agreement | wall colour match | "
+            "material match | background diversity | background detail |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    order = ["original", "negprompt", "none", "kl_b1", "cc_b1", "kl_b0.1", "cc_b0.1", "kl_b10", "cc_b10", "cc_b1+wall_colour"]
+    lines = list(head)
+    for n in [n for n in order if n in rows] + sorted(set(rows) - set(order)):
+        r = rows[n]
+        lines.append(f"| {n} | {r['available_rate_oracle']:.1%} | {r['available_rate_rfnet']:.1%} | "
+                     f"{r['rfnet_oracle_agreement']:.1%} | {r['wall_colour_match']:.1%} | {r['material_match']:.1%} | "
+                     f"{r['background_diversity']:.1f} | {r['background_detail']:.2f} |")
+    (out / "tables.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+    # Fig. 7b: available rate against beta
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for reg, mark in (("kl", "s"), ("cc", "o")):
+        pts = sorted((r["beta"], r["available_rate_oracle"], r["available_rate_rfnet"]) for r in rows.values()
+                     if r["config"] == reg and not r.get("extra_reward"))
+        if pts:
+            b, o, f = zip(*pts)
+            ax.plot(b, [100 * x for x in o], marker=mark, label=f"{reg.upper()}, oracle")
+            ax.plot(b, [100 * x for x in f], marker=mark, ls="--", alpha=0.6, label=f"{reg.upper()}, RFNet")
+    for n, ls in (("original", ":"), ("none", "-.")):
+        if n in rows:
+            ax.axhline(100 * rows[n]["available_rate_oracle"], color="grey", ls=ls, label=f"{n}, oracle")
+    ax.set_xscale("log")
+    ax.set_xlabel("beta")
+    ax.set_ylabel("available rate (%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(img_dir / "fig7b_beta.png", dpi=110)
+    plt.close(fig)
+
+    # Fig. 6: Recurrent Generation, original against fine-tuned
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.2))
+    for name in sorted(p.name for p in (RUNS / "fig6").glob("*") if p.is_dir()) if (RUNS / "fig6").exists() else []:
+        c = _fig6_curve(name)
+        if c:
+            ks = [r["k"] for r in c]
+            ax1.plot(ks, [100 * r["available_rate"] for r in c], marker="o", label=name)
+            ax2.plot(ks, [r["seconds_per_available"] for r in c], marker="o", label=name)
+            (out / f"fig6_{name}.json").write_text(json.dumps(c, indent=1))
+    ax1.set_xlabel("attempts k")
+    ax1.set_ylabel("available rate (oracle, %)")
+    ax2.set_xlabel("attempts k")
+    ax2.set_ylabel("seconds per available image")
+    ax1.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(img_dir / "fig6_finetuned.png", dpi=110)
+    plt.close(fig)
+
+    # Fig. 5a: the same held-out jobs under each configuration
+    show = [n for n in ("original", "none", "kl_b1", "cc_b1", "cc_b1+wall_colour") if (RUNS / "eval" / n).exists()]
+    cols, cell = 8, 96
+    grid = Image.new("RGB", (110 + cols * cell, max(1, len(show)) * (cell + 14)), "white")
+    d = ImageDraw.Draw(grid)
+    for r, n in enumerate(show):
+        y = r * (cell + 14)
+        d.text((4, y + cell // 2), n, fill="black")
+        for c in range(cols):
+            f = sorted((RUNS / "eval" / n).glob(f"{c:03d}_*.png"))
+            if f:
+                with Image.open(f[0]) as im:
+                    grid.paste(im.convert("RGB").resize((cell, cell), Image.NEAREST), (110 + c * cell, y))
+                d.text((112 + c * cell, y + cell + 1), f[0].stem[4:].replace("_", " ")[:15], fill="black")
+    if show:
+        grid.save(img_dir / "fig5a_samples.png")
+
+    # training curves: P(Available) by RFNet and the regularizer, smoothed over 10 steps
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.2))
+    for run in sorted(p.parent for p in RUNS.glob("*/metrics.csv")):
+        with open(run / "metrics.csv") as f:
+            m = list(csv.DictReader(f))
+        pa = np.convolve([float(r["p_available"]) for r in m], np.ones(10) / 10, mode="valid")
+        ax1.plot(pa, label=run.name)
+        if m and "reg" in m[0]:
+            ax2.plot(np.convolve([float(r["reg"]) for r in m], np.ones(10) / 10, mode="valid"), label=run.name)
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("P(Available) by RFNet (10-step mean)")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("regularizer (10-step mean)")
+    ax2.set_yscale("log")
+    ax1.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(img_dir / "rfft_training.png", dpi=110)
+    plt.close(fig)
+    print(f"figures in {img_dir}, tables in {out / 'tables.md'}")
 
 
 STAGES = {"products": stage_products, "train": stage_train, "evaluate": stage_evaluate, "fig6": stage_fig6,

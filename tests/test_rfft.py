@@ -137,3 +137,57 @@ def test_wall_colour_reward_against_a_direct_computation():
     assert r.detach()[0] < r.detach()[1]  # the right colour scores higher
     r.sum().backward()
     assert imgs.grad[0, :, :4].abs().sum() > 0 and imgs.grad[0, :, 4:].abs().sum() == 0 and imgs.grad[2].abs().sum() == 0
+
+
+@pytest.mark.parametrize("precision", ["no", pytest.param("bf16", marks=pytest.mark.slow)])
+def test_memory_flags_train_and_resume_exactly(tmp_path, tiny_generator, precision):
+    """The SD1.5-scale memory measures (bf16 frozen parts, checkpointing, released text encoder,
+    float8 moments stepped in backward) run the same loop, and resume exactly too. bfloat16
+    autocast is slow on CPUs without bf16 units, hence slow."""
+    from diffusers import ControlNetModel
+
+    flags = ["--mixed_precision", precision, "--gradient_checkpointing", "--release_text_encoder",
+             "--optimizer", "adamw_8bit", "--step_in_backward", "--max_train_steps", "2", "--checkpointing_steps", "1"]
+    assert _train(tmp_path, tiny_generator, "--output_dir", str(tmp_path / "a"), *flags) == 0
+    assert _train(tmp_path, tiny_generator, "--output_dir", str(tmp_path / "b"), *flags, "--max_steps_this_run", "1") == 0
+    assert _train(tmp_path, tiny_generator, "--output_dir", str(tmp_path / "b"), *flags,
+                  "--resume_from_checkpoint", "latest") == 0
+    a = ControlNetModel.from_pretrained(tmp_path / "a" / "controlnet").state_dict()
+    b = ControlNetModel.from_pretrained(tmp_path / "b" / "controlnet").state_dict()
+    start = ControlNetModel.from_pretrained(tiny_generator / "controlnet").state_dict()
+    assert all(a[k].dtype == torch.float32 for k in a)  # the trained weights stay float32
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) == 0.0
+    assert max(float((a[k] - start[k]).abs().max()) for k in a) > 0
+
+
+def test_decoder_checkpointing_block_by_block_gives_the_same_gradients(tiny_generator):
+    import copy
+
+    from diffusers import AutoencoderKL
+
+    from rfft.memory import checkpoint_vae_decoder
+
+    vae = AutoencoderKL.from_pretrained(tiny_generator / "vae").requires_grad_(False)
+    ckpt = copy.deepcopy(vae)
+    assert checkpoint_vae_decoder(ckpt) > 4 and checkpoint_vae_decoder(ckpt) == 0  # wrapped once only
+    z = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    grads = []
+    for m in (vae, ckpt):
+        x = z.clone().requires_grad_(True)
+        out = m.decode(x).sample
+        (out * torch.linspace(0, 1, out.numel()).view_as(out)).sum().backward()
+        grads.append((out.detach(), x.grad))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.allclose(grads[0][1], grads[1][1], atol=1e-6)
+    assert grads[0][1].abs().sum() > 0
+
+
+def test_cached_prompts_survive_releasing_the_text_encoder(tiny_generator):
+    from rfft.pipeline import AdInpaintPipeline
+
+    pipe = AdInpaintPipeline.load(tiny_generator)
+    want = pipe.encode_prompt(["a vase on a marble table", ""])
+    assert pipe.cache_prompts(["a vase on a marble table", "", "a vase on a marble table"], release_text_encoder=True) == 2
+    assert pipe.text_encoder is None
+    assert torch.equal(pipe.encode_prompt(["a vase on a marble table", ""]), want)
+    with pytest.raises(ValueError, match="cache_prompts"):
+        pipe.encode_prompt(["a cup on a shelf"])
