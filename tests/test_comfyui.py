@@ -185,3 +185,48 @@ def test_cancel_stops_recurrent_generate_within_a_step(server):
     assert stopped < 10, f"took {stopped:.1f} s to stop"
     assert "7" not in hist[pid].get("outputs", {})  # nothing saved from a cancelled run
 
+
+
+@pytest.mark.slow
+def test_core_controlnet_loader_loads_an_rfft_output(tmp_path):
+    """RFFT writes ControlNets with save_pretrained (config.json + diffusion_pytorch_model
+    .safetensors); ComfyUI's own loader (comfy.controlnet.load_controlnet, behind the core
+    ControlNetLoader node) must take the SD1.5-shaped file and hold the same weights. Slow: an
+    SD1.5 ControlNet (361M parameters) is built and written."""
+    import torch
+
+    from rfft import components as C
+
+    torch.manual_seed(0)
+    with torch.device("meta"):
+        unet = C.build_unet("sd15")
+    cn = C.build_controlnet(unet.to_empty(device="cpu"), "sd15").half()
+    for p in cn.parameters():  # random, not zero, so that a wrong mapping shows
+        p.data.normal_(0, 0.02)
+    cn.save_pretrained(tmp_path / "rfft_cn", safe_serialization=True)
+    probe = {k: float(v.float().sum()) for k, v in cn.state_dict().items()
+             if k in ("controlnet_cond_embedding.conv_in.weight", "down_blocks.1.resnets.0.conv1.weight",
+                      "controlnet_down_blocks.3.weight", "mid_block.attentions.0.proj_in.weight")}
+    script = f"""
+import json, sys
+sys.path.insert(0, {COMFY!r})
+sys.argv = ["main.py", "--cpu"]
+import comfy.options
+comfy.options.enable_args_parsing()
+import comfy.controlnet
+cn = comfy.controlnet.load_controlnet({str(tmp_path / "rfft_cn" / "diffusion_pytorch_model.safetensors")!r})
+sd = cn.control_model.state_dict()
+print("RESULT " + json.dumps({{"type": type(cn).__name__, "n": len(sd), "sums": {{k: float(v.float().sum()) for k, v in sd.items()}}}}))
+"""
+    r = subprocess.run([PY, "-c", script], capture_output=True, text=True, cwd=COMFY, timeout=600)
+    line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
+    assert line, r.stderr[-3000:]
+    got = json.loads(line[0][7:])
+    assert got["type"] == "ControlNet" and got["n"] >= len(cn.state_dict()) - 2
+    # ComfyUI renames to the LDM layout; the same tensors must be there under their LDM names
+    ldm = {"controlnet_cond_embedding.conv_in.weight": "input_hint_block.0.weight",
+           "down_blocks.1.resnets.0.conv1.weight": "input_blocks.4.0.in_layers.2.weight",
+           "controlnet_down_blocks.3.weight": "zero_convs.3.0.weight",
+           "mid_block.attentions.0.proj_in.weight": "middle_block.1.proj_in.weight"}
+    for k, v in probe.items():
+        assert got["sums"][ldm[k]] == pytest.approx(v, rel=1e-3, abs=1e-3), k
