@@ -38,13 +38,32 @@ def checkpoint_each(modules) -> int:
 
 def checkpoint_vae_decoder(vae) -> int:
     """Each ResNet and attention block of the decoder, in place of diffusers' per-up-block
-    checkpointing (nesting both would recompute twice)."""
+    checkpointing (nesting both would recompute twice), and its full-resolution tail (GroupNorm,
+    SiLU, conv_out) as one segment: kept, that tail holds three 512 x 512 maps, two in float32."""
     dec = vae.decoder
     dec.gradient_checkpointing = False
     blocks = [*dec.mid_block.resnets, *dec.mid_block.attentions]
     for up in dec.up_blocks:
         blocks += list(up.resnets) + list(getattr(up, "upsamplers", None) or [])
-    return checkpoint_each(blocks)
+    n = checkpoint_each(blocks)
+    if not getattr(dec, "_rfft_tail_checkpointed", False):
+        # Decoder.forward calls conv_norm_out, conv_act, conv_out in turn: the first runs all
+        # three in one recomputed segment and the other two pass their input through. The
+        # modules (and so the state dict) are unchanged.
+        norm, act, conv = dec.conv_norm_out, dec.conv_act, dec.conv_out
+        run_norm, run_act, run_conv = norm.forward, act.forward, conv.forward
+
+        def tail(x, *args):
+            return run_conv(run_act(run_norm(x, *args)))
+
+        def tail_forward(x, *args):
+            return checkpoint(tail, x, *args, use_reentrant=False) if torch.is_grad_enabled() else tail(x, *args)
+
+        norm.forward = tail_forward
+        act.forward = conv.forward = lambda x: x
+        dec._rfft_tail_checkpointed = True
+        n += 1
+    return n
 
 
 def checkpoint_judge(judge) -> int:
