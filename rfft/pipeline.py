@@ -252,7 +252,11 @@ class AdInpaintPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents to images in [0, 1], (B, 3, H, W); differentiable (RFFT decodes with grad)."""
-        x = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+        # the frozen VAE runs in its own dtype even under autocast: autocast would run every
+        # GroupNorm and its SiLU in float32, doubling the full-resolution maps that backward
+        # keeps (RFFT at 512 px); without autocast nothing changes
+        with torch.autocast(latents.device.type, enabled=False):
+            x = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
         return (x.float() / 2 + 0.5).clamp(0, 1)
 
     def latent_mask(self, placement: Placement) -> torch.Tensor:
