@@ -110,17 +110,22 @@ def rate_curve(runs: Sequence[Sequence[Attempt]], judge: Callable[[Attempt], boo
                ) -> list[dict]:
     """The paper's Fig. 6 figures from complete attempt lists: for k = 1..max_k, the share of
     products whose delivered image is judged available, and the time per available image
-    (time spent on the first min(k, attempts used) attempts / available images)."""
+    (time spent on the first min(k, attempts used) attempts / available images), and the
+    attempts spent per available image."""
     rows = []
     for k in range(1, max_k + 1):
-        ok, secs = 0, 0.0
+        ok, secs, used = 0, 0.0, 0
         for atts in runs:
             if not atts:
                 continue
             d = delivered_at(atts, k)
-            secs += sum(a.seconds for a in atts[:d.index + 1 if d.accepted else k])
+            spent = atts[:d.index + 1 if d.accepted else k]
+            secs += sum(a.seconds for a in spent)
+            used += len(spent)
             ok += bool(judge(d))
         n = sum(1 for a in runs if a)
+        # attempts, unlike seconds, do not depend on what else the machine was doing
         rows.append({"k": k, "available_rate": ok / max(1, n), "available": ok, "products": n,
-                     "seconds_per_available": secs / ok if ok else float("inf")})
+                     "seconds_per_available": secs / ok if ok else float("inf"),
+                     "attempts_per_available": used / ok if ok else float("inf")})
     return rows

@@ -116,7 +116,8 @@ class RFFTObjective:
         dt = p.unet.dtype
         cond = p.encode_prompt([e.prompt for e in batch])
         uncond = p.encode_prompt([e.negative_prompt for e in batch])
-        empty = p.encode_prompt([""] * len(batch))
+        # the text-free condition only CC uses (eq. 8); no text-encoder pass for the others
+        empty = p.encode_prompt([""] * len(batch)) if self.cfg.reg == "cc" else None
         control = torch.cat([p.control_tensor(e.placement, 1) for e in batch]).to(self.controlnet.dtype)
         mask = torch.cat([p.latent_mask(e.placement) for e in batch])
         z_prod = torch.cat([p.encode_image(e.placement.product_image()) for e in batch]).to(dt)

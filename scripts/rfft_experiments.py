@@ -132,21 +132,24 @@ def _plt():
     return plt
 
 
+def _finish(fig, path: Path, labels: list[tuple], legend_ax, legend_size: int = 7) -> None:
+    """Axis labels ``(ax, xlabel, ylabel)``, a legend, and the figure written and closed."""
+    for ax, x, y in labels:
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+    legend_ax.legend(fontsize=legend_size)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+
+
 def _fig6_curve(name: str):
     from rfft.generate import _as_attempt
     from rfft.recurrent import rate_curve
 
     done = [json.loads(p.read_text()) for p in sorted((RUNS / "fig6" / name / "done").glob("*.json"))]
     runs = [[_as_attempt(r) for r in d["attempts"]] for d in done if d.get("attempts")]
-    if not runs:
-        return None
-    curve = rate_curve(runs, lambda att: att.info.get("oracle") == "Available", 5)
-    # attempts spent per available image: unlike seconds, it does not depend on what else the
-    # machine was doing
-    for row in curve:
-        used = sum(min(row["k"], next((a.index + 1 for a in atts if a.accepted), row["k"])) for atts in runs)
-        row["attempts_per_available"] = used / row["available"] if row["available"] else float("inf")
-    return curve
+    return rate_curve(runs, lambda att: att.info.get("oracle") == "Available", 5) if runs else None
 
 
 def stage_report(a) -> None:
@@ -186,12 +189,7 @@ def stage_report(a) -> None:
         if n in rows:
             ax.axhline(100 * rows[n]["available_rate_oracle"], color="grey", ls=ls, label=f"{n}, oracle")
     ax.set_xscale("log")
-    ax.set_xlabel("beta")
-    ax.set_ylabel("available rate (%)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(img_dir / "fig7b_beta.png", dpi=110)
-    plt.close(fig)
+    _finish(fig, img_dir / "fig7b_beta.png", [(ax, "beta", "available rate (%)")], ax)
 
     # Fig. 6: Recurrent Generation, original against fine-tuned
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.2))
@@ -202,14 +200,8 @@ def stage_report(a) -> None:
             ax1.plot(ks, [100 * r["available_rate"] for r in c], marker="o", label=name)
             ax2.plot(ks, [r["attempts_per_available"] for r in c], marker="o", label=name)
             (out / f"fig6_{name}.json").write_text(json.dumps(c, indent=1))
-    ax1.set_xlabel("attempts k")
-    ax1.set_ylabel("available rate (oracle, %)")
-    ax2.set_xlabel("attempts k")
-    ax2.set_ylabel("attempts per available image")
-    ax1.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(img_dir / "fig6_finetuned.png", dpi=110)
-    plt.close(fig)
+    _finish(fig, img_dir / "fig6_finetuned.png", [(ax1, "attempts k", "available rate (oracle, %)"),
+                                                   (ax2, "attempts k", "attempts per available image")], ax1, 8)
 
     # Fig. 5a: the same held-out jobs under each configuration
     show = [n for n in ("original", "none", "kl_b1", "cc_b1", "cc_b1+wall_colour") if (RUNS / "eval" / n).exists()]
@@ -237,15 +229,9 @@ def stage_report(a) -> None:
         ax1.plot(pa, label=run.name)
         if m and "reg" in m[0]:
             ax2.plot(np.convolve([float(r["reg"]) for r in m], np.ones(10) / 10, mode="valid"), label=run.name)
-    ax1.set_xlabel("step")
-    ax1.set_ylabel("P(Available) by RFNet (10-step mean)")
-    ax2.set_xlabel("step")
-    ax2.set_ylabel("regularizer (10-step mean)")
     ax2.set_yscale("log")
-    ax1.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(img_dir / "rfft_training.png", dpi=110)
-    plt.close(fig)
+    _finish(fig, img_dir / "rfft_training.png", [(ax1, "step", "P(Available) by RFNet (10-step mean)"),
+                                                 (ax2, "step", "regularizer (10-step mean)")], ax1)
     print(f"figures in {img_dir}, tables in {out / 'tables.md'}")
 
 
