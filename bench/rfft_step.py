@@ -68,7 +68,28 @@ class PhaseSampler:
         return self.peaks
 
 
-def run_variant(name: str, size: int) -> dict:
+def trace_backward(sampler, parts: dict) -> None:
+    """Name the backward phase after the module whose output gradient arrived last: a forward
+    hook puts a gradient hook on each output (recomputed checkpoint segments included), and the
+    sampler's peak per name then says which module's backward holds the most memory."""
+    import torch
+
+    def hook(label):
+        def on_forward(module, args, out):
+            outs = out if isinstance(out, (tuple, list)) else getattr(out, "to_tuple", lambda: (out,))()
+            for o in outs:
+                if isinstance(o, torch.Tensor) and o.requires_grad:
+                    o.register_hook(lambda g, _l=label: setattr(sampler, "phase", "backward:" + _l) or None)
+                    break
+        return on_forward
+
+    for prefix, module in parts.items():
+        for child_name, child in module.named_children():
+            for sub_name, sub in (child.named_children() if isinstance(child, torch.nn.ModuleList) else [("", child)]):
+                sub.register_forward_hook(hook(".".join(x for x in (prefix, child_name, sub_name) if x)))
+
+
+def run_variant(name: str, size: int, trace: bool = False) -> dict:
     import contextlib
 
     import torch
@@ -149,6 +170,9 @@ def run_variant(name: str, size: int) -> dict:
         for p_ in cn.parameters():  # the moments a run holds from its second step on
             st = opt.state[p_]
             st["step"], st["exp_avg"], st["exp_avg_sq"] = torch.zeros(()), torch.zeros_like(p_), torch.zeros_like(p_)
+    if trace:
+        trace_backward(sampler, {"unet": unet, "controlnet": cn, "vae.decoder": vae.decoder, "depth": dpt,
+                                 "salience": sal, "rfnet": rf})
     sampler.phase = "ready"
     t0 = time.time()
     ctx = torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False) if measures else contextlib.nullcontext()
@@ -170,16 +194,18 @@ def main(argv=None) -> int:
     p.add_argument("--variants", nargs="+", default=["plain", "cc-plain", "cc-measures"])
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--out", default="bench_out/rfft_step")
+    p.add_argument("--trace", action="store_true",
+                   help="report backward's peak per module (the module whose backward was running)")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.one:
-        print("RESULT " + json.dumps(run_variant(a.one, a.size)), flush=True)
+        print("RESULT " + json.dumps(run_variant(a.one, a.size, a.trace)), flush=True)
         return 0
     import torch
 
     rows = []
     for v in a.variants:
-        r = subprocess.run([sys.executable, __file__, "--one", v, "--size", str(a.size)], capture_output=True, text=True)
+        r = subprocess.run([sys.executable, __file__, "--one", v, "--size", str(a.size)] + (["--trace"] if a.trace else []), capture_output=True, text=True)
         line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
         row = json.loads(line[0][7:]) if line else {"variant": v, "error": (r.stderr or r.stdout)[-800:]}
         print(json.dumps(row), flush=True)

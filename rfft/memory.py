@@ -36,15 +36,48 @@ def checkpoint_each(modules) -> int:
     return n
 
 
+def _fuse_norm_act(resnet) -> bool:
+    """Inside a ResNet block, run each GroupNorm and the activation after it as one nested
+    recomputed segment, so that the block's recomputation in backward keeps the activation's
+    output (the conv needs it) but not the GroupNorm's (float32 under CUDA autocast). Only for
+    blocks where the activation follows the norm directly: no time embedding, no resampling."""
+    if getattr(resnet, "_rfft_norm_act_fused", False) or not hasattr(resnet, "nonlinearity"):
+        return False
+    if resnet.time_emb_proj is not None or resnet.upsample is not None or resnet.downsample is not None:
+        return False
+    act = resnet.nonlinearity
+    for norm in (resnet.norm1, resnet.norm2):
+        run_norm = norm.forward
+
+        def norm_act(x, _norm=run_norm):
+            return act(_norm(x))
+
+        def fused(x, _f=norm_act):
+            return checkpoint(_f, x, use_reentrant=False) if torch.is_grad_enabled() else _f(x)
+
+        norm.forward = fused
+    # forward() applies self.nonlinearity after each norm: it now passes through (the module
+    # has no weights, so the state dict is unchanged)
+    resnet.nonlinearity = torch.nn.Identity()
+    resnet._rfft_norm_act_fused = True
+    return True
+
+
 def checkpoint_vae_decoder(vae) -> int:
     """Each ResNet and attention block of the decoder, in place of diffusers' per-up-block
     checkpointing (nesting both would recompute twice), and its full-resolution tail (GroupNorm,
-    SiLU, conv_out) as one segment: kept, that tail holds three 512 x 512 maps, two in float32."""
+    SiLU, conv_out) as one segment: kept, that tail holds three 512 x 512 maps, two in float32.
+    Inside each ResNet block, each GroupNorm with its activation is a nested segment: at 512 px
+    the full-resolution blocks set the backward peak of an RFFT step (docs/BENCHMARKS.md), and
+    not keeping their GroupNorm outputs lowers it."""
     dec = vae.decoder
     dec.gradient_checkpointing = False
     blocks = [*dec.mid_block.resnets, *dec.mid_block.attentions]
     for up in dec.up_blocks:
         blocks += list(up.resnets) + list(getattr(up, "upsamplers", None) or [])
+    for r in blocks:
+        if hasattr(r, "norm1"):
+            _fuse_norm_act(r)
     n = checkpoint_each(blocks)
     if not getattr(dec, "_rfft_tail_checkpointed", False):
         # Decoder.forward calls conv_norm_out, conv_act, conv_out in turn: the first runs all
