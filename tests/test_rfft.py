@@ -170,6 +170,10 @@ def test_decoder_checkpointing_block_by_block_gives_the_same_gradients(tiny_gene
     vae = AutoencoderKL.from_pretrained(tiny_generator / "vae").requires_grad_(False)
     ckpt = copy.deepcopy(vae)
     assert checkpoint_vae_decoder(ckpt) > 4 and checkpoint_vae_decoder(ckpt) == 0  # wrapped once only
+    # every ResNet block keeps only SiLU's output (the measure that sets the 512 px peak): a
+    # renamed attribute in diffusers would otherwise skip it without a word
+    resnets = [r for b in (ckpt.decoder.mid_block, *ckpt.decoder.up_blocks) for r in b.resnets]
+    assert resnets and all(getattr(r, "_rfft_norm_act_fused", False) for r in resnets)
     z = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
     grads = []
     for m in (vae, ckpt):
