@@ -11,6 +11,7 @@ Configurations (Table 3): ``original`` (the embedded generator), ``negprompt`` (
 a negative prompt engineered against the defects, as in the paper's footnote), ``none`` (ReFL:
 F_AC alone), ``kl`` (eq. 6) and ``cc`` (eq. 7-8) at --beta. Evaluation uses held-out jobs
 (products, prompts and seeds from seed 31337; training products come from seed 4242).
+``--lr`` other than the default names the run ``NAME@lrLR`` (Fig. 5a's stress test).
 Everything goes under runs/rfft_exp/; each stage skips work already done.
 """
 from __future__ import annotations
@@ -30,18 +31,24 @@ NEG = "floating, cluttered, low contrast, extra legs, pedestal, blurry, deformed
 EVAL_SEED, TRAIN_SEED = 31337, 4242
 
 
-def name_of(config: str, beta: float, extra: str | None = None) -> str:
+LR = 1e-4  # the learning rate of every run but the stress test's
+
+
+def name_of(config: str, beta: float, extra: str | None = None, lr: float = LR) -> str:
     name = config if config in ("original", "negprompt", "none") else f"{config}_b{beta:g}"
-    return f"{name}+{extra}" if extra else name
+    name = f"{name}+{extra}" if extra else name
+    return name if lr == LR or config in ("original", "negprompt") else f"{name}@lr{lr:g}"
 
 
-# (stage, config, beta, extra reward): Table 3 first, then Fig. 6, Fig. 7b's betas, Table 5
-PLAN = [("train", "none", 0, None), ("evaluate", "original", 0, None), ("evaluate", "none", 0, None),
-        ("train", "cc", 1.0, None), ("evaluate", "cc", 1.0, None),
-        ("train", "kl", 1.0, None), ("evaluate", "kl", 1.0, None), ("evaluate", "negprompt", 0, None),
-        ("fig6", "original", 0, None), ("fig6", "cc", 1.0, None),
-        *[(s, c, b, None) for b in (0.1, 10.0) for c in ("cc", "kl") for s in ("train", "evaluate")],
-        ("train", "cc", 1.0, "wall_colour"), ("evaluate", "cc", 1.0, "wall_colour")]
+# (stage, config, beta, extra reward, learning rate): Table 3 first, then Fig. 6, Fig. 7b's
+# betas, Table 5, and Fig. 5a's stress test (ten times the learning rate, with and without CC)
+PLAN = [("train", "none", 0, None, LR), ("evaluate", "original", 0, None, LR), ("evaluate", "none", 0, None, LR),
+        ("train", "cc", 1.0, None, LR), ("evaluate", "cc", 1.0, None, LR),
+        ("train", "kl", 1.0, None, LR), ("evaluate", "kl", 1.0, None, LR), ("evaluate", "negprompt", 0, None, LR),
+        ("fig6", "original", 0, None, LR), ("fig6", "cc", 1.0, None, LR),
+        *[(s, c, b, None, LR) for b in (0.1, 10.0) for c in ("cc", "kl") for s in ("train", "evaluate")],
+        ("train", "cc", 1.0, "wall_colour", LR), ("evaluate", "cc", 1.0, "wall_colour", LR),
+        *[(s, c, 1.0, None, 10 * LR) for c in ("none", "cc") for s in ("train", "evaluate")]]
 
 
 def write_products(seed: int, n: int, folder: Path, prompts_file: Path) -> None:
@@ -71,7 +78,7 @@ def stage_products(a) -> None:
 def stage_train(a) -> None:
     from rfft.train import main
 
-    out = RUNS / name_of(a.config, a.beta, a.extra_reward)
+    out = RUNS / name_of(a.config, a.beta, a.extra_reward, a.lr)
     if (out / "controlnet").exists():
         print(f"{out} is trained")
         return
@@ -89,7 +96,7 @@ def stage_evaluate(a) -> None:
     from rfnet.fileio import write_json
     from rfnet.inspect import Inspector
 
-    name = name_of(a.config, a.beta, a.extra_reward)
+    name = name_of(a.config, a.beta, a.extra_reward, a.lr)
     dst = RUNS / "eval" / f"{name}.json"
     if dst.exists():
         print(f"{dst} exists")
@@ -100,7 +107,8 @@ def stage_evaluate(a) -> None:
     res = evaluate(pipe, Inspector.from_pretrained(embedded_path("rfnet")), draw_jobs(EVAL_SEED, a.jobs),
                    (EVAL_SEED * 100_000, EVAL_SEED * 100_000 + 50_000),
                    negative_prompt=NEG if a.config == "negprompt" else "", save_dir=RUNS / "eval" / name)
-    write_json(dst, {"config": a.config, "beta": a.beta, "extra_reward": a.extra_reward, "name": name, **res})
+    write_json(dst, {"config": a.config, "beta": a.beta, "extra_reward": a.extra_reward, "lr": a.lr, "name": name,
+                     **res})
     print(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=1))
 
 
@@ -109,7 +117,7 @@ def stage_fig6(a) -> None:
     judged by the oracle: rfft.generate's own report, for the original and a fine-tuned model."""
     from rfft.generate import main
 
-    name = name_of(a.config, a.beta, a.extra_reward)
+    name = name_of(a.config, a.beta, a.extra_reward, a.lr)
     out = RUNS / "fig6" / name
     cn = [] if a.config in ("original", "negprompt") else ["--controlnet", str(RUNS / name / "controlnet")]
     main(["--products", str(RUNS / "eval_products"), "--prompts", str(RUNS / "eval_prompts.json"), "--out", str(out),
@@ -117,9 +125,9 @@ def stage_fig6(a) -> None:
 
 
 def stage_all(a) -> None:
-    for stage, config, beta, extra in PLAN:
-        b = argparse.Namespace(**{**vars(a), "config": config, "beta": beta, "extra_reward": extra})
-        print(f"== {stage} {name_of(config, beta, extra)}", flush=True)
+    for stage, config, beta, extra, lr in PLAN:
+        b = argparse.Namespace(**{**vars(a), "config": config, "beta": beta, "extra_reward": extra, "lr": lr})
+        print(f"== {stage} {name_of(config, beta, extra, lr)}", flush=True)
         STAGES[stage](b)
 
 
@@ -166,7 +174,8 @@ def stage_report(a) -> None:
     rows = {r["name"]: r for r in (json.loads(p.read_text()) for p in sorted((RUNS / "eval").glob("*.json")))}
     head = ["| configuration | available (oracle) | available (RFNet) | RFNet-oracle agreement | wall colour match | "
             "material match | background diversity | background detail |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    order = ["original", "negprompt", "none", "kl_b1", "cc_b1", "kl_b0.1", "cc_b0.1", "kl_b10", "cc_b10", "cc_b1+wall_colour"]
+    order = ["original", "negprompt", "none", "kl_b1", "cc_b1", "kl_b0.1", "cc_b0.1", "kl_b10", "cc_b10", "cc_b1+wall_colour",
+             f"none@lr{10 * LR:g}", f"cc_b1@lr{10 * LR:g}"]
     lines = list(head)
     for n in [n for n in order if n in rows] + sorted(set(rows) - set(order)):
         r = rows[n]
@@ -180,7 +189,7 @@ def stage_report(a) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for reg, mark in (("kl", "s"), ("cc", "o")):
         pts = sorted((r["beta"], r["available_rate_oracle"], r["available_rate_rfnet"]) for r in rows.values()
-                     if r["config"] == reg and not r.get("extra_reward"))
+                     if r["config"] == reg and not r.get("extra_reward") and r.get("lr", LR) == LR)
         if pts:
             b, o, f = zip(*pts)
             ax.plot(b, [100 * x for x in o], marker=mark, label=f"{reg.upper()}, oracle")
@@ -204,7 +213,8 @@ def stage_report(a) -> None:
                                                    (ax2, "attempts k", "attempts per available image")], ax1, 8)
 
     # Fig. 5a: the same held-out jobs under each configuration
-    show = [n for n in ("original", "none", "kl_b1", "cc_b1", "cc_b1+wall_colour") if (RUNS / "eval" / n).exists()]
+    show = [n for n in ("original", "none", "kl_b1", "cc_b1", "cc_b1+wall_colour", f"none@lr{10 * LR:g}",
+                        f"cc_b1@lr{10 * LR:g}") if (RUNS / "eval" / n).exists()]
     cols, cell = 8, 96
     grid = Image.new("RGB", (110 + cols * cell, max(1, len(show)) * (cell + 14)), "white")
     d = ImageDraw.Draw(grid)
@@ -245,7 +255,7 @@ def main(argv=None) -> int:
     p.add_argument("--config", default="cc", choices=["original", "negprompt", "none", "kl", "cc"])
     p.add_argument("--beta", type=float, default=1.0)
     p.add_argument("--steps", type=int, default=150)
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=LR, help="learning rate (the stress test of Fig. 5a uses ten times the default)")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--jobs", type=int, default=100)
     p.add_argument("--products", type=int, default=64)
