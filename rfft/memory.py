@@ -16,6 +16,16 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 
+def _recomputed(fn):
+    """``fn`` recomputed in backward instead of keeping its activations, when gradients are
+    being recorded; plainly called otherwise (inference pays nothing)."""
+    def run(*args, **kwargs):
+        if torch.is_grad_enabled():
+            return checkpoint(fn, *args, use_reentrant=False, **kwargs)
+        return fn(*args, **kwargs)
+    return run
+
+
 def checkpoint_each(modules) -> int:
     """Recompute each module's forward in backward instead of keeping its activations. Only
     when gradients are being recorded; returns how many modules were wrapped."""
@@ -23,14 +33,7 @@ def checkpoint_each(modules) -> int:
     for m in modules:
         if getattr(m, "_rfft_checkpointed", False):
             continue
-        inner = m.forward
-
-        def forward(*args, _inner=inner, **kwargs):
-            if torch.is_grad_enabled():
-                return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
-            return _inner(*args, **kwargs)
-
-        m.forward = forward
+        m.forward = _recomputed(m.forward)
         m._rfft_checkpointed = True
         n += 1
     return n
@@ -47,15 +50,7 @@ def _fuse_norm_act(resnet) -> bool:
         return False
     act = resnet.nonlinearity
     for norm in (resnet.norm1, resnet.norm2):
-        run_norm = norm.forward
-
-        def norm_act(x, _norm=run_norm):
-            return act(_norm(x))
-
-        def fused(x, _f=norm_act):
-            return checkpoint(_f, x, use_reentrant=False) if torch.is_grad_enabled() else _f(x)
-
-        norm.forward = fused
+        norm.forward = _recomputed(lambda x, _norm=norm.forward: act(_norm(x)))
     # forward() applies self.nonlinearity after each norm: it now passes through (the module
     # has no weights, so the state dict is unchanged)
     resnet.nonlinearity = torch.nn.Identity()
@@ -76,8 +71,7 @@ def checkpoint_vae_decoder(vae) -> int:
     for up in dec.up_blocks:
         blocks += list(up.resnets) + list(getattr(up, "upsamplers", None) or [])
     for r in blocks:
-        if hasattr(r, "norm1"):
-            _fuse_norm_act(r)
+        _fuse_norm_act(r)  # ResNet blocks only: the others have no nonlinearity and are left
     n = checkpoint_each(blocks)
     if not getattr(dec, "_rfft_tail_checkpointed", False):
         # Decoder.forward calls conv_norm_out, conv_act, conv_out in turn: the first runs all
@@ -85,14 +79,7 @@ def checkpoint_vae_decoder(vae) -> int:
         # modules (and so the state dict) are unchanged.
         norm, act, conv = dec.conv_norm_out, dec.conv_act, dec.conv_out
         run_norm, run_act, run_conv = norm.forward, act.forward, conv.forward
-
-        def tail(x, *args):
-            return run_conv(run_act(run_norm(x, *args)))
-
-        def tail_forward(x, *args):
-            return checkpoint(tail, x, *args, use_reentrant=False) if torch.is_grad_enabled() else tail(x, *args)
-
-        norm.forward = tail_forward
+        norm.forward = _recomputed(lambda x, *args: run_conv(run_act(run_norm(x, *args))))
         act.forward = conv.forward = lambda x: x
         dec._rfft_tail_checkpointed = True
         n += 1
