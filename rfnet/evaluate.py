@@ -1,7 +1,7 @@
 """Evaluate RFNet: ``python -m rfnet.evaluate --model DIR --data DIR --output_dir DIR``.
 
 Writes metrics.json (precision, recall, F1 and AP of the Available class as in the paper's
-Table 1, accuracy, a per-class report, the confusion matrix, and what was skipped),
+Table 1, accuracy, 95% bootstrap intervals of AP and accuracy, a per-class report, the confusion matrix, and what was skipped),
 predictions.jsonl (one line a sample with its probabilities), pr_curve.png and
 confusion_matrix.png.
 """
@@ -75,7 +75,7 @@ def evaluate(args: argparse.Namespace) -> dict:
                                          collate_fn=Collator(tok, cfg.caption_max_length))
 
     y, probs, ids = predict(model, loader, device=args.device)
-    report = inspection_report(y, probs, cfg.labels)
+    report = inspection_report(y, probs, cfg.labels, intervals=True)
     report.update(model=str(args.model), data=str(args.data), split=args.split,
                   skipped=ds.skips.counts, skipped_total=len(ds.skips))
     fileio.write_json(out / "metrics.json", report)
@@ -87,7 +87,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     plot_confusion(np.array(report["confusion_matrix"]), cfg.labels, out / "confusion_matrix.png")
     a = report["available"]
     msg = (f"{report['n']} samples: Available precision {a['precision']:.4f} recall {a['recall']:.4f} "
-           f"F1 {a['f1']:.4f} AP {a['ap']:.4f}; accuracy {report['accuracy']:.4f}; "
+           f"F1 {a['f1']:.4f} AP {a['ap']:.4f} (95% CI {a['ap_ci95'][0]:.4f}-{a['ap_ci95'][1]:.4f}); "
+           f"accuracy {report['accuracy']:.4f} (95% CI {report['accuracy_ci95'][0]:.4f}-{report['accuracy_ci95'][1]:.4f}); "
            f"{ds.skips.summary()}; written to {out}")
     print(msg)
     return report

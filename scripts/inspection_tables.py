@@ -7,7 +7,10 @@ classifiers from timm) and Table 2 (RFNet without each input, and with coarse la
 Every row trains on the same data with the same budget (epochs, batch, learning rate,
 schedule, seed) and is evaluated on the test dataset, which must come from a seed never used
 for training or tuning. Depth and salience come from the embedded estimators, as at
-inspection time. Every run resumes where it stopped (rerun the same command), and rows
+inspection time. Each row's AP comes with its 95% bootstrap interval, and with its difference
+from RFNet's AP and that difference's paired interval (the same bootstrap resamples of the
+test images for both models): a row differs from RFNet beyond test-set noise only where that
+interval excludes 0. Every run resumes where it stopped (rerun the same command), and rows
 already evaluated are not run again. Writes tables.md and tables.json to --out.
 """
 from __future__ import annotations
@@ -17,7 +20,11 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rfnet.metrics import average_precision, bootstrap_interval  # noqa: E402
 
 ROWS = {
     # name: (table, extra training arguments)
@@ -38,16 +45,49 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
 
+def read_predictions(run: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Test ids, is-Available truth and P(Available), in the order rfnet.evaluate wrote them."""
+    rows = [json.loads(line) for line in (run / "eval" / "predictions.jsonl").read_text().splitlines()]
+    return ([r["id"] for r in rows], np.array([r["label"] == "Available" for r in rows]),
+            np.array([r["p_available"] for r in rows]))
+
+
+def ap_difference(run: Path, reference: Path) -> tuple[float, list[float]]:
+    """AP(run) - AP(reference) on the same test images, with its paired 95% interval."""
+    ids, y, s = read_predictions(run)
+    ref_ids, ref_y, ref_s = read_predictions(reference)
+    if ids != ref_ids or not np.array_equal(y, ref_y):
+        raise SystemExit(f"{run} and {reference} were not evaluated on the same test images in the "
+                         "same order: delete one's eval folder and rerun")
+
+    def diff(t, a, b):
+        return average_precision(t, a) - average_precision(t, b)
+
+    return diff(y, s, ref_s), bootstrap_interval(diff, y, s, ref_s)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
 def write_tables(out: Path, a, results: dict) -> None:
     lines = [f"Train: {a.train_data}; test: {a.test_data}; {a.epochs} epochs at {a.image_size}px, "
              f"batch {a.batch_size}, lr {a.learning_rate} (divided by 10 at epoch {max(1, a.epochs // 2)}), "
              f"seed {a.seed}.", ""]
     for t in ("1", "2"):
-        lines += [f"Table {t}", "", "| model | precision | recall | F1 | AP | accuracy |", "|---|---|---|---|---|---|"]
+        lines += [f"Table {t}", "",
+                  "| model | precision | recall | F1 | AP [95% CI] | AP - RFNet's [paired 95% CI] | accuracy |",
+                  "|---|---|---|---|---|---|---|"]
         for name, r in results.items():
             if t in r["table"].split(","):
-                lines.append(f"| {name} | {100 * r['precision']:.2f} | {100 * r['recall']:.2f} | "
-                             f"{100 * r['f1']:.2f} | {100 * r['ap']:.2f} | {100 * r['accuracy']:.2f} |")
+                lo, hi = r["ap_ci95"]
+                if "ap_minus_rfnet" in r:
+                    d, (dlo, dhi) = r["ap_minus_rfnet"], r["ap_minus_rfnet_ci95"]
+                    delta = f"{100 * d:+.2f} [{100 * dlo:+.2f}, {100 * dhi:+.2f}]"
+                else:
+                    delta = "-"
+                lines.append(f"| {name} | {_pct(r['precision'])} | {_pct(r['recall'])} | {_pct(r['f1'])} | "
+                             f"{_pct(r['ap'])} [{_pct(lo)}, {_pct(hi)}] | {delta} | {_pct(r['accuracy'])} |")
         lines.append("")
     (out / "tables.md").write_text("\n".join(lines))
     (out / "tables.json").write_text(json.dumps({"args": vars(a), "results": results}, indent=2))
@@ -92,6 +132,12 @@ def main() -> int:
                 "--output_dir", str(run / "eval"), *maps]))
         m = json.loads(metrics.read_text())
         results[name] = {"table": table, **m["available"], "accuracy": m["accuracy"], "n": m["n"]}
+        _, y, s = read_predictions(run)  # recomputed here too for rows evaluated before intervals existed
+        results[name]["ap_ci95"] = bootstrap_interval(average_precision, y, s)
+        reference = out / slug("RFNet")
+        if name != "RFNet" and (reference / "eval" / "predictions.jsonl").exists():
+            d, ci = ap_difference(run, reference)
+            results[name].update(ap_minus_rfnet=d, ap_minus_rfnet_ci95=ci)
         print(f"{name}: {results[name]}", flush=True)
         write_tables(out, a, results)  # after every row: a stopped run still shows what it has
     print((out / "tables.md").read_text())

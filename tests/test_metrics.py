@@ -51,3 +51,62 @@ def test_report_by_hand():
 
 def test_confusion_matrix_rows_are_truth():
     assert confusion_matrix([0, 1, 1], [1, 1, 0], 2).tolist() == [[0, 1], [1, 1]]
+
+
+def test_bootstrap_interval_of_accuracy_matches_the_binomial_width():
+    # 2,000 answers, 70% right: the normal approximation's 95% interval is +-1.96*sqrt(.21/2000)
+    from rfnet.metrics import accuracy, bootstrap_interval
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 6, 2000)
+    pred = np.where(rng.random(2000) < 0.7, y, (y + 1) % 6)
+    acc = accuracy(y, pred)
+    lo, hi = bootstrap_interval(accuracy, y, pred)
+    half = 1.96 * math.sqrt(acc * (1 - acc) / 2000)
+    assert lo < acc < hi
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.15)
+    assert bootstrap_interval(accuracy, y, pred) == [lo, hi]  # the same seed, the same interval
+    assert bootstrap_interval(accuracy, y, pred, seed=1) != [lo, hi]
+
+
+def test_bootstrap_interval_is_paired_across_arrays():
+    # two models whose scores differ by small noise: their AP difference has a narrow paired
+    # interval, far narrower than either model's own interval. Drawing different rows for the
+    # two score arrays would make it as wide as the two together.
+    from rfnet.metrics import bootstrap_interval
+
+    rng = np.random.default_rng(0)
+    y = rng.random(1000) < 0.4
+    a = y * 0.6 + rng.random(1000)
+    b = a + 0.05 * rng.standard_normal(1000)
+    lo_a, hi_a = bootstrap_interval(average_precision, y, a, n_boot=500)
+    lo_d, hi_d = bootstrap_interval(lambda t, s1, s2: average_precision(t, s1) - average_precision(t, s2),
+                                    y, a, b, n_boot=500)
+    assert lo_d <= average_precision(y, a) - average_precision(y, b) <= hi_d
+    assert (hi_d - lo_d) < 0.35 * (hi_a - lo_a)
+    same = bootstrap_interval(lambda t, s1, s2: average_precision(t, s1) - average_precision(t, s2),
+                              y, a, a, n_boot=50)
+    assert same == [0.0, 0.0]
+
+
+def test_bootstrap_interval_perfect_ranking_and_bad_input():
+    from rfnet.metrics import bootstrap_interval
+
+    y = np.array([1, 1, 0, 0, 0, 1])
+    assert bootstrap_interval(average_precision, y, y * 0.5 + 0.1, n_boot=100) == [1.0, 1.0]
+    with pytest.raises(ValueError, match="one length"):
+        bootstrap_interval(average_precision, y, y[:3])
+
+
+def test_report_intervals_only_when_asked():
+    labels = ("Available", "Space Mismatch")
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 300)
+    p1 = np.clip(y * 0.3 + 0.7 * rng.random(300), 0, 1)  # overlapping scores: some errors
+    probs = np.stack([1 - p1, p1], 1)
+    assert "ap_ci95" not in inspection_report(y, probs, labels)["available"]
+    r = inspection_report(y, probs, labels, intervals=True)
+    lo, hi = r["available"]["ap_ci95"]
+    assert lo <= r["available"]["ap"] <= hi
+    lo, hi = r["accuracy_ci95"]
+    assert lo <= r["accuracy"] <= hi and hi - lo > 0
