@@ -146,3 +146,32 @@ def test_make_writes_an_rf_dataset_and_continues(tmp_path):
     # a second run writes nothing new; a bigger one adds only the rest
     assert make(tmp_path / "d", 12, 64, 4, workers=1, progress=False)["written"] == 0
     assert make(tmp_path / "d", 14, 64, 4, workers=1, progress=False)["written"] == 2
+
+
+def test_fingerprint_follows_pixels_and_labels_not_png_bytes(tmp_path):
+    from rfsynth.fingerprint import fingerprint
+    from rfsynth.make import make
+
+    make(tmp_path / "a", num_samples=6, size=64, seed=4, splits="test=1", workers=1, progress=False)
+    make(tmp_path / "b", num_samples=6, size=64, seed=4, splits="test=1", workers=2, progress=False)
+    ref, n = fingerprint(tmp_path / "a")
+    assert n == 6 and fingerprint(tmp_path / "b") == (ref, 6)
+    # The benchmark's world must not drift: this is seed 4's first six samples at 64 px as the
+    # renderer drew them when RF-Synth v1 was published. If a change to rfsynth or to Pillow
+    # moves it, every published RF-Synth figure is off: bump rfsynth.make.VERSION instead.
+    assert ref == "220ea9690eec2425695c9550a89093bb4214adf9322506e4c5af8d6f80041d7a"
+
+    rec = json.loads((tmp_path / "b" / "manifest.jsonl").read_text().splitlines()[0])
+    img = tmp_path / "b" / rec["image"]
+    Image.open(img).save(img, compress_level=0)  # other PNG bytes, the same pixels
+    assert fingerprint(tmp_path / "b")[0] == ref
+    px = np.array(Image.open(img))
+    px[0, 0, 0] ^= 1
+    Image.fromarray(px).save(img)
+    assert fingerprint(tmp_path / "b")[0] != ref
+
+    lines = (tmp_path / "a" / "manifest.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["label"] = "Available" if first["label"] != "Available" else "Size Mismatch"
+    (tmp_path / "a" / "manifest.jsonl").write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n")
+    assert fingerprint(tmp_path / "a")[0] != ref
