@@ -23,8 +23,9 @@ Euclidean. A sample gets the first case whose rule fires, in this order:
    pixels in the product's own colours and reference objects are left out (rules 3 and 5 judge
    them). Composed scenes are coherent (in 800 composed Available and Size Mismatch samples at
    64 and 128 px the lowest is 0.79; about one in 2,000 falls just below, where a dark wall
-   meets a light surface next to the product: docs/RFSYNTH.md); a generator's mush of colours around the product is not
-   (0.23 to 0.73 in the embedded generator's early images), and a person would not use it.
+   meets a light surface next to the product: docs/RFSYNTH.md); a generator's mush of colours
+   around the product is not (0.23 to 0.73 in the embedded generator's early images), and a
+   person would not use it.
 5. Size Mismatch: the real height the reference object implies for the product,
    ``product_px / (ref_px / ref_cm)``, lies outside ``[lo / SIZE_TOLERANCE, hi * SIZE_TOLERANCE]``
    of its category's height range. No reference object: nothing to contradict.

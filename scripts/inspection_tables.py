@@ -57,10 +57,10 @@ def read_predictions(run: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
             np.array([r["p_available"] for r in rows]))
 
 
-def ap_difference(run: Path, reference: Path) -> tuple[float, list[float]]:
-    """AP(run) - AP(reference) on the same test images, with its paired 95% interval."""
-    ids, y, s = read_predictions(run)
-    ref_ids, ref_y, ref_s = read_predictions(reference)
+def ap_difference(preds, ref_preds, run: Path, reference: Path) -> tuple[float, list[float]]:
+    """AP - the reference's AP on the same test images (read_predictions of each), with its
+    paired 95% interval."""
+    (ids, y, s), (ref_ids, ref_y, ref_s) = preds, ref_preds
     if ids != ref_ids or not np.array_equal(y, ref_y):
         raise SystemExit(f"{run} and {reference} were not evaluated on the same test images in the "
                          "same order: delete one's eval folder and rerun")
@@ -125,6 +125,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     maps = ["--depth_model", "embedded", "--salience_model", "embedded", "--ignore_stored_maps"]
     results = {}
+    reference, ref_preds = out / slug("RFNet"), None
     for name in a.rows:
         table, extra = ROWS[name]
         run = out / slug(name)
@@ -146,11 +147,13 @@ def main() -> int:
         m = json.loads(metrics.read_text())
         results[name] = {"table": table, **m["available"], "accuracy": m["accuracy"], "n": m["n"],
                          "per_class_f1": {c: v["f1"] for c, v in m["per_class"].items()}}
-        _, y, s = read_predictions(run)  # recomputed here too for rows evaluated before intervals existed
-        results[name]["ap_ci95"] = bootstrap_interval(average_precision, y, s)
-        reference = out / slug("RFNet")
+        preds = read_predictions(run)
+        # recomputed here (the same seed gives rfnet.evaluate's interval) for rows evaluated
+        # before evaluate wrote intervals
+        results[name]["ap_ci95"] = bootstrap_interval(average_precision, *preds[1:])
         if name != "RFNet" and (reference / "eval" / "predictions.jsonl").exists():
-            d, ci = ap_difference(run, reference)
+            ref_preds = ref_preds or read_predictions(reference)  # read once for all rows
+            d, ci = ap_difference(preds, ref_preds, run, reference)
             results[name].update(ap_minus_rfnet=d, ap_minus_rfnet_ci95=ci)
         print(f"{name}: {results[name]}", flush=True)
         write_tables(out, a, results)  # after every row: a stopped run still shows what it has
