@@ -2,8 +2,8 @@
 
 Writes metrics.json (precision, recall, F1 and AP of the Available class as in the paper's
 Table 1, accuracy, 95% bootstrap intervals of AP and accuracy, a per-class report, the
-confusion matrix, and what was skipped), predictions.jsonl (one line a sample with its probabilities), pr_curve.png and
-confusion_matrix.png.
+confusion matrix, and what was skipped), predictions.jsonl (one line a sample with its
+probabilities), pr_curve.png and confusion_matrix.png.
 """
 from __future__ import annotations
 
