@@ -148,9 +148,9 @@ def main() -> int:
         results[name] = {"table": table, **m["available"], "accuracy": m["accuracy"], "n": m["n"],
                          "per_class_f1": {c: v["f1"] for c, v in m["per_class"].items()}}
         preds = read_predictions(run)
-        # recomputed here (the same seed gives rfnet.evaluate's interval) for rows evaluated
-        # before evaluate wrote intervals
-        results[name]["ap_ci95"] = bootstrap_interval(average_precision, *preds[1:])
+        if "ap_ci95" not in results[name]:  # a row evaluated before rfnet.evaluate wrote intervals
+            # the same default seed gives the interval rfnet.evaluate would have written
+            results[name]["ap_ci95"] = bootstrap_interval(average_precision, *preds[1:])
         if name != "RFNet" and (reference / "eval" / "predictions.jsonl").exists():
             ref_preds = ref_preds or read_predictions(reference)  # read once for all rows
             d, ci = ap_difference(preds, ref_preds, run, reference)
