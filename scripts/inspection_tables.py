@@ -11,7 +11,9 @@ inspection time. Each row's AP comes with its 95% bootstrap interval, and with i
 from RFNet's AP and that difference's paired interval (the same bootstrap resamples of the
 test images for both models): a row differs from RFNet beyond test-set noise only where that
 interval excludes 0. A third table gives every row's F1 per class, which shows where a
-row gains or loses. Every run resumes where it stopped (rerun the same command), and rows
+row gains or loses; a fourth, the share of each defect's test images a row calls Available,
+which is what lets a defect through to a user and the one measure a coarse-label row has
+per defect. Every run resumes where it stopped (rerun the same command), and rows
 already evaluated are not run again. Writes tables.md and tables.json to --out.
 """
 from __future__ import annotations
@@ -25,6 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from rfnet.data import SkipReport, read_records  # noqa: E402
+from rfnet.labels import AVAILABLE, canonical, label_names  # noqa: E402
 from rfnet.metrics import average_precision, bootstrap_interval  # noqa: E402
 
 ROWS = {
@@ -55,6 +59,18 @@ def read_predictions(run: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     rows = [json.loads(line) for line in (run / "eval" / "predictions.jsonl").read_text().splitlines()]
     return ([r["id"] for r in rows], np.array([r["label"] == "Available" for r in rows]),
             np.array([r["p_available"] for r in rows]))
+
+
+def passed_as_available(run: Path, truth: dict[str, str]) -> dict[str, float]:
+    """For each defect of the test data, the share of its images the row calls Available. The
+    fine labels come from the test data, so that a coarse-label row is measured per defect too."""
+    rows = [json.loads(line) for line in (run / "eval" / "predictions.jsonl").read_text().splitlines()]
+    shares = {}
+    for defect in label_names("rf1m6")[1:]:
+        of_defect = [r for r in rows if truth.get(r["id"]) == defect]
+        if of_defect:
+            shares[defect] = sum(r["predicted"] == AVAILABLE for r in of_defect) / len(of_defect)
+    return shares
 
 
 def ap_difference(preds, ref_preds, run: Path, reference: Path) -> tuple[float, list[float]]:
@@ -102,6 +118,14 @@ def write_tables(out: Path, a, results: dict) -> None:
         f1 = r["per_class_f1"]
         lines.append(f"| {name} | " + " | ".join(_pct(f1[c]) if c in f1 else "-" for c in classes) + " |")
     lines.append("")
+    defects = list(dict.fromkeys(c for r in results.values() for c in r.get("passed_as_available", {})))
+    if defects:
+        lines += ["Defects passed as Available (% of each defect's test images called Available; lower is better)",
+                  "", "| model | " + " | ".join(defects) + " |", "|---|" + "---|" * len(defects)]
+        for name, r in results.items():
+            passed = r.get("passed_as_available", {})
+            lines.append(f"| {name} | " + " | ".join(_pct(passed[c]) if c in passed else "-" for c in defects) + " |")
+        lines.append("")
     (out / "tables.md").write_text("\n".join(lines))
     (out / "tables.json").write_text(json.dumps({"args": vars(a), "results": results}, indent=2))
 
@@ -125,6 +149,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     maps = ["--depth_model", "embedded", "--salience_model", "embedded", "--ignore_stored_maps"]
     results = {}
+    _, records, _ = read_records(a.test_data, SkipReport())
+    truth = {r["id"]: canonical(r["label"]) for r in records if "label" in r}
     reference, ref_preds = out / slug("RFNet"), None
     for name in a.rows:
         table, extra = ROWS[name]
@@ -147,6 +173,7 @@ def main() -> int:
         m = json.loads(metrics.read_text())
         results[name] = {"table": table, **m["available"], "accuracy": m["accuracy"], "n": m["n"],
                          "per_class_f1": {c: v["f1"] for c, v in m["per_class"].items()}}
+        results[name]["passed_as_available"] = passed_as_available(run, truth)
         preds = read_predictions(run)
         if "ap_ci95" not in results[name]:  # a row evaluated before rfnet.evaluate wrote intervals
             # the same default seed gives the interval rfnet.evaluate would have written
