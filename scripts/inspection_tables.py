@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -54,23 +55,27 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
 
-def read_predictions(run: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Test ids, is-Available truth and P(Available), in the order rfnet.evaluate wrote them."""
-    rows = [json.loads(line) for line in (run / "eval" / "predictions.jsonl").read_text().splitlines()]
+def load_predictions(run: Path) -> list[dict]:
+    """The lines of the predictions.jsonl rfnet.evaluate wrote for a row, in its order."""
+    return [json.loads(line) for line in (run / "eval" / "predictions.jsonl").read_text().splitlines()]
+
+
+def read_predictions(rows: list[dict]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Test ids, is-Available truth and P(Available) of load_predictions' rows."""
     return ([r["id"] for r in rows], np.array([r["label"] == "Available" for r in rows]),
             np.array([r["p_available"] for r in rows]))
 
 
-def passed_as_available(run: Path, truth: dict[str, str]) -> dict[str, float]:
-    """For each defect of the test data, the share of its images the row calls Available. The
-    fine labels come from the test data, so that a coarse-label row is measured per defect too."""
-    rows = [json.loads(line) for line in (run / "eval" / "predictions.jsonl").read_text().splitlines()]
-    shares = {}
-    for defect in label_names("rf1m6")[1:]:
-        of_defect = [r for r in rows if truth.get(r["id"]) == defect]
-        if of_defect:
-            shares[defect] = sum(r["predicted"] == AVAILABLE for r in of_defect) / len(of_defect)
-    return shares
+def passed_as_available(rows: list[dict], truth: dict[str, str]) -> dict[str, float]:
+    """For each defect of the test data, the share of its images load_predictions' rows call
+    Available. The fine labels come from the test data (truth: id -> label), so that a
+    coarse-label row is measured per defect too."""
+    seen, passed = Counter(), Counter()
+    for r in rows:
+        label = truth.get(r["id"])
+        seen[label] += 1
+        passed[label] += r["predicted"] == AVAILABLE
+    return {d: passed[d] / seen[d] for d in label_names("rf1m6")[1:] if seen[d]}
 
 
 def ap_difference(preds, ref_preds, run: Path, reference: Path) -> tuple[float, list[float]]:
@@ -173,13 +178,16 @@ def main() -> int:
         m = json.loads(metrics.read_text())
         results[name] = {"table": table, **m["available"], "accuracy": m["accuracy"], "n": m["n"],
                          "per_class_f1": {c: v["f1"] for c, v in m["per_class"].items()}}
-        results[name]["passed_as_available"] = passed_as_available(run, truth)
-        preds = read_predictions(run)
+        rows = load_predictions(run)
+        results[name]["passed_as_available"] = passed_as_available(rows, truth)
+        preds = read_predictions(rows)
         if "ap_ci95" not in results[name]:  # a row evaluated before rfnet.evaluate wrote intervals
             # the same default seed gives the interval rfnet.evaluate would have written
             results[name]["ap_ci95"] = bootstrap_interval(average_precision, *preds[1:])
-        if name != "RFNet" and (reference / "eval" / "predictions.jsonl").exists():
-            ref_preds = ref_preds or read_predictions(reference)  # read once for all rows
+        if name == "RFNet":
+            ref_preds = preds
+        elif (reference / "eval" / "predictions.jsonl").exists():
+            ref_preds = ref_preds or read_predictions(load_predictions(reference))  # once for all rows
             d, ci = ap_difference(preds, ref_preds, run, reference)
             results[name].update(ap_minus_rfnet=d, ap_minus_rfnet_ci95=ci)
         print(f"{name}: {results[name]}", flush=True)

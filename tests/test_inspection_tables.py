@@ -23,7 +23,7 @@ def test_passed_as_available_counts_each_defect_from_the_test_labels(tmp_path):
     _write_predictions(tmp_path / "coarse", {"a": "Available", "s1": "Available", "s2": "Unavailable",
                                              "s3": "Available", "h1": "Unavailable", "u1": "Available",
                                              "not_in_test": "Available"})
-    shares = tables.passed_as_available(tmp_path / "coarse", truth)
+    shares = tables.passed_as_available(tables.load_predictions(tmp_path / "coarse"), truth)
     # defects absent from the test data get no column; Available is not a defect
     assert shares == {"Unsuitable": 1.0, "Size Mismatch": 2 / 3, "Shape Hallucination": 0.0}
 
@@ -31,4 +31,5 @@ def test_passed_as_available_counts_each_defect_from_the_test_labels(tmp_path):
     _write_predictions(tmp_path / "fine", {"a": "Available", "s1": "Space Mismatch", "s2": "Size Mismatch",
                                            "s3": "Available", "h1": "Shape Hallucination",
                                            "u1": "Unsuitable"})
-    assert tables.passed_as_available(tmp_path / "fine", truth)["Size Mismatch"] == 1 / 3
+    shares = tables.passed_as_available(tables.load_predictions(tmp_path / "fine"), truth)
+    assert shares["Size Mismatch"] == 1 / 3
