@@ -113,3 +113,40 @@ def inspection_report(y_true, probs, labels: list[str] | tuple[str, ...],
         report["available"]["ap_ci95"] = bootstrap_interval(average_precision, y_true == 0, probs[:, 0])
         report["accuracy_ci95"] = bootstrap_interval(accuracy, y_true, y_pred)
     return report
+
+
+def threshold_for_precision(is_available, p_available, target: float = 0.95) -> dict:
+    """The lowest P(Available) threshold at which at least ``target`` of the accepted images
+    (p >= threshold) are Available: the most recall that precision allows.
+
+    Returns threshold, precision, recall and accepted count at it, and ``reached``. When no
+    threshold reaches the target, it is the one of highest precision (ties: most recall), with
+    ``reached`` False, so a caller can say so rather than pretend.
+    """
+    if not 0 < target <= 1:
+        raise ValueError(f"target precision must be in (0, 1], got {target}")
+    y = np.asarray(is_available, dtype=bool)
+    s = np.asarray(p_available, dtype=np.float64)
+    if len(y) == 0 or len(y) != len(s):
+        raise ValueError(f"need equal, non-empty arrays, got {len(y)} labels and {len(s)} scores")
+    if not y.any():
+        raise ValueError("no Available image among the calibration data: nothing to calibrate on")
+    precision, recall, thresholds = pr_curve(y, s)  # highest threshold first
+    ok = np.nonzero(precision >= target)[0]
+    if len(ok):
+        i, reached = int(ok[-1]), True  # the lowest threshold that still meets the target
+    else:
+        best = precision.max()
+        i, reached = int(np.nonzero(precision == best)[0][-1]), False
+    accepted = int((s >= thresholds[i]).sum())
+    return {"threshold": float(thresholds[i]), "precision": float(precision[i]), "recall": float(recall[i]),
+            "accepted": accepted, "n": int(len(y)), "target_precision": float(target), "reached": reached}
+
+
+def at_threshold(is_available, p_available, threshold: float) -> dict:
+    """Precision and recall of accepting p >= threshold."""
+    y = np.asarray(is_available, dtype=bool)
+    acc = np.asarray(p_available, dtype=np.float64) >= threshold
+    tp = int((acc & y).sum())
+    p, r, f = precision_recall_f1(tp, int((acc & ~y).sum()), int((~acc & y).sum()))
+    return {"threshold": float(threshold), "precision": p, "recall": r, "f1": f, "accepted": int(acc.sum())}

@@ -1,0 +1,78 @@
+"""Acceptance calibration: the threshold for a target precision, checked by direct count."""
+import json
+
+import numpy as np
+import pytest
+
+from rfnet.calibrate import calibrate, main
+from rfnet.metrics import at_threshold, threshold_for_precision
+
+
+def _brute(y, s, target):
+    """Every candidate threshold counted directly; the lowest meeting the target."""
+    best = None
+    for t in sorted(set(s)):
+        acc = s >= t
+        prec = (acc & y).sum() / acc.sum()
+        if prec >= target and best is None:
+            best = (t, prec, (acc & y).sum() / y.sum())
+    return best
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_threshold_matches_direct_count(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(size=300) < 0.6
+    s = np.clip(rng.normal(0.35 + 0.35 * y, 0.2), 0, 1).round(3)  # ties on purpose
+    r = threshold_for_precision(y, s, 0.9)
+    t, prec, rec = _brute(y, s, 0.9)
+    assert r["reached"] and r["threshold"] == pytest.approx(t)
+    assert r["precision"] == pytest.approx(prec) and r["recall"] == pytest.approx(rec)
+    assert r["accepted"] == int((s >= t).sum())
+    again = at_threshold(y, s, r["threshold"])
+    assert again["precision"] == pytest.approx(prec) and again["recall"] == pytest.approx(rec)
+
+
+def test_unreachable_target_is_reported_not_hidden():
+    y = np.array([True, False, True, False])
+    s = np.array([0.9, 0.9, 0.5, 0.5])  # precision 0.5 at every threshold
+    r = threshold_for_precision(y, s, 0.95)
+    assert not r["reached"] and r["precision"] == pytest.approx(0.5)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="no Available"):
+        threshold_for_precision([False, False], [0.2, 0.4])
+    with pytest.raises(ValueError, match="target precision"):
+        threshold_for_precision([True], [0.2], 1.5)
+
+
+def test_cli_writes_config_and_config_loads(tmp_path):
+    from rfnet.model import RFNetConfig
+
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(RFNetConfig().to_dict()))
+    preds = tmp_path / "p.jsonl"
+    rows = [{"label": "Available" if i % 3 else "Size Mismatch", "p_available": i / 30} for i in range(30)]
+    preds.write_text("\n".join(json.dumps(r) for r in rows))
+    assert main(["--model", str(model), "--predictions", str(preds), "--target_precision", "0.8"]) == 0
+    cfg = json.loads((model / "config.json").read_text())
+    y = np.array([r["label"] == "Available" for r in rows])
+    s = np.array([r["p_available"] for r in rows])
+    assert cfg["acceptance_threshold"] == pytest.approx(_brute(y, s, 0.8)[0])
+    assert RFNetConfig.from_dict(cfg).acceptance_threshold == cfg["acceptance_threshold"]
+    before = (model / "config.json").read_text()
+    assert calibrate(model, preds, 0.99, write=False)["target_precision"] == 0.99
+    assert (model / "config.json").read_text() == before  # dry run writes nothing
+
+
+def test_cli_bad_predictions_one_line_exit_2(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{}")
+    bad = tmp_path / "p.jsonl"
+    bad.write_text("not json\n")
+    with pytest.raises(SystemExit) as e:
+        main(["--model", str(tmp_path), "--predictions", str(bad)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "p.jsonl:1 is not a prediction line" in err and "Traceback" not in err
