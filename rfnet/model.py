@@ -68,6 +68,10 @@ class RFNetConfig:
     use_depth: bool = True
     use_salience: bool = True
     use_caption: bool = True
+    # The P(Available) at or above which an image is accepted, chosen on validation data for a
+    # target precision (rfnet.calibrate); None: accept when Available is the most probable class.
+    acceptance_threshold: float | None = None
+    acceptance_calibration: dict[str, Any] | None = None  # target, precision, recall, data it came from
 
     @property
     def labels(self) -> tuple[str, ...]:
