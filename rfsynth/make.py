@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from multiprocessing import get_context
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from rfnet.errors import InputError, cli_errors
 
 from .scene import DEFAULT_PRIORS, LABELS, render_sample
 
@@ -44,36 +48,76 @@ def _render(job):
     return index, s
 
 
+def _number(flag: str, part: str, text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise InputError(f"{flag} {part!r}: {text.strip()!r} is not a number") from None
+    if not math.isfinite(v) or v < 0:
+        raise InputError(f"{flag} {part!r}: must be a finite number, 0 or more")
+    return v
+
+
 def parse_splits(text: str) -> list[tuple[str, float]]:
+    """``name=fraction,...``, fractions normalised to sum to 1. Bad text is an InputError."""
     out = []
     for part in text.split(","):
-        name, _, frac = part.partition("=")
-        out.append((name.strip(), float(frac)))
+        name, eq, frac = part.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            raise InputError(f"--splits {text!r}: expected name=fraction,... (e.g. train=0.8,val=0.1,test=0.1), "
+                             f"got {part!r}")
+        if name in dict(out):
+            raise InputError(f"--splits: split {name!r} is named twice")
+        out.append((name, _number("--splits", part, frac)))
     total = sum(f for _, f in out)
-    if not out or total <= 0:
-        raise ValueError(f"--splits {text!r}: expected name=fraction,... with a positive total")
+    if total <= 0:
+        raise InputError(f"--splits {text!r}: expected name=fraction,... with a positive total")
     return [(n, f / total) for n, f in out]
 
 
 def parse_priors(text: str | None) -> dict:
+    """``Class=weight,...`` (classes not named are not drawn). Bad text is an InputError."""
     if not text:
         return dict(DEFAULT_PRIORS)
     pri = {}
     for part in text.split(","):
-        name, _, w = part.partition("=")
+        name, eq, w = part.partition("=")
         name = name.strip()
         if name not in LABELS:
-            raise ValueError(f"--priors: unknown class {name!r}; classes: {', '.join(LABELS)}")
-        pri[name] = float(w)
+            raise InputError(f"--priors: unknown class {name!r}; classes: {', '.join(LABELS)}")
+        if not eq:
+            raise InputError(f"--priors {part!r}: expected Class=weight")
+        if name in pri:
+            raise InputError(f"--priors: class {name!r} is named twice")
+        pri[name] = _number("--priors", part, w)
+    if sum(pri.values()) <= 0:
+        raise InputError(f"--priors {text!r}: every weight is 0; give at least one class a positive weight")
     return pri
+
+
+def check_counts(num_samples: int, size: int, seed: int, workers: int) -> None:
+    """The counts ``make`` needs, checked before its output folder is created."""
+    if num_samples < 1:
+        raise InputError(f"--num_samples must be at least 1, got {num_samples}")
+    if size < 64:
+        raise InputError(f"--size must be at least 64, got {size}")
+    if seed < 0:  # numpy's SeedSequence takes no negative seed
+        raise InputError(f"--seed must be 0 or more, got {seed}")
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
 
 
 def make(out, num_samples: int, size: int = 128, seed: int = 0, splits="train=0.8,val=0.1,test=0.1",
          priors: str | dict | None = None, workers: int = 2, progress: bool = True) -> dict:
     from rfnet.data import RFDatasetWriter
 
+    # every argument is checked before the writer creates the folder: a refusal leaves nothing
+    check_counts(num_samples, size, seed, workers)
     split_list = parse_splits(splits) if isinstance(splits, str) else splits
     pri = parse_priors(priors) if not isinstance(priors, dict) else priors
+    if Path(out).exists() and not Path(out).is_dir():
+        raise InputError(f"--out {out} is a file, not a folder")
     writer = RFDatasetWriter(out, label_set="rf1m6", description=f"RF-Synth v{VERSION}, {size}px, seed {seed}",
                              extra_info={"generator": "rfsynth", "rfsynth_version": VERSION, "seed": seed,
                                          "size": size, "priors": pri, "splits": dict(split_list)})
@@ -126,9 +170,8 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no_progress", action="store_true")
     a = p.parse_args(argv)
-    if a.size < 64:
-        p.error("--size must be at least 64")
-    r = make(a.out, a.num_samples, a.size, a.seed, a.splits, a.priors, a.workers, not a.no_progress)
+    with cli_errors(p.prog):
+        r = make(a.out, a.num_samples, a.size, a.seed, a.splits, a.priors, a.workers, not a.no_progress)
     print(f"wrote {r['written']} samples to {r['out']} in {r['seconds']:.1f} s "
           f"({r['written'] / max(r['seconds'], 1e-9):.0f}/s); labels {r['labels']}")
     return 0
