@@ -17,13 +17,17 @@ The reader also takes RF1M's ``label.txt`` (see :func:`read_label_txt`). It chec
 up front; a missing, truncated or unreadable file, an unknown label or an image of the wrong
 mode is reported with its path and skipped, and :class:`SkipReport` counts what was skipped
 and why. Missing depth and salience maps are computed once and cached under
-``.cache/maps/<extractor>/`` inside the dataset folder.
+``.cache/maps/<extractor>/`` inside the dataset folder (or, when the folder is read-only, in a
+user cache folder: see :func:`user_cache_dir`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import re
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +47,14 @@ VERSION = 1
 MANIFEST = "manifest.jsonl"
 INFO = "dataset.json"
 
-# Modes we convert without loss of meaning; anything else is refused by name.
-IMAGE_MODES = {"RGB", "RGBA", "L", "LA", "P"}
+# Modes we convert without loss of meaning; anything else is refused by name. 16-bit grey
+# (I;16, or I as older Pillow opens such PNGs) is scaled to 8 bits by to_rgb_tensor.
+SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I"}
+IMAGE_MODES = {"RGB", "RGBA", "L", "LA", "P"} | SIXTEEN_BIT_MODES
 MAP_MODES = {"L", "I", "I;16", "I;16B", "I;16L", "F", "RGB", "LA"}
+# Larger images are refused before decoding: a small PNG can claim 20000x20000 pixels (a
+# decompression bomb) and would take gigabytes to decode. Pillow's own warning threshold.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,9 +94,18 @@ def open_image(path: Path, allowed: set[str], what: str) -> Image.Image:
     """Fully decoded image, or SampleError naming what is wrong with it."""
     if not path.exists():
         raise SampleError("missing file", path, f"{what} file does not exist")
+    if path.is_dir():
+        raise SampleError("unreadable file", path, f"{what} is a folder, not an image file")
     try:
         im = Image.open(path)
+        if im.width * im.height > MAX_PIXELS:  # checked before load(): refuse the bomb undecoded
+            raise Image.DecompressionBombError(
+                f"{im.width}x{im.height} is {im.width * im.height} pixels, more than {MAX_PIXELS}")
         im.load()  # decodes everything: a truncated file fails here, not in a worker later
+    except Image.DecompressionBombError as e:  # Pillow's own check fires in open() past 2x
+        raise SampleError("image too large", path,
+                          f"{what} is too large ({str(e).rstrip('.')}): a decompression bomb, "
+                          "or an image to scale down first") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise SampleError("unreadable file", path, f"{what} cannot be decoded ({e})") from None
     if im.mode not in allowed:
@@ -103,7 +121,13 @@ def open_image(path: Path, allowed: set[str], what: str) -> Image.Image:
 # Conversions
 # ---------------------------------------------------------------------------------------------
 def to_rgb_tensor(im: Image.Image, size: int | None = None) -> torch.Tensor:
-    """(3, H, W) float in 0..1. Transparency is composited on white, as product shots are."""
+    """(3, H, W) float in 0..1. Transparency is composited on white, as product shots are;
+    16-bit grey is scaled to 8 bits (Pillow's convert would clip it: nearly all white)."""
+    if im.mode in SIXTEEN_BIT_MODES:
+        a = np.asarray(im, dtype=np.float64)
+        # 'I' may hold 8-bit values (a converted L image): scale by 255 then, as rfft.placement does.
+        full = 65535.0 if im.mode != "I" or a.max() > 255 else 255.0
+        im = Image.fromarray((np.clip(a / full, 0, 1) * 255 + 0.5).astype(np.uint8), "L")
     if im.mode in ("RGBA", "LA", "P"):
         im = im.convert("RGBA")
         bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
@@ -231,21 +255,34 @@ class RFDatasetWriter:
 # ---------------------------------------------------------------------------------------------
 # Readers of index files
 # ---------------------------------------------------------------------------------------------
+def _decode_lines(path: Path) -> list[str]:
+    """The lines of a text file that should be UTF-8. Bytes that are not (a caption saved in
+    GBK, say) become U+FFFD with a warning instead of failing the whole file."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        text = data.decode("utf-8-sig", errors="replace")
+        line = data[:e.start].count(b"\n") + 1
+        log.warning("%s is not valid UTF-8 (first at line %d); undecodable bytes are replaced "
+                    "by U+FFFD: re-save it as UTF-8 to keep them", path, line)
+    return text.splitlines()
+
+
 def _iter_manifest(path: Path, skips: SkipReport) -> Iterable[dict]:
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                if not isinstance(rec, dict) or "id" not in rec:
-                    raise ValueError("record has no id")
-            except ValueError as e:
-                skips.add("bad manifest line", f"{path}:{n}", str(e))
-                continue
-            yield rec
+    for n, line in enumerate(_decode_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict) or "id" not in rec:
+                raise ValueError("record has no id")
+        except ValueError as e:
+            skips.add("bad manifest line", f"{path}:{n}", str(e))
+            continue
+        yield rec
 
 
 _LABEL_SPLIT = re.compile(r"\t|,|\||;")
@@ -264,7 +301,7 @@ def read_label_txt(path: str | Path, skips: SkipReport | None = None) -> list[di
     """
     path = Path(path)
     skips = skips if skips is not None else SkipReport()
-    lines = [(n, l.rstrip("\r\n")) for n, l in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1)]
+    lines = list(enumerate(_decode_lines(path), 1))
     lines = [(n, l) for n, l in lines if l.strip() and not l.lstrip().startswith("#")]
     header = None
     if lines:
@@ -333,9 +370,16 @@ def _guess_columns(cols: list[str], where: str) -> tuple[str, str]:
 def read_records(root: str | Path, skips: SkipReport) -> tuple[Path, list[dict], dict]:
     """(base folder, records, info) of a dataset folder, a manifest.jsonl or a label.txt."""
     root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such dataset folder or file")
     if root.is_dir():
         if (root / MANIFEST).exists():
-            info = json.loads((root / INFO).read_text()) if (root / INFO).exists() else {}
+            info = {}
+            if (root / INFO).exists():
+                try:  # descriptive only: a damaged dataset.json must not cost the samples
+                    info = json.loads((root / INFO).read_text(encoding="utf-8"))
+                except (ValueError, OSError) as e:
+                    log.warning("%s cannot be read (%s); ignoring it", root / INFO, e)
             return root, list(_iter_manifest(root / MANIFEST, skips)), info
         if (root / "label.txt").exists():
             return root, read_label_txt(root / "label.txt", skips), {"origin": "label.txt"}
@@ -360,6 +404,8 @@ class RFDataset(torch.utils.data.Dataset):
     ``salience`` (1,S,S), all in 0..1; ``caption`` (str), ``label`` (int in ``label_set``),
     ``id``. Construction checks every file and computes the missing maps named in ``maps``
     (cached); ``need_product=False`` and ``maps=()`` serve models that drop those inputs.
+    ``cache_dir``: where computed maps go instead of the dataset's own ``.cache/maps`` (which
+    is also left for the user cache folder when the dataset folder is not writable).
     """
 
     def __init__(
@@ -374,8 +420,10 @@ class RFDataset(torch.utils.data.Dataset):
         maps: tuple[str, ...] = ("depth", "salience"),
         map_batch_size: int = 16,
         stored_maps: bool = True,
+        cache_dir: str | Path | None = None,
     ):
         self.skips = SkipReport()
+        self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
         self.base, records, self.info = read_records(root, self.skips)
         self.label_set, self.image_size = label_set, image_size
         self.samples: list[dict] = []
@@ -400,7 +448,8 @@ class RFDataset(torch.utils.data.Dataset):
 
     @classmethod
     def for_model(cls, config, root, split: str | None = None, depth_extractor=None,
-                  salience_extractor=None, stored_maps: bool = True) -> "RFDataset":
+                  salience_extractor=None, stored_maps: bool = True,
+                  cache_dir: str | Path | None = None) -> "RFDataset":
         """The dataset as an RFNet of ``config`` reads it: its label set and image size, and
         only the inputs it uses. ``split`` 'all' (or None) takes every sample."""
         return cls(
@@ -408,11 +457,21 @@ class RFDataset(torch.utils.data.Dataset):
             image_size=config.image_size, depth_extractor=depth_extractor,
             salience_extractor=salience_extractor, need_product=config.use_product,
             maps=tuple(m for m in ("depth", "salience") if getattr(config, f"use_{m}")),
-            stored_maps=stored_maps,
+            stored_maps=stored_maps, cache_dir=cache_dir,
         )
 
     def _check(self, rec: dict, need_product: bool) -> dict:
         where = f"{self.base / MANIFEST}#{rec.get('id')}"
+        bad = bad_id(rec.get("id"))
+        if bad:
+            raise SampleError("bad id", where, bad)
+        for key in ("image", "product", "depth", "salience"):
+            if rec.get(key) is not None and not isinstance(rec[key], str):
+                raise SampleError("bad manifest line", where,
+                                  f"{key} must be a path relative to the folder, not {rec[key]!r}")
+        rec = dict(rec, id=str(rec["id"]))
+        if not isinstance(rec.get("caption", ""), str):  # a number or null: still a caption
+            rec["caption"] = "" if rec["caption"] is None else str(rec["caption"])
         try:
             label = canonical(rec.get("label", ""))
         except UnknownLabelError as e:
@@ -435,7 +494,8 @@ class RFDataset(torch.utils.data.Dataset):
         return out
 
     def _fill_maps(self, kind: str, extractor, batch_size: int) -> None:
-        """Compute the maps samples lack, once: cached under .cache/maps/<extractor>/."""
+        """Compute the maps samples lack, once: cached under .cache/maps/<extractor>/ (see
+        :meth:`_map_caches` for where when that is not writable)."""
         todo = [s for s in self.samples if not s.get(kind)]
         if not todo:
             return
@@ -446,19 +506,39 @@ class RFDataset(torch.utils.data.Dataset):
             bad = {id(s) for s in todo}
             self.samples = [s for s in self.samples if id(s) not in bad]
             return
-        cache = self.base / ".cache" / "maps" / _safe_name(extractor.name) / kind
-        missing = [s for s in todo if not (cache / f"{s['id']}.png").exists()]
+        sub = Path(_safe_name(extractor.name)) / kind
+        own, write_to = self._map_caches()
+        where = {}  # sample -> its cached map, found in the dataset's cache or the other one
+        for s in todo:
+            name = map_cache_name(s["image"])
+            where[id(s)] = next((c / sub / name for c in (own, write_to) if (c / sub / name).exists()),
+                                write_to / sub / name)
+        missing = [s for s in todo if not where[id(s)].exists()]
         if missing:
             log.info("computing %d %s maps with %s (cached in %s)", len(missing), kind,
-                     extractor.name, cache)
+                     extractor.name, write_to / sub)
         for i in range(0, len(missing), batch_size):
             chunk = missing[i:i + batch_size]
             imgs = [to_rgb_tensor(Image.open(self.base / s["image"])) for s in chunk]
             maps = _run_grouped(extractor, imgs)
             for s, m in zip(chunk, maps):
-                fileio.save_image(cache / f"{s['id']}.png", map_to_image(m))
-        for s in todo:
-            s[kind] = str((cache / f"{s['id']}.png").relative_to(self.base))
+                fileio.save_image(where[id(s)], map_to_image(m))
+        for s in todo:  # absolute: base / an absolute path is that path (caches outside base)
+            s[kind] = str(where[id(s)])
+
+    def _map_caches(self) -> tuple[Path, Path]:
+        """(the dataset's own cache, the cache that computed maps are written to). The dataset's
+        own .cache/maps when it is writable; else ``cache_dir`` or the user cache folder, under
+        a name from the dataset's path so that two datasets never share maps."""
+        own = (self.base / ".cache" / "maps").absolute()
+        if self.cache_dir is None and _writable(own):
+            return own, own
+        key = hashlib.sha256(str(self.base.resolve()).encode()).hexdigest()[:16]
+        other = ((self.cache_dir or user_cache_dir()) / key).absolute()
+        if self.cache_dir is None:
+            log.warning("%s is not writable: caching its depth and salience maps in %s",
+                        self.base, other)
+        return own, other
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -472,7 +552,7 @@ class RFDataset(torch.utils.data.Dataset):
         item = {
             "id": s["id"],
             "generated": to_rgb_tensor(Image.open(self.base / s["image"]), size),
-            "caption": s.get("caption", "") or "",
+            "caption": s.get("caption") or "",
             "label": s["label_index"],
         }
         if s.get("product"):
@@ -499,6 +579,48 @@ def _run_grouped(extractor, imgs: list[torch.Tensor]) -> list[torch.Tensor]:
 
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]+", "_", name).strip("._") or "extractor"
+
+
+def bad_id(sample_id) -> str | None:
+    """Why a record's id is refused, or None. Ids name files (predictions, the writer's
+    images/ID.png), so one must be a plain file name: '../x' or 'a/b' could point elsewhere."""
+    if isinstance(sample_id, int) and not isinstance(sample_id, bool):
+        sample_id = str(sample_id)
+    if not isinstance(sample_id, str) or not sample_id.strip():
+        return f"id {sample_id!r} is not a non-empty string"
+    if (len(sample_id) > 200 or any(c in sample_id for c in "/\\") or sample_id.startswith(".")
+            or any(ord(c) < 32 for c in sample_id)):
+        return (f"id {sample_id!r} is not a plain file name (no '/', '\\', leading '.', control "
+                "characters; at most 200 characters)")
+    return None
+
+
+def map_cache_name(image_rel: str) -> str:
+    """The cache file of the map of the image at ``image_rel`` (relative to the dataset):
+    keyed by the whole relative path, so a/x.png and b/x.png never share a map, and made of
+    safe characters only, so no id or path can place it outside the cache folder."""
+    key = Path(image_rel).as_posix()
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    stem = re.sub(r"[^A-Za-z0-9_\-]+", "_", Path(key).stem)[:40].strip("_") or "map"
+    return f"{stem}-{digest}.png"
+
+
+def user_cache_dir() -> Path:
+    """Where maps of read-only datasets are cached: $XDG_CACHE_HOME (or ~/.cache)/reliable_ad/maps."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "reliable_ad" / "maps"
+
+
+def _writable(folder: Path) -> bool:
+    """Whether files can be created in ``folder`` (made if missing). Tried, not guessed from
+    permission bits: root ignores them and a read-only mount does not show in them."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe"):
+            pass
+        return True
+    except OSError:
+        return False
 
 
 class Collator:
