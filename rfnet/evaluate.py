@@ -17,16 +17,18 @@ import numpy as np
 import torch
 
 from . import fileio
-from .data import Collator, RFDataset
+from .data import Collator, RFDataset, SkipReport, read_records
+from .errors import InputError, cli_errors
 from .extractors import make_extractor
 from .metrics import inspection_report, pr_curve
 from .model import load_model
 
 log = logging.getLogger("rfnet.evaluate")
+PROG = "python -m rfnet.evaluate"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m rfnet.evaluate",
+    p = argparse.ArgumentParser(prog=PROG,
                                 description="Precision, recall, F1 and AP of RFNet's Available class.")
     p.add_argument("--model", required=True, help="folder with config.json, model.safetensors (and tokenizer/)")
     p.add_argument("--data", required=True, help="RF dataset folder, manifest.jsonl or RF1M label.txt")
@@ -37,15 +39,56 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--salience_model", default="fallback", help="for samples without salience maps")
     p.add_argument("--ignore_stored_maps", action="store_true",
                    help="compute depth and salience with the extractors even where the dataset has maps")
+    p.add_argument("--cache_dir", default=None,
+                   help="where computed depth/salience maps are cached (default: the dataset's "
+                        ".cache/maps, or the user cache folder when the dataset is read-only)")
     p.add_argument("--allow_download", action="store_true")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return p.parse_args(argv)
 
 
+def check_model_folder(folder: str | Path, what: str = "model folder"):
+    """The folder's RFNetConfig, after checking, in one line each, that config.json parses
+    and model.safetensors is complete: a damaged folder is refused before anything loads."""
+    from safetensors import safe_open
+
+    from .model import RFNetConfig
+
+    d = Path(folder)
+    if not d.is_dir():
+        raise InputError(f"{what} {d}: no such folder (an RFNet folder holds config.json and "
+                         "model.safetensors: rfnet.train's --output_dir)")
+    cfg_path, w_path = d / "config.json", d / "model.safetensors"
+    for f in (cfg_path, w_path):
+        if not f.is_file():
+            raise InputError(f"{what} {d}: no {f.name} there (not an RFNet folder? train one "
+                             "with python -m rfnet.train)")
+    try:
+        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError(f"a JSON {type(raw).__name__}, not an object")
+        cfg = RFNetConfig.from_dict(raw)
+    except (ValueError, TypeError, KeyError) as e:  # JSONDecodeError and UnicodeDecodeError too
+        raise InputError(f"{cfg_path} is not a valid RFNet config ({e})") from None
+    try:
+        with safe_open(str(w_path), "pt") as f:  # reads the header; checks the file's length
+            f.keys()
+    except Exception as e:  # noqa: BLE001 - SafetensorError is not exported under one name
+        raise InputError(f"{w_path} is damaged or truncated ({str(e).splitlines()[0]}); "
+                         "copy it again or retrain") from None
+    return cfg
+
+
 def load_model_and_tokenizer(folder: str | Path, allow_download: bool = False):
+    """The model and its tokenizer; a damaged folder is an InputError naming the file."""
     from .text import load_tokenizer
 
-    model = load_model(folder)
+    check_model_folder(folder)
+    try:
+        model = load_model(folder)
+    except RuntimeError as e:  # tensors of other shapes or names than config.json describes
+        raise InputError(f"{Path(folder) / 'model.safetensors'} does not fit its config.json "
+                         f"({str(e).splitlines()[0]})") from None
     tok = None
     if model.config.use_caption:
         tdir = Path(folder) / "tokenizer"
@@ -54,13 +97,42 @@ def load_model_and_tokenizer(folder: str | Path, allow_download: bool = False):
 
             raise WeightsNotFoundError("tokenizer/", [Path(folder)],
                                        "the tokenizer folder that rfnet.train saves next to the model")
-        tok = load_tokenizer(tdir, allow_download)
+        try:
+            tok = load_tokenizer(tdir, allow_download)
+        except (OSError, ValueError, TypeError) as e:
+            raise InputError(f"{tdir} is not a readable tokenizer folder ({str(e).splitlines()[0]})") from None
     return model, tok
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse bad arguments in one line each, before any model is loaded."""
+    if args.batch_size < 1:
+        raise InputError(f"--batch_size must be at least 1, not {args.batch_size}")
+    check_model_folder(args.model, "--model")
+    check_split(args.data, args.split, "--data")
+
+
+def check_split(data, split, what: str) -> None:
+    """A dataset that exists and has records in ``split`` ('all' or None: any), named in the
+    error with the splits it does have."""
+    records = read_records(data, SkipReport())[1]  # FileNotFoundError names a missing folder
+    if split in (None, "all"):
+        if not records:
+            raise InputError(f"{what} {data} has no samples")
+        return
+    splits = {}
+    for r in records:
+        splits[str(r.get("split", "train"))] = splits.get(str(r.get("split", "train")), 0) + 1
+    if split not in splits:
+        have = ", ".join(f"{k} ({n})" for k, n in sorted(splits.items())) or "none"
+        raise InputError(f"{what} {data} has no samples in split {split!r}; splits there: {have} "
+                         "('all' takes every sample)")
 
 
 def evaluate(args: argparse.Namespace) -> dict:
     from .train import predict
 
+    check_args(args)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     model, tok = load_model_and_tokenizer(args.model, args.allow_download)
@@ -68,9 +140,10 @@ def evaluate(args: argparse.Namespace) -> dict:
     cfg = model.config
     depth = make_extractor("depth", args.depth_model, args.allow_download) if cfg.use_depth else None
     sal = make_extractor("salience", args.salience_model, args.allow_download) if cfg.use_salience else None
-    ds = RFDataset.for_model(cfg, args.data, args.split, depth, sal, stored_maps=not args.ignore_stored_maps)
+    ds = RFDataset.for_model(cfg, args.data, args.split, depth, sal, stored_maps=not args.ignore_stored_maps,
+                             cache_dir=getattr(args, "cache_dir", None))
     if len(ds) == 0:
-        raise SystemExit(f"no usable samples in {args.data} (split {args.split}); {ds.skips.summary()}")
+        raise InputError(f"no usable samples in {args.data} (split {args.split}); {ds.skips.summary()}")
     loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size,
                                          collate_fn=Collator(tok, cfg.caption_max_length))
 
@@ -146,7 +219,8 @@ def plot_confusion(cm: np.ndarray, labels, path: Path) -> None:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    evaluate(parse_args(argv))
+    with cli_errors(PROG):
+        evaluate(parse_args(argv))
     return 0
 
 

@@ -29,6 +29,7 @@ import torch
 
 from . import fileio
 from .data import Collator, RFDataset, SkipReport, read_records
+from .errors import InputError, cli_errors
 from .extractors import make_extractor
 from .labels import LABEL_SETS
 from .metrics import inspection_report
@@ -36,6 +37,7 @@ from .model import MODALITIES, RFNetConfig, create_model
 from .text import SCRATCH_CAPTION_CONFIGS, build_tokenizer, load_tokenizer
 
 log = logging.getLogger("rfnet.train")
+PROG = "python -m rfnet.train"
 
 PRESETS = {
     # The paper's model: ResNet50 at 384, a Chinese RoBERTa, width 384, 8 heads, N1=1, N2=3.
@@ -51,7 +53,7 @@ PRESETS = {
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m rfnet.train",
+        prog=PROG,
         description="Train RFNet (the paper's inspector) on an RF dataset folder or RF1M label.txt.",
     )
     g = p.add_argument_group("data")
@@ -69,6 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="compute depth and salience with the extractors even where the dataset has "
                         "maps, to train on the maps an inspector will see")
     g.add_argument("--dataloader_num_workers", type=int, default=0)
+    g.add_argument("--cache_dir", default=None,
+                   help="where computed depth/salience maps are cached (default: the dataset's "
+                        ".cache/maps, or the user cache folder when the dataset is read-only)")
 
     g = p.add_argument_group("model")
     g.add_argument("--preset", choices=sorted(PRESETS), default="paper")
@@ -136,7 +141,7 @@ def build_model(args, captions: list[str], out: Path, resuming: bool = False):
         use = {m: m == "generated" for m in MODALITIES}
     if (use["caption"] and caption_src != "scratch" and not args.allow_download
             and not Path(caption_src).expanduser().exists()):
-        raise SystemExit(
+        raise InputError(
             f"the caption encoder {caption_src!r} is not a local folder and downloads are off: "
             f"download it (https://huggingface.co/{caption_src}) and pass --caption_encoder PATH, "
             "or pass --allow_download, or --caption_encoder scratch to train one from scratch "
@@ -144,7 +149,7 @@ def build_model(args, captions: list[str], out: Path, resuming: bool = False):
         )
     tokenizer = None
     if args.model_config:
-        cfg = RFNetConfig.from_dict(json.loads(Path(args.model_config).read_text()))
+        cfg = _read_model_config(args.model_config)
     else:
         kw = {k: _setting(args, k) for k in ("image_backbone", "image_size", "width", "num_heads",
                                             "num_filter_layers", "num_attention_layers")}
@@ -176,7 +181,7 @@ def build_model(args, captions: list[str], out: Path, resuming: bool = False):
     img_w = _setting(args, "image_weights")
     if cfg.image_inputs and img_w not in (None, "none"):
         if img_w == "required" and not args.allow_download:
-            raise SystemExit(
+            raise InputError(
                 f"the paper preset starts from an ImageNet-pretrained {cfg.image_backbone}: pass "
                 "--image_weights FILE (a timm checkpoint, e.g. model.safetensors from "
                 f"https://huggingface.co/timm/{cfg.image_backbone}.a1_in1k), --allow_download, "
@@ -229,9 +234,31 @@ _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
 def list_checkpoints(out: Path) -> list[Path]:
+    """checkpoint-N folders with their trainer_state.json, oldest first (a stray checkpoint-foo
+    or a half-written .tmp-checkpoint-N is not one)."""
     found = [(int(m.group(1)), p) for p in out.glob("checkpoint-*")
              if (m := _CKPT.match(p.name)) and (p / "trainer_state.json").exists()]
     return [p for _, p in sorted(found)]
+
+
+def read_trainer_state(ckpt: Path) -> dict:
+    """A checkpoint's position, after checking that its state file parses and its safetensors
+    files are complete; InputError naming the damaged file otherwise."""
+    from safetensors import safe_open
+
+    path = ckpt / "trainer_state.json"
+    try:
+        st = json.loads(path.read_text(encoding="utf-8"))
+        st = {k: int(st[k]) for k in ("global_step", "epoch", "batches_in_epoch")}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path} is damaged ({type(e).__name__}: {e})") from None
+    for f in sorted(ckpt.glob("*.safetensors")):
+        try:
+            with safe_open(str(f), "pt") as h:  # reads the header; checks the file's length
+                h.keys()
+        except Exception as e:  # noqa: BLE001 - SafetensorError is not exported under one name
+            raise InputError(f"{f} is damaged or truncated ({str(e).splitlines()[0]})") from None
+    return st
 
 
 def save_checkpoint(accelerator, out: Path, state: dict, limit: int | None) -> Path:
@@ -291,11 +318,79 @@ def _append_csv(path: Path, row: dict) -> None:
         w.writerow(row)
 
 
+def _read_model_config(path) -> RFNetConfig:
+    p = Path(path)
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError(f"a JSON {type(raw).__name__}, not an object")
+        return RFNetConfig.from_dict(raw)
+    except FileNotFoundError:
+        raise InputError(f"--model_config {p}: no such file") from None
+    except (OSError, ValueError, TypeError) as e:
+        raise InputError(f"--model_config {p} is not a valid RFNet config ({e})") from None
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse bad arguments in one line each, before a model is built or a map computed."""
+    from .evaluate import check_split
+
+    at_least = {"train_batch_size": 1, "num_train_epochs": 1, "gradient_accumulation_steps": 1,
+                "checkpointing_steps": 1, "logging_steps": 1, "lr_decay_epoch": 0,
+                "dataloader_num_workers": 0, "max_train_steps": 1, "checkpoints_total_limit": 1,
+                "image_size": 8, "width": 4, "num_heads": 1, "num_filter_layers": 0,
+                "num_attention_layers": 0}
+    for name, low in at_least.items():
+        v = getattr(args, name, None)
+        if v is not None and v < low:
+            raise InputError(f"--{name} must be at least {low}, not {v}")
+    for name in ("learning_rate", "lr_decay_factor"):
+        v = getattr(args, name)
+        if not math.isfinite(v) or v <= 0:
+            raise InputError(f"--{name} must be a positive number, not {v}")
+    for name in ("weight_decay", "max_grad_norm"):
+        v = getattr(args, name)
+        if not math.isfinite(v) or v < 0:
+            raise InputError(f"--{name} must be a number >= 0, not {v}")
+    check_split(args.train_data, args.train_split, "--train_data")
+    if args.validation_data is not None and args.validation_split != "none":
+        read_records(args.validation_data, SkipReport())  # FileNotFoundError names it
+    if args.model_config:
+        _read_model_config(args.model_config)
+    r = args.resume_from_checkpoint
+    if r and r != "latest" and not (Path(r) / "trainer_state.json").is_file():
+        raise InputError(f"--resume_from_checkpoint {r} is not a complete checkpoint (no "
+                         "trainer_state.json); pass a checkpoint-N folder or 'latest'")
+
+
+def _resume(accelerator, out: Path, candidates: list[Path], explicit: bool) -> tuple[Path, dict] | None:
+    """Load the newest intact checkpoint of ``candidates`` (newest last). A damaged one (a
+    truncated file, a garbage trainer_state.json) is skipped with a warning in favour of the
+    one before it; an explicitly named one is an error. Every load replaces the whole state
+    (weights, optimizer, schedule, random states), so a failed attempt leaves nothing behind
+    once an older checkpoint loads."""
+    for ckpt in reversed(candidates):
+        try:
+            st = read_trainer_state(ckpt)
+            accelerator.load_state(str(ckpt))
+            return ckpt, st
+        except Exception as e:  # noqa: BLE001 - damage shows as many types (EOF, unpickling, shapes)
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if explicit:
+                raise InputError(f"cannot resume from {ckpt}: {msg}") from None
+            log.warning("checkpoint %s cannot be loaded (%s): trying the one before it", ckpt, msg)
+    if candidates:
+        raise InputError(f"no intact checkpoint in {out} (tried {len(candidates)}); delete them or "
+                         "start without --resume_from_checkpoint")
+    return None
+
+
 def train(args: argparse.Namespace) -> Path:
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
     from tqdm.auto import tqdm
 
+    check_args(args)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     report_to = None
@@ -314,40 +409,38 @@ def train(args: argparse.Namespace) -> Path:
     )
     set_seed(args.seed)
 
-    resume_dir = None
+    resume_from: list[Path] = []  # checkpoints to try, newest last
     if args.resume_from_checkpoint:
         if args.resume_from_checkpoint == "latest":
-            ckpts = list_checkpoints(out)
-            resume_dir = ckpts[-1] if ckpts else None
-            if resume_dir is None:
+            resume_from = list_checkpoints(out)
+            if not resume_from:
                 log.info("no checkpoint in %s: starting from scratch", out)
         else:
-            resume_dir = Path(args.resume_from_checkpoint)
-            if not (resume_dir / "trainer_state.json").exists():
-                raise SystemExit(f"{resume_dir} is not a complete checkpoint (no trainer_state.json)")
+            resume_from = [Path(args.resume_from_checkpoint)]
 
     # Data (the model config decides image size and which maps are needed).
     _, recs, _ = read_records(args.train_data, SkipReport())
     captions = [r.get("caption", "") or "" for r in recs]
-    model, tokenizer = build_model(args, captions, out, resuming=resume_dir is not None)
+    model, tokenizer = build_model(args, captions, out, resuming=bool(resume_from))
     cfg = model.config
     depth = make_extractor("depth", args.depth_model, args.allow_download) if cfg.use_depth else None
     sal = make_extractor("salience", args.salience_model, args.allow_download) if cfg.use_salience else None
     for ex in (depth, sal):
         if ex is not None and ex.is_fallback:
             log.warning("samples without %s maps get them from %s (no weights)", ex.kind, ex.name)
+    cache_dir = getattr(args, "cache_dir", None)
     with accelerator.main_process_first():
         train_set = RFDataset.for_model(cfg, args.train_data, args.train_split, depth, sal,
-                                         stored_maps=not args.ignore_stored_maps)
+                                         stored_maps=not args.ignore_stored_maps, cache_dir=cache_dir)
     if len(train_set) == 0:
-        raise SystemExit(f"no usable training samples in {args.train_data} "
+        raise InputError(f"no usable training samples in {args.train_data} "
                          f"(split {args.train_split}); {train_set.skips.summary()}")
     val_set = None
     if args.validation_split != "none":
         with accelerator.main_process_first():
             val_set = RFDataset.for_model(cfg, args.validation_data or args.train_data,
                                           args.validation_split, depth, sal,
-                                          stored_maps=not args.ignore_stored_maps)
+                                          stored_maps=not args.ignore_stored_maps, cache_dir=cache_dir)
         if len(val_set) == 0:
             val_set = None
 
@@ -384,9 +477,10 @@ def train(args: argparse.Namespace) -> Path:
     accelerator.register_for_checkpointing(scheduler)
 
     global_step, start_epoch, skip_batches = 0, 0, 0
-    if resume_dir is not None:
-        accelerator.load_state(str(resume_dir))
-        st = json.loads((resume_dir / "trainer_state.json").read_text())
+    resumed = _resume(accelerator, out, resume_from, explicit=args.resume_from_checkpoint != "latest")
+    resume_dir = resumed[0] if resumed else None
+    if resumed:
+        st = resumed[1]
         global_step, start_epoch, skip_batches = st["global_step"], st["epoch"], st["batches_in_epoch"]
         log.info("resumed from %s (step %d, epoch %d, batch %d)", resume_dir, global_step,
                  start_epoch, skip_batches)
@@ -509,7 +603,8 @@ def train(args: argparse.Namespace) -> Path:
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
-    train(parse_args(argv))
+    with cli_errors(PROG):
+        train(parse_args(argv))
     return 0
 
 

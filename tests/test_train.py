@@ -136,14 +136,16 @@ def test_cli_help(module):
 
 
 def test_paper_preset_explains_missing_caption_encoder(toy_dataset, tmp_path):
-    with pytest.raises(SystemExit) as e:
+    from rfnet.errors import InputError
+
+    with pytest.raises(InputError) as e:  # not SystemExit: that would end ComfyUI's worker thread
         train.train(train.parse_args(["--train_data", str(toy_dataset), "--output_dir", str(tmp_path),
                                       "--preset", "paper"]))
     assert "hfl/chinese-roberta-wwm-ext" in str(e.value) and "--caption_encoder" in str(e.value)
 
 
 def test_paper_preset_explains_missing_pretrained_weights(toy_dataset, tmp_path):
-    with pytest.raises((SystemExit, OSError)) as e:
+    with pytest.raises((ValueError, OSError)) as e:  # InputError is a ValueError
         train.train(train.parse_args(["--train_data", str(toy_dataset), "--output_dir", str(tmp_path),
                                       "--preset", "paper", "--caption_encoder", "scratch"]))
     assert "--image_weights" in str(e.value)
