@@ -65,14 +65,28 @@ class SalienceMap:
 
 def inspect_images(rfnet, product: list[Image.Image], images: torch.Tensor, caption: str,
                    depth: torch.Tensor | None = None, salience: torch.Tensor | None = None, threshold: float = 0.0):
-    """Verdicts for an IMAGE batch; RFNet and its estimators go to ComfyUI's device for the call."""
+    """Verdicts for an IMAGE batch; RFNet and its estimators go to ComfyUI's device for the call.
+    Bad input is an InputError (ComfyUI shows it on the node); a NaN, black or tiny image in the
+    batch is not: it gets a rejected verdict with a note, the others their usual ones."""
+    from rfnet.errors import InputError
+    from rfnet.inspect import check_threshold
+
+    threshold = check_threshold(threshold)  # a prompt sent by API can carry any number
+    if images.dim() != 4 or images.shape[0] == 0:
+        raise InputError(f"RFNet Inspect needs a batch of images [B, H, W, C], got shape {tuple(images.shape)}")
+    if not product:
+        raise InputError("RFNet Inspect needs a product image")
+    for name, m in (("depth", depth), ("salience", salience)):
+        if m is not None and (m.dim() != 4 or m.shape[0] != images.shape[0]):
+            raise InputError(f"{name} has shape {tuple(m.shape)}; wire one {name} map per image "
+                             f"of the batch ({images.shape[0]}), or leave it unwired")
     managed = getattr(rfnet, "_rf_managed", None)
     if managed is None:
         mods = torch.nn.ModuleList([m for m in (rfnet.model, rfnet.depth, rfnet.salience) if m is not None])
         managed = rfnet._rf_managed = host.ManagedModule(mods)
     dev = managed.load()
     rfnet.device = dev
-    rfnet.threshold = threshold if threshold > 0 else None
+    rfnet.threshold = threshold if threshold else None  # 0 (or None): Available must win
     g = images.movedim(-1, 1).float().to(dev)
     prod = product if len(product) in (1, g.shape[0]) else product[:1]
     to_map = (lambda t: None if t is None else t.movedim(-1, 1).float().mean(1, keepdim=True).to(dev))
@@ -107,9 +121,10 @@ class RFNetInspect:
     def inspect(self, rfnet, product, images, caption, threshold, product_mask=None, depth=None, salience=None):
         prods = host.image_to_pils(product, product_mask)
         verdicts = inspect_images(rfnet, prods, images, caption, depth, salience, threshold)
-        shown = [badge(im, v.label, v.p_available, v.accepted) for im, v in zip(host.image_to_pils(images), verdicts)]
+        shown_images = host.image_to_pils(torch.nan_to_num(images, nan=0.0))  # a NaN image shows black
+        shown = [badge(im, v.label, v.p_available, v.accepted) for im, v in zip(shown_images, verdicts)]
         rows = [v.to_dict() for v in verdicts]
-        text = "; ".join(f"{v.label} ({v.p_available:.2f})" for v in verdicts)
+        text = "; ".join(f"{v.label} ({v.p_available:.2f}{'; ' + v.note if v.note else ''})" for v in verdicts)
         first = verdicts[0]
         return {"ui": {"images": save_previews(shown), "rf_verdicts": rows},
                 "result": (text, first.p_available, all(v.accepted for v in verdicts), json.dumps(rows))}

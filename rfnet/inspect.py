@@ -5,57 +5,116 @@
 :class:`Inspector` bundles what inspection needs (the model, its tokenizer, the depth and
 salience extractors) and turns images into :class:`Verdict` objects. It is what the main job,
 Recurrent Generation and the ComfyUI nodes call.
+
+Garbage is never accepted: an image with NaN or inf pixels (a generator run with guidance nan),
+a constant one (all black) or one smaller than MIN_SIDE pixels gets ``accepted=False`` and a
+``note`` saying why; for non-finite input P(Available) is 0. The other images of the batch are
+judged as usual.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .errors import InputError, cli_errors
 from .extractors import Extractor, make_extractor
 from .labels import AVAILABLE
 
 log = logging.getLogger("rfnet.inspect")
+PROG = "python -m rfnet.inspect"
+
+# An image with a shorter side than this has no room for a product in a scene; the extractors
+# and the encoder would only see interpolation. Judged (the batch is resized), never accepted.
+MIN_SIDE = 16
 
 
 @dataclass
 class Verdict:
-    label: str  # the most probable class
+    label: str  # the most probable class (never Available for non-finite input or output)
     p_available: float
     probs: dict[str, float]
-    accepted: bool  # Available, or P(Available) >= threshold when one is set
+    accepted: bool  # Available, or P(Available) >= threshold when one is set; never with a note
+    note: str | None = None  # why the image could not be judged fairly: "constant image", ...
 
     @property
     def reason(self) -> str:
-        return AVAILABLE if self.label == AVAILABLE else self.label
+        return self.note or (AVAILABLE if self.label == AVAILABLE else self.label)
 
     def to_dict(self) -> dict:
         return {"label": self.label, "p_available": self.p_available, "accepted": self.accepted,
-                "probs": self.probs}
+                "probs": self.probs, "note": self.note}
 
 
-def _to_batch(x, rgb: bool = True) -> torch.Tensor:
-    """PIL images, a list of them, or a (B, C, H, W) / (C, H, W) tensor in 0..1."""
+def image_problem(x: torch.Tensor) -> str | None:
+    """Why a (C, H, W) image in 0..1 cannot be judged fairly, or None."""
+    h, w = x.shape[-2:]
+    if h == 0 or w == 0:
+        return f"image is {w}x{h}: empty"
+    if not bool(torch.isfinite(x).all()):
+        return "non-finite pixels (NaN or inf)"
+    if min(h, w) < MIN_SIDE:
+        return f"image is {w}x{h}, smaller than {MIN_SIDE} px"
+    if float((x.amax(dim=(-2, -1)) - x.amin(dim=(-2, -1))).max()) < 0.5 / 255:  # per channel
+        return "constant image (every pixel the same colour)"
+    return None
+
+
+def _clean(x: torch.Tensor) -> torch.Tensor:
+    """NaN and -inf to 0, +inf to 1: what the model sees of a non-finite image (its verdict is
+    rejected anyway); keeps one bad image from touching the batch's others."""
+    return torch.nan_to_num(x.float(), nan=0.0, posinf=1.0, neginf=0.0)
+
+
+def _to_batch(x, rgb: bool = True, with_problems: bool = False):
+    """PIL images, a list of them, or a (B, C, H, W) / (C, H, W) tensor in 0..1, as one
+    (B, 3, H, W) batch (images of other sizes resized to the first good one's). With
+    ``with_problems``: also each image's :func:`image_problem`, found before any resizing."""
     from .data import to_rgb_tensor
 
     if torch.is_tensor(x):
-        x = x if x.dim() == 4 else x[None]
+        if x.dim() not in (3, 4):
+            raise InputError(f"images must be (B, C, H, W) or (C, H, W) tensors, not {tuple(x.shape)}")
+        x = (x if x.dim() == 4 else x[None]).float()
+        if x.shape[1] not in (1, 3, 4):
+            raise InputError(f"images must have 1, 3 or 4 channels (B, C, H, W), not {tuple(x.shape)}")
+        if rgb and x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
         if rgb and x.shape[1] == 4:  # RGBA: composite on white, as products are shown
             a = x[:, 3:4]
             x = x[:, :3] * a + (1 - a)
-        return x.float()
-    items = x if isinstance(x, (list, tuple)) else [x]
-    ts = [to_rgb_tensor(im) for im in items]
-    if len({t.shape for t in ts}) > 1:
-        size = ts[0].shape[-2:]
-        ts = [torch.nn.functional.interpolate(t[None], size=size, mode="bilinear",
+        problems = [image_problem(t) for t in x]
+        if 0 in x.shape[-2:]:
+            x = x.new_zeros(*x.shape[:2], MIN_SIDE, MIN_SIDE)
+        out = _clean(x)
+    else:
+        items = x if isinstance(x, (list, tuple)) else [x]
+        if not items:
+            raise InputError("no images given")
+        ts = [to_rgb_tensor(im) for im in items]
+        problems = [image_problem(t) for t in ts]
+        ok = [t for t, pr in zip(ts, problems) if pr is None] or [t for t in ts if t.numel()] or [None]
+        size = ok[0].shape[-2:] if ok[0] is not None else (MIN_SIDE, MIN_SIDE)
+        ts = [t if t.shape[-2:] == size else
+              torch.zeros(3, *size) if not t.numel() else
+              torch.nn.functional.interpolate(t[None], size=size, mode="bilinear",
                                               align_corners=False, antialias=True)[0] for t in ts]
-    return torch.stack(ts)
+        out = _clean(torch.stack(ts))
+    return (out, problems) if with_problems else out
+
+
+def _no_available(p: torch.Tensor) -> torch.Tensor:
+    """``p`` (C,) with Available's mass removed and the defects renormalised (uniform when
+    they have none): what a verdict on input that cannot be Available reports."""
+    rest = torch.nan_to_num(p[1:].float(), nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0)
+    rest = rest / rest.sum() if float(rest.sum()) > 0 else torch.full_like(rest, 1 / len(rest))
+    return torch.cat([rest.new_zeros(1), rest])
 
 
 def resolve_dtype(dtype, device) -> torch.dtype:
@@ -85,7 +144,7 @@ class Inspector:
         cfg = model.config
         self.depth = (depth or make_extractor("depth", "fallback")).to(device) if cfg.use_depth else None
         self.salience = (salience or make_extractor("salience", "fallback")).to(device) if cfg.use_salience else None
-        self.threshold = threshold
+        self.threshold = check_threshold(threshold)
         self.device = device
 
     @classmethod
@@ -99,7 +158,13 @@ class Inspector:
         model, tok = load_model_and_tokenizer(folder, allow_download)
         paired = Path(folder) / "inspector.json"
         if paired.exists() and (depth is None or salience is None):
-            info = json.loads(paired.read_text())
+            try:
+                info = json.loads(paired.read_text(encoding="utf-8"))
+                if not isinstance(info, dict):
+                    raise ValueError(f"a JSON {type(info).__name__}, not an object")
+            except ValueError as e:
+                raise InputError(f"{paired} is not valid JSON ({e}); fix or delete it, or pass "
+                                 "the depth and salience models explicitly") from None
             depth = depth or info.get("depth_model")
             salience = salience or info.get("salience_model")
         depth, salience = depth or "fallback", salience or "fallback"
@@ -119,49 +184,107 @@ class Inspector:
 
     @torch.no_grad()
     def probabilities(self, product, generated, captions, depth=None, salience=None) -> torch.Tensor:
-        """(B, C) class probabilities; depth and salience are computed when not given."""
-        g = _to_batch(generated).to(self.device)
-        p = _to_batch(product).to(self.device)
-        if p.shape[0] == 1 and g.shape[0] > 1:
-            p = p.expand(g.shape[0], -1, -1, -1)
-        if isinstance(captions, str):
-            captions = [captions] * g.shape[0]
+        """(B, C) class probabilities; depth and salience are computed when not given. Images
+        with non-finite pixels get P(Available) 0 (see :meth:`judge` for why each was refused)."""
+        return self.judge(product, generated, captions, depth, salience)[0]
+
+    @torch.no_grad()
+    def judge(self, product, generated, captions, depth=None, salience=None):
+        """((B, C) probabilities, [note or None per image]): the model's view and what makes
+        an image unfit to be accepted whatever the model says."""
+        g, notes = _to_batch(generated, with_problems=True)
+        p, p_notes = _to_batch(product, with_problems=True)
+        b = g.shape[0]
+        if p.shape[0] not in (1, b):
+            raise InputError(f"{p.shape[0]} product images for {b} generated images: "
+                             "pass one product, or one per generated image")
+        # A product needs no texture (a solid-colour box is fine), only finite pixels and size.
+        p_notes = [n if n and not n.startswith("constant") else None for n in p_notes]
+        p_notes = p_notes * b if len(p_notes) == 1 else p_notes
+        notes = [n or (f"product image: {pn}" if pn else None) for n, pn in zip(notes, p_notes)]
+        if min(g.shape[-2:]) < MIN_SIDE:  # all tiny: the extractors get a workable size
+            s = self.model.config.image_size
+            g = torch.nn.functional.interpolate(g, size=(s, s), mode="bilinear", align_corners=False)
+        g, p = g.to(self.device), p.to(self.device)
+        if p.shape[0] == 1 and b > 1:
+            p = p.expand(b, -1, -1, -1)
+        if captions is None or isinstance(captions, str):
+            captions = [captions or ""] * b
+        captions = ["" if c is None else str(c) for c in captions]
+        if len(captions) != b:
+            raise InputError(f"{len(captions)} captions for {b} generated images: pass one caption, "
+                             "or one per generated image")
         if depth is None or salience is None:
             d, s = self.maps(g)
             depth = d if depth is None else depth
             salience = s if salience is None else salience
-        kw = dict(product=p, generated=g,
-                  depth=None if depth is None else _maps(depth, self.device),
-                  salience=None if salience is None else _maps(salience, self.device))
+        kw = {"product": p, "generated": g}
+        for name, m in (("depth", depth), ("salience", salience)):
+            kw[name] = None if m is None else _maps(m, self.device, b, name, notes)
         if self.model.config.use_caption:
-            enc = self.tokenizer(list(captions), padding=True, truncation=True,
+            enc = self.tokenizer(captions, padding=True, truncation=True,
                                  max_length=self.model.config.caption_max_length, return_tensors="pt")
             kw.update(input_ids=enc["input_ids"].to(self.device),
                       attention_mask=enc["attention_mask"].to(self.device))
-        return self.model(**kw).probs.float().cpu()
+        out = self.model(**kw)
+        probs = out.probs.float().cpu()
+        finite_out = torch.isfinite(out.logits.float()).all(-1).cpu()
+        for i in range(b):
+            if not finite_out[i] and notes[i] is None:
+                notes[i] = "non-finite model output"
+            if notes[i] and "non-finite" in notes[i]:  # the model never saw a real image
+                probs[i] = _no_available(probs[i])
+        return probs, notes
 
     def __call__(self, product, generated, captions, depth=None, salience=None) -> list[Verdict]:
-        probs = self.probabilities(product, generated, captions, depth, salience)
-        return [self.verdict(p) for p in probs]
+        probs, notes = self.judge(product, generated, captions, depth, salience)
+        return [self.verdict(p, n) for p, n in zip(probs, notes)]
 
-    def verdict(self, p: torch.Tensor) -> Verdict:
+    def verdict(self, p: torch.Tensor, note: str | None = None) -> Verdict:
+        if not bool(torch.isfinite(p).all()):  # probabilities from elsewhere: same rule
+            p, note = _no_available(p), note or "non-finite model output"
         label = self.labels[int(p.argmax())]
         pa = float(p[0])
         accepted = label == AVAILABLE if self.threshold is None else pa >= self.threshold
-        return Verdict(label, pa, {n: float(v) for n, v in zip(self.labels, p)}, accepted)
+        return Verdict(label, pa, {n: float(v) for n, v in zip(self.labels, p)},
+                       accepted and note is None, note)
 
 
-def _maps(m, device) -> torch.Tensor:
+def check_threshold(threshold):
+    """None, or a number in [0, 1] (a NaN threshold would accept nothing, 2 everything)."""
+    if threshold is None:
+        return None
+    try:
+        t = float(threshold)
+    except (TypeError, ValueError):
+        raise InputError(f"threshold must be a number in [0, 1], not {threshold!r}") from None
+    if not math.isfinite(t) or not 0.0 <= t <= 1.0:
+        raise InputError(f"threshold must be in [0, 1] (a probability of Available), not {threshold!r}")
+    return t
+
+
+def _maps(m, device, b: int | None = None, name: str = "map", notes: list | None = None) -> torch.Tensor:
     t = m if torch.is_tensor(m) else _to_batch(m)
     if t.dim() == 3:
         t = t[:, None] if t.shape[0] != 1 else t[None]
     if t.shape[1] == 3:
         t = t.mean(1, keepdim=True)
-    return t.float().to(device)
+    if b is not None and t.shape[0] != b:
+        raise InputError(f"{t.shape[0]} {name} maps for {b} generated images: pass one per image")
+    if notes is not None:  # a NaN map is as unfit as a NaN image
+        for i, ok in enumerate(torch.isfinite(t.float()).flatten(1).all(1).tolist()):
+            if not ok and notes[i] is None:
+                notes[i] = f"non-finite pixels in the {name} map"
+    return _clean(t).to(device)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rfnet.inspect",
+    with cli_errors(PROG):
+        return _main(argv)
+
+
+def _main(argv) -> int:
+    p = argparse.ArgumentParser(prog=PROG,
                                 description="Verdicts of RFNet on generated advertising images.")
     p.add_argument("--model", default="embedded",
                    help="RFNet folder (config.json, model.safetensors, tokenizer/); default: the embedded one")
@@ -179,18 +302,21 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from .data import IMAGE_MODES, SampleError, open_image
+    from .evaluate import check_model_folder
 
+    # Every argument is checked before the model is loaded (seconds), each in one line.
+    check_threshold(args.threshold)
     try:
         product = open_image(Path(args.product), IMAGE_MODES, "product image")
         images = [open_image(Path(i), IMAGE_MODES, "generated image") for i in args.image]
     except SampleError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise InputError(str(e)) from None
     model_dir = args.model
     if model_dir == "embedded":
         from .embedded import embedded_path
 
         model_dir = embedded_path("rfnet")
+    check_model_folder(model_dir, "--model")
     insp = Inspector.from_pretrained(model_dir, args.depth_model, args.salience_model,
                                      args.threshold, allow_download=args.allow_download,
                                      dtype=args.dtype)

@@ -118,6 +118,17 @@ class RFNetOutput:
     p_available: torch.Tensor  # (B,), probs[:, 0]: Available is first in every label set
 
 
+def safe_probs(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax in float32, safe for non-finite rows. A NaN image (a generator run with guidance
+    nan) gives NaN logits; the argmax of NaN probabilities is class 0, Available, so garbage
+    would pass. Such a row gets no Available mass instead, spread evenly over the defects."""
+    probs = logits.float().softmax(-1)
+    bad = ~torch.isfinite(probs).all(-1, keepdim=True)
+    none_available = torch.full_like(probs, 1.0 / max(probs.shape[-1] - 1, 1))
+    none_available[..., 0] = 0.0
+    return torch.where(bad, none_available, probs)
+
+
 def sincos_2d(h: int, w: int, dim: int, device=None, dtype=None) -> torch.Tensor:
     """Fixed 2-D sine-cosine position code (h*w, dim), as in MAE; works at any map size."""
     if dim % 4:
@@ -402,7 +413,7 @@ class RFNet(_Persistent):
         km = keep_mask.unsqueeze(-1).to(h.dtype)
         pooled = (h * km).sum(1) / km.sum(1)
         logits = self.classifier(pooled)
-        probs = logits.float().softmax(-1)
+        probs = safe_probs(logits)
         return RFNetOutput(logits=logits, probs=probs, p_available=probs[:, 0])
 
     def to_inference(self, dtype: torch.dtype = torch.float32, channels_last: bool | None = None,
@@ -471,7 +482,7 @@ class SingleImageClassifier(_Persistent):
         if generated is None:
             raise ValueError("pass generated=... (the image to classify)")
         logits = self.image_encoder(self._prepare(generated.float()).to(self.mean.dtype))
-        probs = logits.float().softmax(-1)
+        probs = safe_probs(logits)
         return RFNetOutput(logits=logits, probs=probs, p_available=probs[:, 0])
 
     def to_inference(self, dtype: torch.dtype = torch.float32, **ignored):

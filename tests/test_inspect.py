@@ -26,11 +26,18 @@ def model_dir(tmp_path):
     return tmp_path / "m"
 
 
+def _room(wall, size=40):
+    """A wall over a grey floor: not a constant image (those are never accepted)."""
+    im = Image.new("RGB", (size, size), wall)
+    im.paste((90, 90, 90), (0, size * 2 // 3, size, size))
+    return im
+
+
 def test_inspector_matches_the_model(model_dir):
     insp = Inspector.from_pretrained(model_dir, dtype="float32")
     prod = Image.new("RGBA", (30, 30), (0, 0, 0, 0))
     prod.paste((255, 0, 0, 255), (10, 10, 20, 20))
-    gen = [Image.new("RGB", (40, 40), (0, 90, 200)), Image.new("RGB", (40, 40), (200, 200, 0))]
+    gen = [_room((0, 90, 200)), _room((200, 200, 0))]
     verdicts = insp(prod, gen, "red lamp")
     assert len(verdicts) == 2
     # by hand: product composited on white, fallback maps, tokenized caption
@@ -50,7 +57,7 @@ def test_inspector_matches_the_model(model_dir):
 
 
 def test_threshold_decides_acceptance(model_dir):
-    gen = Image.new("RGB", (40, 40), (0, 90, 200))
+    gen = _room((0, 90, 200))
     prod = Image.new("RGB", (20, 20), (255, 0, 0))
     pa = Inspector.from_pretrained(model_dir, dtype="float32")(prod, gen, "x")[0].p_available
     assert Inspector.from_pretrained(model_dir, threshold=pa - 1e-4, dtype="float32")(prod, gen, "x")[0].accepted
