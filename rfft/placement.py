@@ -9,6 +9,7 @@ generation, the final image with the product's own pixels pasted back exactly.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,11 @@ DILATE_AT_512 = 20
 WHITE_LEVEL = 240  # an RGB product's background: every channel at or above this
 MIN_WHITE_BORDER = 0.9  # share of the photo's border that must be white to derive an alpha
 MAX_SIDE = 4096  # larger inputs are refused: they are far above any canvas and cost memory
+# The product's box is where the cutout is at least half opaque, as the release's
+# golden_ratio_center_zoom takes it (alpha >= 0.5): a matting tool's faint halo around the product
+# must not make the box larger (the product would land smaller and lower). Faint pixels stay in
+# the cutout; they only do not count for the box.
+BOX_ALPHA = 128
 
 
 class ProductError(ValueError):
@@ -62,9 +68,7 @@ def load_product(src, white_level: int = WHITE_LEVEL) -> Image.Image:
     alpha is the white region connected to the border, so white parts inside the product stay."""
     im = _open(src)
     name = str(src) if isinstance(src, (str, Path)) else "product image"
-    if max(im.size) > MAX_SIDE:
-        raise ProductError(f"{name}: {im.size[0]}x{im.size[1]} is larger than {MAX_SIDE} px on a side; "
-                           "downscale it first (the product is resized to the canvas anyway)")
+    _check_size(im.size, name)  # a file is checked before decoding (_open); a PIL image here
     if min(im.size) < 2:
         raise ProductError(f"{name}: {im.size[0]}x{im.size[1]} is too small to be a product image")
     has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
@@ -74,6 +78,9 @@ def load_product(src, white_level: int = WHITE_LEVEL) -> Image.Image:
         if a.max() == 0:
             raise ProductError(f"{name}: the alpha channel is empty (fully transparent); "
                                "export the cutout again with the product opaque")
+        if a.max() < BOX_ALPHA:
+            raise ProductError(f"{name}: no pixel is at least half opaque (alpha >= {BOX_ALPHA}), so the "
+                               "product has no box; export the cutout again with the product opaque")
         if a.min() == 255:
             # A fully opaque "cutout" is a photo: treat it as one, so a product on white works.
             return _alpha_from_white(rgba.convert("RGB"), name, white_level)
@@ -81,18 +88,36 @@ def load_product(src, white_level: int = WHITE_LEVEL) -> Image.Image:
     return _alpha_from_white(im.convert("RGB"), name, white_level)
 
 
+def _check_size(size: tuple[int, int], name: str) -> None:
+    if max(size) > MAX_SIDE:
+        raise ProductError(f"{name}: {size[0]}x{size[1]} is larger than {MAX_SIDE} px on a side; "
+                           "downscale it first (the product is resized to the canvas anyway)")
+
+
 def _open(src) -> Image.Image:
     if isinstance(src, Image.Image):
         im = src
     else:
         try:
-            with Image.open(src) as f:
-                f.load()
-                im = f.copy()
+            # Image.open reads only the header: the size is refused before any pixel is decoded,
+            # so a decompression bomb (a small file that decodes to gigabytes) costs nothing.
+            # PIL's own bomb check fires in open() above its limit; below it, only a warning.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(src) as f:
+                    _check_size(f.size, str(src))
+                    f.load()
+                    im = f.copy()
+        except ProductError:
+            raise
         except FileNotFoundError:
             raise ProductError(f"{src}: no such file") from None
-        except (OSError, SyntaxError, ValueError) as e:
-            raise ProductError(f"{src}: not a readable image ({e}); is it truncated or not an image?") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise ProductError(f"{src}: refused before decoding: {e}; downscale it first "
+                               f"(at most {MAX_SIDE} px on a side)") from None
+        except Exception as e:  # noqa: BLE001 - PIL's decoders raise many kinds on a bad file
+            raise ProductError(f"{src}: not a readable image ({type(e).__name__}: {e}); is it truncated "
+                               "or not an image?") from None
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit grey: scale to 8 bits rather than clip, so a 16-bit PNG is not all white.
         arr = np.asarray(im, dtype=np.float64)
@@ -135,9 +160,13 @@ def place(cutout: Image.Image, size: int | tuple[int, int] = 512, scale: float =
         raise ValueError(f"scale must be in (0, 1], got {scale}")
     cutout = cutout.convert("RGBA")
     a = np.asarray(cutout)[..., 3]
-    ys, xs = np.nonzero(a)
+    ys, xs = np.nonzero(a)  # every visible pixel, faint ones too: all of them are placed
     if len(ys) == 0:
         raise ProductError("the cutout's alpha is empty: nothing to place")
+    sy, sx = np.nonzero(a >= BOX_ALPHA)  # the product's box (see BOX_ALPHA)
+    if len(sy) == 0:
+        raise ProductError(f"no pixel of the cutout is at least half opaque (alpha >= {BOX_ALPHA}); "
+                           "export the cutout again with the product opaque")
     if keep_location:
         # The cutout is the canvas, product where it should stay; a different size is scaled.
         canvas = cutout if cutout.size == (W, H) else cutout.resize((W, H), Image.LANCZOS)
@@ -149,12 +178,23 @@ def place(cutout: Image.Image, size: int | tuple[int, int] = 512, scale: float =
         placed = canvas.crop((x0, y0, x1, y1))
         box = {"x": x0, "y": y0, "w": x1 - x0, "h": y1 - y0}
     else:
-        crop = cutout.crop((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
-        cw, ch = crop.size
-        f = min(scale * W / cw, scale * H / ch)
-        w, h = max(1, int(round(cw * f))), max(1, int(round(ch * f)))
+        # The half-opaque box is fitted into scale x canvas and centred; the crop around every
+        # visible pixel is resized by the same factor, its faint rim falling around the box.
+        bx0, by0, bx1, by1 = int(sx.min()), int(sy.min()), int(sx.max()) + 1, int(sy.max()) + 1
+        x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+        crop = cutout.crop((x0, y0, x1, y1))
+        f = min(scale * W / (bx1 - bx0), scale * H / (by1 - by0))
+        bw, bh = max(1, int(round((bx1 - bx0) * f))), max(1, int(round((by1 - by0) * f)))
+        w, h = max(1, int(round(crop.size[0] * f))), max(1, int(round(crop.size[1] * f)))
         placed = crop if (w, h) == crop.size else _resize_rgba(crop, (w, h))
-        box = {"x": (W - w) // 2, "y": (H - h) // 2, "w": w, "h": h}
+        x = (W - bw) // 2 - int(round((bx0 - x0) * f))
+        y = (H - bh) // 2 - int(round((by0 - y0) * f))
+        # a rim reaching past the canvas is cut at its edge (box stays on the canvas)
+        cx0, cy0 = max(0, -x), max(0, -y)
+        cx1, cy1 = min(w, W - x), min(h, H - y)
+        if (cx0, cy0, cx1, cy1) != (0, 0, w, h):
+            placed = placed.crop((cx0, cy0, cx1, cy1))
+        box = {"x": x + cx0, "y": y + cy0, "w": cx1 - cx0, "h": cy1 - cy0}
     return _finish(placed, box, (W, H), dilate, canny)
 
 

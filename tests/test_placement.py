@@ -78,6 +78,23 @@ def test_paste_back_is_exact():
     assert np.abs(out[soft].astype(int) - want).max() <= 1
 
 
+def test_faint_halo_does_not_shrink_or_lower_the_product():
+    """The box is where alpha >= 128 (the release's alpha >= 0.5): a faint fringe, larger below
+    the product as matting tools leave shadows, changes neither its size nor its place."""
+    halo = np.zeros((80, 60, 4), np.uint8)
+    halo[..., :3] = 200
+    halo[..., 3] = 20
+    halo[10:30, 10:50] = (200, 40, 60, 255)  # the product: 40 x 20, fringe 10 px above, 50 below
+    pl = place(Image.fromarray(halo, "RGBA"), 100, 0.5, dilate=0)
+    ref = place(_box_cutout(40, 20), 100, 0.5, dilate=0)  # the same product without the fringe
+    ys, xs = np.nonzero(pl.alpha >= 0.5)
+    ry, rx = np.nonzero(ref.alpha >= 0.5)  # 50 x 25 at (25, 37)
+    for got, want in zip((xs.min(), xs.max(), ys.min(), ys.max()), (rx.min(), rx.max(), ry.min(), ry.max())):
+        assert abs(int(got) - int(want)) <= 1  # the fringe's half-pixel offset after resizing
+    faint = (pl.alpha > 0) & (pl.alpha < 0.5)
+    assert faint.any() and np.nonzero(faint)[0].max() > ys.max() + 20  # the fringe is kept, below
+
+
 # ---- RGB products on white and bad inputs ---------------------------------------------------
 def test_rgb_on_white_gets_alpha_with_inner_white_kept():
     a = np.full((50, 50, 3), 255, np.uint8)
