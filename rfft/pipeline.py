@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from rfnet.errors import InputError
+
 from .placement import Placement
 
 EMBEDDED = Path(__file__).resolve().parent / "embedded" / "generator-synth-tiny"
@@ -26,6 +28,116 @@ PARTS = ("unet", "controlnet", "vae", "text_encoder", "tokenizer", "scheduler")
 
 class GeneratorNotFoundError(FileNotFoundError):
     pass
+
+
+# ---------------------------------------------------------------------------------------------
+# checks before loading: a user's bad folder is one line naming the file, in seconds, not a
+# traceback from deep inside diffusers after minutes of loading
+def read_json_object(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise GeneratorNotFoundError(f"{what}: {path} is missing")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{what}: {path} is not valid JSON ({e}); download or export it again") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{what}: {path} is a JSON {type(data).__name__}, not an object; "
+                         "download or export it again")
+    return data
+
+
+def check_safetensors(path: str | Path) -> None:
+    """A .safetensors file whose header parses and whose size matches the header: catches a
+    truncated download or a garbage file by reading its first bytes only."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 0 < n <= min(size - 8, 100 << 20):
+            raise InputError(f"{path} is not a safetensors file (or is truncated: {size} bytes); "
+                             "download or export it again")
+        try:
+            header = json.loads(f.read(n))
+            end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+            raise InputError(f"{path}: its safetensors header is garbage ({type(e).__name__}); "
+                             "download or export it again") from None
+    if size != 8 + n + end:
+        what = "truncated" if size < 8 + n + end else "longer than its header says"
+        raise InputError(f"{path} is {what} ({size} bytes, {8 + n + end} expected); download or export it again")
+
+
+def _check_part(folder: Path, what: str) -> dict:
+    """A diffusers/transformers model folder: config.json and a weight file; returns the config."""
+    if not folder.is_dir():
+        raise GeneratorNotFoundError(f"{what}: {folder} is missing (a diffusers model folder)")
+    cfg = read_json_object(folder / "config.json", what)
+    weights = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
+    if not weights:
+        raise GeneratorNotFoundError(f"{what}: no weight file (*.safetensors or *.bin) in {folder}")
+    for w in weights:
+        if w.suffix == ".safetensors":
+            check_safetensors(w)
+    return cfg
+
+
+def check_generator(path="embedded", controlnet=None, config=None) -> dict:
+    """Everything :func:`load_parts` needs, checked without reading a weight: folders, JSON
+    configs, complete safetensors files. Returns ``latent_factor`` (the VAE's) and
+    ``sample_size`` (the UNet's latent side), so a canvas can be checked before loading."""
+    root = _resolve(path)
+    if root.is_file():
+        if config is None or controlnet is None:
+            raise GeneratorNotFoundError(
+                f"{root} is a single-file checkpoint: also pass a local SD1.5 config folder (--config) "
+                "and a canny ControlNet folder (--controlnet)")
+        if root.suffix == ".safetensors":
+            check_safetensors(root)
+        cfg_root = Path(config)
+        if not cfg_root.is_dir():
+            raise GeneratorNotFoundError(f"config folder not found: {cfg_root}")
+        unet = read_json_object(cfg_root / "unet" / "config.json", "the SD1.5 config folder")
+        vae = read_json_object(cfg_root / "vae" / "config.json", "the SD1.5 config folder")
+        sub = cfg_root
+    else:
+        unet = _check_part(root / "unet", "the generator's UNet")
+        vae = _check_part(root / "vae", "the generator's VAE")
+        _check_part(root / "text_encoder", "the generator's text encoder")
+        sub = root
+    if not (sub / "tokenizer").is_dir():
+        raise GeneratorNotFoundError(f"the generator's tokenizer: {sub / 'tokenizer'} is missing")
+    read_json_object(sub / "scheduler" / "scheduler_config.json", "the generator's scheduler")
+    cn = Path(controlnet) if controlnet is not None else root / "controlnet"
+    if not (cn / "config.json").exists():
+        raise GeneratorNotFoundError(
+            f"no ControlNet at {cn}: pass a canny ControlNet folder (diffusers format, e.g. "
+            "lllyasviel/sd-controlnet-canny downloaded by hand)")
+    _check_part(cn, "the ControlNet")
+    try:
+        factor = 2 ** (len(vae["block_out_channels"]) - 1)
+        sample = int(unet["sample_size"])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{path}: the VAE's config has no block_out_channels list or the UNet's no "
+                         "sample_size; is it an SD1.x generator?") from None
+    return {"latent_factor": factor, "sample_size": sample}
+
+
+def first_line(e: BaseException) -> str:
+    """An exception's first line (library errors can run to pages), or its type."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def check_scheduler(name: str):
+    """A diffusers scheduler class by name, or an InputError listing some."""
+    import diffusers
+
+    cls = getattr(diffusers, name, None) if isinstance(name, str) and name.endswith("Scheduler") else None
+    if cls is None:
+        raise InputError(f"unknown scheduler {name!r}; use a diffusers class name such as "
+                         "DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler")
+    return cls
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,18 +299,20 @@ class AdInpaintPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         dev = torch.device(device)
         if dtype is None:
             dtype = torch.float16 if dev.type == "cuda" else torch.float32
-        pipe = cls(**load_parts(path, controlnet, config, dtype))
-        return pipe.to(dev)
+        try:
+            parts = load_parts(path, controlnet, config, dtype)
+        except (GeneratorNotFoundError, InputError):
+            raise
+        except (OSError, ValueError, RuntimeError, KeyError) as e:
+            # diffusers/transformers/safetensors: a file that passed check_generator but still
+            # does not load (wrong shapes, a pickle that is not a state dict); one line, named
+            raise InputError(f"cannot load the generator {path}"
+                             f"{f' with ControlNet {controlnet}' if controlnet else ''}: {first_line(e)}") from e
+        return cls(**parts).to(dev)
 
     def set_scheduler(self, name: str) -> None:
         """Any diffusers scheduler by class name (DDIMScheduler, EulerDiscreteScheduler, ...)."""
-        import diffusers
-
-        cls = getattr(diffusers, name, None)
-        if cls is None or not name.endswith("Scheduler"):
-            raise ValueError(f"unknown scheduler {name!r}; use a diffusers class name such as "
-                             "DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler")
-        self.scheduler = cls.from_config(self.scheduler.config)
+        self.scheduler = check_scheduler(name).from_config(self.scheduler.config)
 
     def add_lora(self, path, scale: float = 1.0, name: str | None = None) -> str:
         """A LoRA (diffusers, peft or kohya format) on the UNet and text encoder at ``scale``;
@@ -207,7 +321,14 @@ class AdInpaintPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
         self._loras = getattr(self, "_loras", {})
         name = name or f"lora{len(self._loras)}"
-        self.load_lora_weights(load_state_dict(path), adapter_name=name)
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"LoRA file not found: {path}")
+        try:
+            self.load_lora_weights(load_state_dict(path), adapter_name=name)
+        except InputError:
+            raise
+        except (OSError, ValueError, RuntimeError, KeyError) as e:  # a file that is not a LoRA
+            raise InputError(f"cannot load the LoRA {path}: {first_line(e)}") from e
         self._loras[name] = float(scale)
         self.set_adapters(list(self._loras), adapter_weights=list(self._loras.values()))
         return name
