@@ -16,31 +16,49 @@ accepts one. The output folder gets:
   number of attempts (the paper's Fig. 6). Products whose category RF-Synth knows are also
   judged by the RF-Synth oracle, the "human" of this world.
 
-Products are finished one by one (``done/NAME.json``); a stopped run resumes where it stopped.
+Products are finished one by one (``done/NAME.json``); a stopped run resumes where it stopped
+(a corrupt done file means "not done"; temporary files a killed run left are removed). A run
+locks ``--out`` (``.lock``) and records the settings that change outputs (``settings.json``): a
+second run on it, or a resume with other settings, is refused (``--overwrite`` starts over).
+NAME keeps the file's name, Unicode included, made safe and unique (see ``output_names``).
 Under ``accelerate launch -m rfft.generate`` the products are shared among the processes.
-A product that cannot be read or placed is reported and skipped; the others go on.
+A product that cannot be read or placed is reported and skipped; the others go on. Bad
+arguments, models or folders are refused in one line (exit code 2) before any model loads.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
+import math
+import os
 import re
-import sys
+import shutil
+import unicodedata
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from rfnet import fileio
+from rfnet.errors import USER_ERRORS, InputError, cli_errors
 
-from .placement import ProductError, load_product, place
+from .placement import MAX_SIDE, ProductError, load_product, place
 from .recurrent import Attempt, recurrent_generate, rate_curve
 
 log = logging.getLogger("rfft.generate")
 
+PROG = "python -m rfft.generate"
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+# What a run writes into --out, and all that --overwrite deletes (never anything else there).
+OUTPUTS = ("accepted", "best", "rejects", "done", "manifest.jsonl", "contact_sheet.png", "fig6.png",
+           "report.md", "settings.json")
+# rfnet.fileio's temporary names (".NAME.tmpPID", ".NAME.oldPID"): left behind only by a killed run
+TEMP_NAME = re.compile(r"^\..+\.(tmp|old)\d+$")
+MAX_CAPTION_BYTES = 64 << 10  # a caption file larger than this is not a caption
 
 
 @dataclass
@@ -55,55 +73,215 @@ class PromptEntry:
 
 def load_prompts(path: str | Path) -> list[PromptEntry]:
     """A prompt config in the paper's release format: a JSON list of objects with ``prompt``,
-    ``negative_prompt`` and ``image_scale`` (other keys are ignored). ``{product}`` in a prompt
-    becomes the product's category, or "product"."""
+    ``negative_prompt`` and ``image_scale`` (other keys are ignored; ``null`` means the
+    default). ``{product}`` in a prompt becomes the product's category, or "product"."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: cannot read the prompt config ({e})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: cannot read the prompt config ({e})") from None
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list) or not data:
-        raise ValueError(f"{path}: expected a JSON list of {{prompt, negative_prompt, image_scale}}")
+        raise InputError(f"{path}: expected a JSON list of {{prompt, negative_prompt, image_scale}}")
     out = []
     for i, e in enumerate(data):
         if not isinstance(e, dict) or not isinstance(e.get("prompt"), str):
-            raise ValueError(f"{path}: entry {i} has no 'prompt' string")
-        scale = float(e.get("image_scale", 0.5))
-        if not 0 < scale <= 1:
-            raise ValueError(f"{path}: entry {i}: image_scale must be in (0, 1], got {scale}")
-        out.append(PromptEntry(e["prompt"], str(e.get("negative_prompt", "")), scale))
+            raise InputError(f"{path}: entry {i} has no 'prompt' string")
+        neg = e.get("negative_prompt")
+        if neg is not None and not isinstance(neg, str):
+            raise InputError(f"{path}: entry {i}: negative_prompt must be a string or null, "
+                             f"got {type(neg).__name__}")
+        scale = e.get("image_scale")
+        if scale is None:
+            scale = PromptEntry.image_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
+            raise InputError(f"{path}: entry {i}: image_scale must be a number in (0, 1], got {scale!r}")
+        out.append(PromptEntry(e["prompt"], neg or "", float(scale)))
     return out
 
 
-def find_products(folder: str | Path) -> tuple[list[Path], dict]:
+# ---- the product folder ---------------------------------------------------------------------
+def display_name(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (Linux keeps them as surrogates) show as
+    U+FFFD, so messages, JSON and reports can always be written."""
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "replace").decode("utf-8")
+
+
+def name_problem(path: Path) -> str | None:
+    """Why a product's file name cannot be used (its record could not name it), or None."""
+    if display_name(path.name) != path.name:
+        return (f"the file name is not valid UTF-8 (shown as {display_name(path.name)!r}); rename "
+                "the file to a UTF-8 name")
+    return None
+
+
+def read_caption(txt: Path) -> tuple[str | None, str | None]:
+    """(caption or None, warning or None) from a NAME.txt: UTF-8 (with or without BOM); else
+    GB18030 (what Chinese Windows editors save), said in the warning; else no caption."""
+    try:
+        if txt.stat().st_size > MAX_CAPTION_BYTES:
+            return None, f"{txt.name} is larger than {MAX_CAPTION_BYTES >> 10} KiB, not a caption; ignored"
+        data = txt.read_bytes()
+    except OSError as e:
+        return None, f"{txt.name} cannot be read ({e.strerror or e}); no caption"
+    try:
+        return data.decode("utf-8-sig").strip(), None
+    except UnicodeDecodeError:
+        pass
+    for enc in (("utf-16",) if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ()) + ("gb18030",):
+        try:
+            text = data.decode(enc).strip()
+        except UnicodeDecodeError:
+            continue
+        return text, f"{txt.name} is not UTF-8; read as {enc.upper()} (save it as UTF-8 to be sure)"
+    return None, (f"{txt.name} is not UTF-8 text; its caption is ignored and the category or file "
+                  "name is used instead (save it as UTF-8)")
+
+
+def find_products(folder: str | Path, warnings: list | None = None) -> tuple[list[Path], dict]:
     """Image files of ``folder`` (sorted) and their metadata: ``products.json`` (name ->
-    {caption, category}) and/or ``NAME.txt`` caption files."""
+    {caption, category}) and/or ``NAME.txt`` caption files.
+
+    Bad metadata never stops the others: a products.json that is not an object of objects is
+    ignored (a warning); a bad entry gives its product ``meta[name]["error"]`` (the product is
+    skipped); an unreadable caption file a per-product ``meta[name]["warnings"]``. Folder-level
+    warnings are appended to ``warnings`` (else logged)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"--products {folder}: not a folder of product images")
+
+    def warn(msg):
+        (warnings.append if warnings is not None else log.warning)(msg)
+
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    meta = {}
+    meta: dict = defaultdict(dict)
     mj = folder / "products.json"
-    if mj.exists():
-        meta = json.loads(mj.read_text(encoding="utf-8"))
+    if mj.is_file():
+        expected = 'an object {"NAME.png": {"caption": "...", "category": "..."}}'
+        try:
+            data = json.loads(mj.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            warn(f"products.json is not valid UTF-8 JSON ({e}); ignored: expected {expected}")
+            data = {}
+        if not isinstance(data, dict):
+            warn(f"products.json is a JSON {type(data).__name__}; ignored: expected {expected}")
+            data = {}
+        for k, v in data.items():
+            bad = (not isinstance(v, dict) or
+                   any(v.get(f) is not None and not isinstance(v.get(f), str) for f in ("caption", "category")))
+            if bad:
+                meta[k]["error"] = (f"products.json: the entry for {k!r} is {json.dumps(v, ensure_ascii=False)[:60]}, "
+                                    "expected an object with string 'caption' and 'category'; fix that entry")
+            else:
+                meta[k].update({f: v[f] for f in ("caption", "category") if isinstance(v.get(f), str)})
     for p in files:
         txt = p.with_suffix(".txt")
-        if txt.exists():
-            meta.setdefault(p.name, {})["caption"] = txt.read_text(encoding="utf-8").strip()
-    return files, meta
+        if txt.is_file():
+            caption, problem = read_caption(txt)
+            if caption is not None:
+                meta[p.name]["caption"] = caption
+            if problem:
+                meta[p.name].setdefault("warnings", []).append(display_name(problem))
+    return files, dict(meta)
 
 
-def _safe_stem(p: Path) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", p.stem)[:80] or "product"
+# Output names: readable (Unicode kept: Chinese product names are the norm), safe on any file
+# system, and unique. A name that had to be changed gets a short hash of the original file name,
+# so two names cannot meet after cleaning; names still equal (x.png and x.webp; A.png and a.png
+# on a case-insensitive disk) get their extension, then the hash. Computed over the whole folder
+# (not --limit), so a product's outputs keep their name between runs.
+_UNSAFE_CHARS = set('/\\:*?"<>|')
+MAX_NAME_BYTES = 120  # + "-hash", ".ext", "_aN.png": far under the usual 255-byte limit
+
+
+def _short_hash(name: str) -> str:
+    return hashlib.sha1(os.fsencode(name)).hexdigest()[:8]
+
+
+def _clean(stem: str) -> str:
+    s = "".join("_" if c in _UNSAFE_CHARS or unicodedata.category(c)[0] == "C" else c for c in stem)
+    s = s.strip(" .")  # no hidden file, no "..", nothing Windows refuses
+    while len(s.encode("utf-8")) > MAX_NAME_BYTES:
+        s = s[:-1]
+    return s or "product"
+
+
+def output_names(files: list[Path]) -> dict[str, str]:
+    """{file name: output name} for ``files``, unique (also case-insensitively) and deterministic."""
+    names = {}
+    for f in files:
+        stem = _clean(f.stem)
+        names[f.name] = stem if stem == f.stem else f"{stem}-{_short_hash(f.name)}"
+
+    def clashes():
+        groups = defaultdict(list)
+        for k, v in names.items():
+            groups[unicodedata.normalize("NFC", v).casefold()].append(k)
+        return [k for g in groups.values() if len(g) > 1 for k in g]
+
+    for k in clashes():
+        names[k] = f"{names[k]}.{_clean(Path(k).suffix[1:])}"
+    for k in clashes():
+        names[k] = f"{names[k]}-{_short_hash(k)}"
+    if clashes():  # two different names with one 32-bit hash; never seen, but never silent
+        raise InputError(f"cannot give unique output names to {', '.join(map(display_name, clashes()))}; "
+                         "rename one of them")
+    return names
+
+
+# ---- done/NAME.json -------------------------------------------------------------------------
+ATTEMPT_KEYS = ("attempt", "round", "seed", "label", "p_available", "accepted", "seconds", "file", "chosen")
+OUTPUT_FILE = re.compile(r"^(accepted|best|rejects)/[^/\\]+\.png$")
+
+
+def _done_problem(d, product: str, out: Path) -> str | None:
+    if not isinstance(d, dict):
+        return f"a JSON {type(d).__name__}, not a record"
+    if d.get("product") != product:
+        return f"it records {d.get('product')!r}, not {product!r}"
+    if d.get("status") not in ("accepted", "rejected") or not isinstance(d.get("attempts"), list) \
+            or not d["attempts"]:
+        return "it records no finished generation"
+    for r in d["attempts"]:
+        if not isinstance(r, dict) or any(k not in r for k in ATTEMPT_KEYS):
+            return f"an attempt lacks some of {', '.join(ATTEMPT_KEYS)}"
+        # the file must be one of ours inside --out, and still there
+        if not isinstance(r["file"], str) or not OUTPUT_FILE.match(r["file"]) or not (out / r["file"]).is_file():
+            return f"its image {r['file']!r} is missing"
+    return None
+
+
+def read_done(path: Path, product: str) -> dict | None:
+    """A finished product's record, or None: absent, a skipped product (tried again on every
+    run: its file may have been fixed), or corrupt (garbage, empty, keys or images missing: the
+    product is done again, with a warning naming the file)."""
+    if not path.exists():
+        return None
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        problem = f"not valid JSON ({e})"
+    else:
+        if isinstance(d, dict) and d.get("status") == "skipped" and d.get("product") == product:
+            return None
+        problem = _done_problem(d, product, path.parent.parent)
+    if problem:
+        log.warning("%s is corrupt (%s): %s is generated again", display_name(str(path)), problem, product)
+        return None
+    return d
 
 
 # ---------------------------------------------------------------------------------------------
 def run_product(path: Path, meta: dict, entry: PromptEntry, pipe, inspector, a, out: Path,
-                size: tuple[int, int], oracle_ok: bool, bar=None) -> dict:
-    name = _safe_stem(path)
-    cutout = load_product(path)
+                size: tuple[int, int], oracle_ok: bool, bar=None, *, name: str, product_seed: int,
+                cutout=None) -> dict:
+    """One product's Recurrent Generation; its images are written under ``name`` (see
+    :func:`output_names`). A product that cannot be read or placed raises ProductError."""
+    cutout = load_product(path) if cutout is None else cutout
     pl = place(cutout, size, entry.image_scale, keep_location=a.keep_location)
     category = meta.get("category")
     prompt = entry.for_product(category or "product")
@@ -120,7 +298,6 @@ def run_product(path: Path, meta: dict, entry: PromptEntry, pipe, inspector, a, 
         if bar is not None:
             bar.set_postfix_str(f"{name}: attempt {att.index + 1}/{n}: {att.label} ({att.p_available:.2f})")
 
-    product_seed = a.seed + 1000 * _product_index(path, a)
     res = recurrent_generate(generate, inspect, a.attempts, a.candidates, product_seed, on_attempt)
     records = []
     for att in res.attempts:
@@ -141,10 +318,6 @@ def run_product(path: Path, meta: dict, entry: PromptEntry, pipe, inspector, a, 
         records.append(rec)
     return {"product": path.name, "status": res.status, "attempts": records,
             "seconds": round(res.seconds, 3)}
-
-
-def _product_index(path: Path, a) -> int:
-    return a._order[path.name]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,7 +349,7 @@ def contact_sheet(done: list[dict], out: Path, cell: int = 128, max_cols: int = 
     return sheet
 
 
-def report(done: list[dict], out: Path, max_k: int, args: dict) -> dict:
+def report(done: list[dict], out: Path, max_k: int, args: dict, warnings: list[str] = ()) -> dict:
     runs = [[_as_attempt(r) for r in d["attempts"]] for d in done if d.get("attempts")]
     judged = all("oracle" in r for d in done for r in d.get("attempts", []))
 
@@ -187,8 +360,10 @@ def report(done: list[dict], out: Path, max_k: int, args: dict) -> dict:
     judge_name = "the RF-Synth oracle" if judged else "RFNet (no oracle for these products)"
     _plot(curve, out / "fig6.png", judge_name)
     failed = [d for d in done if d.get("error")]
+    warned = list(warnings) + [f"{d['product']}: {w}" for d in done for w in d.get("warnings", [])]
     lines = ["# Recurrent Generation report", "",
-             f"{len(runs)} products generated, {len(failed)} skipped; judged by {judge_name}.", "",
+             f"{len(runs)} products generated, {len(failed)} skipped, {len(warned)} warnings; "
+             f"judged by {judge_name}.", "",
              "Settings: " + ", ".join(f"{k}={v}" for k, v in args.items()), "",
              "| attempts k | available rate | available / products | seconds per available image |",
              "|---:|---:|---:|---:|"]
@@ -198,8 +373,11 @@ def report(done: list[dict], out: Path, max_k: int, args: dict) -> dict:
     lines += ["", "![available rate and time against attempts](fig6.png)", ""]
     if failed:
         lines += ["## Skipped products", ""] + [f"- {d['product']}: {d['error']}" for d in failed] + [""]
+    if warned:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in warned] + [""]
     fileio.write_text(out / "report.md", "\n".join(lines))
-    return {"curve": curve, "judge": judge_name, "skipped": len(failed), "products": len(runs)}
+    return {"curve": curve, "judge": judge_name, "skipped": len(failed), "products": len(runs),
+            "warnings": len(warned)}
 
 
 def _as_attempt(r: dict) -> Attempt:
@@ -233,12 +411,193 @@ def _plot(curve: list[dict], path: Path, judge_name: str) -> None:
     plt.close(fig)
 
 
+# ---- checks before any model is loaded -------------------------------------------------------
+def check_args(a) -> None:
+    """The numbers, each refused in one line: 0 never silently means "default" or "all"."""
+    for flag in ("attempts", "candidates", "steps", "limit"):
+        v = getattr(a, flag)
+        if v is not None and v < 1:
+            raise InputError(f"--{flag} must be at least 1, got {v}")
+    if a.size is not None and not 0 < a.size <= MAX_SIDE:
+        raise InputError(f"--size must be a positive canvas side of at most {MAX_SIDE} px, got {a.size}")
+    if a.threshold is not None and not 0 <= a.threshold <= 1:
+        raise InputError(f"--threshold is a probability in [0, 1], got {a.threshold}")
+    for flag in ("guidance_scale", "lora_scale"):
+        if not math.isfinite(getattr(a, flag)):
+            raise InputError(f"--{flag} must be a finite number, got {getattr(a, flag)}")
+
+
+def check_device(device: str | None) -> None:
+    if device is None:
+        return
+    import torch
+
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"--device {device!r} is not a device torch knows; use cpu, cuda or cuda:N "
+                         "(or leave --device out)") from None
+    if d.type == "cpu":
+        return
+    mod = torch.backends.mps if d.type == "mps" else getattr(torch, d.type, None)
+    if mod is None or not getattr(mod, "is_available", lambda: False)():
+        why = " (this torch is built without CUDA)" if d.type == "cuda" and torch.version.cuda is None else ""
+        raise InputError(f"--device {device}: {d.type} is not available on this machine{why}; "
+                         "use --device cpu, or leave --device out to take what there is")
+    n = getattr(mod, "device_count", lambda: 1)()
+    if d.index is not None and d.index >= n:
+        raise InputError(f"--device {device}: this machine has {n} {d.type} device(s), 0 to {n - 1}")
+
+
+def check_inspector(spec: str) -> Path:
+    """An RFNet folder whose config and weights are whole (read without loading the model)."""
+    from .pipeline import check_safetensors, read_json_object
+
+    if spec == "embedded":
+        from rfnet.embedded import embedded_path
+
+        return embedded_path("rfnet")
+    d = Path(spec)
+    if not d.is_dir():
+        raise FileNotFoundError(f"--inspector {d}: no such folder; pass an RFNet folder (config.json, "
+                                "model.safetensors, tokenizer/ as python -m rfnet.train writes) or 'embedded'")
+    read_json_object(d / "config.json", f"--inspector {d}")
+    w = d / "model.safetensors"
+    if not w.is_file():
+        raise FileNotFoundError(f"--inspector {d}: {w.name} is missing; pass a trained RFNet folder or 'embedded'")
+    check_safetensors(w)
+    return d
+
+
+def check_out(out: Path, products: Path) -> None:
+    o, p = out.resolve(), products.resolve()
+    if o == p or p in o.parents:
+        raise InputError(f"--out {out} is inside --products {products}: a later run would take its own outputs "
+                         "for products; pass an --out outside the product folder")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder; pass a folder (it is created if missing)")
+
+
+def settings_of(a, entries: list[PromptEntry], size: int) -> dict:
+    """What changes the outputs (recorded in out/settings.json; a resume must match it). Not
+    --limit (it only picks products) nor --device (numbers, not the recipe, change)."""
+    def path(v):
+        return v if v in (None, "embedded") else str(Path(v).resolve())
+
+    return {"products": path(a.products), "prompts": [vars(e) for e in entries],
+            "generator": path(a.generator), "controlnet": path(a.controlnet), "config": path(a.config),
+            "lora": path(a.lora), "lora_scale": a.lora_scale if a.lora else None, "scheduler": a.scheduler,
+            "inspector": path(a.inspector), "attempts": a.attempts, "candidates": a.candidates,
+            "threshold": a.threshold, "seed": a.seed, "steps": a.steps, "guidance_scale": a.guidance_scale,
+            "size": size, "keep_location": a.keep_location, "no_oracle": a.no_oracle}
+
+
+# ---- the output folder: lock, stale temporary files, settings ---------------------------------
+def lock_out(out: Path):
+    """An exclusive, non-blocking lock on out/.lock for this process's lifetime (the OS frees it
+    when the process dies, even by SIGKILL). Returns the open file descriptor."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; runs on one --out must not overlap
+        log.warning("no file locking on this system: do not start two runs on one --out")
+        return None
+    try:
+        fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise InputError(f"--out {out} is not writable ({e.strerror}); pass a folder you can write") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        pid = os.read(fd, 32).decode("ascii", "replace").strip()
+        os.close(fd)
+        raise InputError(f"--out {out} is in use by another rfft.generate run (pid {pid or 'unknown'}); wait "
+                         "for it to finish or stop it, or pass another --out") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def remove_stale_temporaries(out: Path) -> int:
+    """Delete the temporary files a killed run left (rfnet.fileio's names only); safe because
+    this run holds the lock, so no other writer is in --out."""
+    n = 0
+    for root, _, names in os.walk(out):
+        for nm in names:
+            p = Path(root) / nm
+            if TEMP_NAME.match(nm) and not p.is_symlink() and p.is_file():
+                p.unlink()
+                n += 1
+    if n:
+        log.info("removed %d temporary files left by a stopped run in %s", n, out)
+    return n
+
+
+def _show(v) -> str:
+    t = json.dumps(v, ensure_ascii=False)
+    return t if len(t) <= 60 else t[:57] + "..."
+
+
+def prepare_out(out: Path, settings: dict, overwrite: bool, products: Path):
+    """Create and lock --out, clean it, and check (or record) its settings. Returns the lock."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(f"--out {out} is a file, not a folder; pass a folder") from None
+    except OSError as e:
+        raise InputError(f"--out {out} cannot be created ({e.strerror}); pass a folder you can write") from None
+    lock = lock_out(out)
+    try:
+        remove_stale_temporaries(out)
+        sj = out / "settings.json"
+        if overwrite:
+            p = products.resolve()
+            for nm in OUTPUTS:
+                t = out / nm
+                if t.resolve() == p or t.resolve() in p.parents:
+                    raise InputError(f"--overwrite would delete {t}, which holds --products; move the products")
+            for nm in OUTPUTS:
+                t = out / nm
+                if t.is_symlink() or t.is_file():
+                    t.unlink()
+                elif t.is_dir():
+                    shutil.rmtree(t)
+            log.info("--overwrite: deleted the previous outputs in %s", out)
+        elif sj.exists():
+            try:
+                old = json.loads(sj.read_text(encoding="utf-8"))
+                assert isinstance(old, dict)
+            except (OSError, ValueError, AssertionError):
+                log.warning("%s is unreadable: it is written again with this run's settings", sj)
+                old = {}
+            diff = [k for k in settings if k in old and old[k] != settings[k]]
+            if diff:
+                what = "; ".join("prompts (the prompt config's entries)" if k == "prompts" else
+                                 f"{k} {_show(old[k])} -> {_show(settings[k])}" for k in diff)
+                raise InputError(
+                    f"--out {out} holds outputs made with other settings ({what}). To resume, run again "
+                    f"with the settings in {sj}; for the new settings pass a new --out, or add --overwrite "
+                    f"to delete {out}'s previous outputs ({', '.join(OUTPUTS)}) and start over")
+        try:
+            fileio.write_json(sj, settings)
+        except OSError as e:
+            raise InputError(f"--out {out} is not writable ({e.strerror}); pass a folder you can write") from None
+    except BaseException:
+        if lock is not None:
+            os.close(lock)
+        raise
+    return lock
+
+
 # ---------------------------------------------------------------------------------------------
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rfft.generate", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--products", default=str(EXAMPLES / "products"),
                    help="a folder of RGBA cutouts or RGB products on white (default: bundled examples)")
-    p.add_argument("--out", default="generate_out")
+    p.add_argument("--out", default="generate_out",
+                   help="output folder; a run locks it, and a resume must use the settings recorded there")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the previous outputs in --out (" + ", ".join(OUTPUTS) + "; nothing else) "
+                        "and start over, instead of resuming; needed to change the settings of an --out")
     p.add_argument("--prompts", default=str(EXAMPLES / "prompts.json"),
                    help="prompt config in the paper's release format; entries are used in turn")
     p.add_argument("--generator", default="embedded",
@@ -249,68 +608,133 @@ def main(argv=None) -> int:
     p.add_argument("--lora_scale", type=float, default=0.8)
     p.add_argument("--scheduler", default="DDIMScheduler")
     p.add_argument("--inspector", default="embedded", help="an RFNet folder or 'embedded'")
-    p.add_argument("--attempts", type=int, default=5, help="at most N attempts per product")
+    p.add_argument("--attempts", type=int, default=5, help="at most N attempts per product (N >= 1)")
     p.add_argument("--candidates", type=int, default=1, help="candidates per round, generated as one batch")
     p.add_argument("--threshold", type=float, default=None,
                    help="accept when P(Available) >= this (default: when Available is the top class)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--guidance_scale", type=float, default=7.5)
-    p.add_argument("--size", type=int, default=None, help="canvas side (default: the generator's)")
+    p.add_argument("--size", type=int, default=None,
+                   help="canvas side, a multiple of the generator's VAE factor (default: the generator's)")
     p.add_argument("--keep_location", action="store_true", help="cutouts are canvas-sized; keep them in place")
-    p.add_argument("--limit", type=int, default=None, help="the first N products only")
+    p.add_argument("--limit", type=int, default=None, help="the first N products only (N >= 1)")
     p.add_argument("--device", default=None)
     p.add_argument("--no_oracle", action="store_true", help="do not judge RF-Synth products with the oracle")
-    a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return p
 
-    try:
-        entries = load_prompts(a.prompts)
-        files, meta = find_products(a.products)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if a.limit:
+
+def main(argv=None) -> int:
+    """The CLI: 0 when the run finished (bad products are skipped and reported); a bad argument,
+    file or --out is one line on stderr and exit code 2 (SystemExit), before any model loads."""
+    a = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with cli_errors(PROG):
+        return run(a)
+
+
+def run(a) -> int:
+    from .pipeline import check_generator, check_safetensors, check_scheduler
+
+    # 1. everything that needs no model, in seconds
+    check_args(a)
+    entries = load_prompts(a.prompts)
+    products, out = Path(a.products), Path(a.out)
+    if not products.is_dir():
+        raise InputError(f"--products {products}: not a folder of product images")
+    check_out(out, products)
+    folder_warnings: list[str] = []
+    files, meta = find_products(products, folder_warnings)
+    names = output_names(files)  # over the whole folder: names do not depend on --limit
+    if a.limit is not None:
         files = files[:a.limit]
     if not files:
-        print(f"error: no product images ({', '.join(IMAGE_SUFFIXES)}) in {a.products}", file=sys.stderr)
-        return 2
-    a._order = {f.name: i for i, f in enumerate(files)}
+        raise InputError(f"no product images ({', '.join(IMAGE_SUFFIXES)}) in {products}")
+    order = {f.name: i for i, f in enumerate(files)}
+    gen = check_generator(a.generator, a.controlnet, a.config)
+    factor = gen["latent_factor"]
+    res = a.size if a.size is not None else gen["sample_size"] * factor
+    if res % factor:
+        raise InputError(f"--size {res} is not a multiple of {factor}, the generator's VAE factor; use e.g. "
+                         f"{max(factor, res // factor * factor)} or {(res // factor + 1) * factor}")
+    insp_dir = check_inspector(a.inspector)
+    if a.lora:
+        lora = Path(a.lora)
+        if not lora.is_file():
+            raise FileNotFoundError(f"--lora {lora}: no such file")
+        if lora.suffix == ".safetensors":
+            check_safetensors(lora)
+    check_scheduler(a.scheduler)
+    check_device(a.device)
+    settings = settings_of(a, entries, res)
 
+    # 2. the output folder, by the main process only (the others wait for its word)
     from accelerate import PartialState
 
     state = PartialState(cpu=a.device == "cpu")
     device = a.device or str(state.device)
-    out = Path(a.out)
+    lock, err = None, None
+    if state.is_main_process:
+        try:
+            lock = prepare_out(out, settings, a.overwrite, products)
+        except USER_ERRORS as e:
+            err = e
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        msg = broadcast_object_list([None if err is None else str(err)])[0]
+        if msg and err is None:
+            raise InputError(msg)
+    if err is not None:
+        raise err
+    try:
+        return _generate(a, state, device, entries, files, meta, names, order, out, res, insp_dir,
+                         folder_warnings, settings)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _generate(a, state, device, entries, files, meta, names, order, out, res, insp_dir, folder_warnings,
+              settings) -> int:
     import torch
 
     from rfnet.inspect import Inspector
 
-    from .pipeline import AdInpaintPipeline, GeneratorNotFoundError
+    from .pipeline import AdInpaintPipeline, first_line
 
-    try:
+    # 3. the models, loaded for the first product to generate (a finished run's resume, or one
+    # whose only products left are bad, loads none); a file that passed the checks but still
+    # does not load: one line, named
+    def done_path(f):
+        return out / "done" / f"{names[f.name]}.json"
+
+    mine = files[state.process_index::state.num_processes]
+    todo = [f for f in mine if read_done(done_path(f), display_name(f.name)) is None]
+    models = []
+
+    def load_models():
+        if models:
+            return models
         pipe = AdInpaintPipeline.load(a.generator, a.controlnet, a.config, device=device)
-    except GeneratorNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    pipe.set_progress_bar_config(disable=True)
-    if a.scheduler != "DDIMScheduler":
-        pipe.set_scheduler(a.scheduler)
-    if a.lora:
-        pipe.add_lora(a.lora, a.lora_scale)
-    if a.inspector == "embedded":
-        from rfnet.embedded import embedded_path
+        pipe.set_progress_bar_config(disable=True)
+        if a.scheduler != "DDIMScheduler":
+            pipe.set_scheduler(a.scheduler)
+        if a.lora:
+            pipe.add_lora(a.lora, a.lora_scale)
+        try:
+            inspector = Inspector.from_pretrained(insp_dir, threshold=a.threshold, device=device)
+        except (InputError, FileNotFoundError):
+            raise
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
+            raise InputError(f"cannot load the inspector {insp_dir}: {first_line(e)}") from e
+        models.extend([pipe, inspector])
+        return models
 
-        insp_dir = embedded_path("rfnet")
-    else:
-        insp_dir = Path(a.inspector)
-    inspector = Inspector.from_pretrained(insp_dir, threshold=a.threshold, device=device)
-    res = a.size or pipe.unet.config.sample_size * pipe.latent_factor
     size = (res, res)
     from rfsynth.catalog import CATEGORY_BY_NAME
 
-    mine = files[state.process_index::state.num_processes]
-    todo = [f for f in mine if not (out / "done" / f"{_safe_stem(f)}.json").exists()]
+    # 4. the products, one by one; a done one is skipped, a bad one recorded as skipped
     if len(todo) < len(mine):
         log.info("resuming: %d of %d products already done", len(mine) - len(todo), len(mine))
     from tqdm.auto import tqdm
@@ -319,36 +743,53 @@ def main(argv=None) -> int:
                disable=not state.is_local_main_process)
     torch.manual_seed(a.seed)
     for f in todo:
-        entry = entries[a._order[f.name] % len(entries)]
+        entry = entries[order[f.name] % len(entries)]
         m = meta.get(f.name, {})
         oracle_ok = not a.no_oracle and m.get("category") in CATEGORY_BY_NAME
+        problem = name_problem(f) or m.get("error")
         try:
-            rec = run_product(f, m, entry, pipe, inspector, a, out, size, oracle_ok, bar)
+            if problem:
+                raise ProductError(problem)
+            cutout = load_product(f)  # a bad image is skipped before any model is loaded
+            pipe, inspector = load_models()
+            rec = run_product(f, m, entry, pipe, inspector, a, out, size, oracle_ok, bar,
+                              name=names[f.name], product_seed=a.seed + 1000 * order[f.name], cutout=cutout)
         except ProductError as e:
-            log.warning("skipped %s: %s", f.name, e)
-            rec = {"product": f.name, "status": "skipped", "error": str(e), "attempts": []}
-        fileio.write_json(out / "done" / f"{_safe_stem(f)}.json", rec)
+            log.warning("skipped %s: %s", display_name(f.name), display_name(str(e)))
+            rec = {"product": display_name(f.name), "status": "skipped", "error": display_name(str(e)),
+                   "attempts": []}
+        if m.get("warnings"):
+            rec["warnings"] = m["warnings"]
+        fileio.write_json(done_path(f), rec)
         bar.update(1)
     bar.close()
 
     state.wait_for_everyone()
     if not state.is_main_process:
         return 0
+    # 5. the whole run's manifest, contact sheet and report (skipped products listed in it)
     done = []
     for f in files:
-        dj = out / "done" / f"{_safe_stem(f)}.json"
-        if dj.exists():
-            done.append(json.loads(dj.read_text(encoding="utf-8")))
+        dp = done_path(f)
+        d = read_done(dp, display_name(f.name))
+        if d is None and dp.exists():
+            try:
+                d = json.loads(dp.read_text(encoding="utf-8"))  # a skipped product's record
+            except (OSError, ValueError):
+                d = None
+            d = d if isinstance(d, dict) and d.get("status") == "skipped" else None
+        if d is not None:
+            done.append(d)
     fileio.write_text(out / "manifest.jsonl", "".join(
         json.dumps(r, ensure_ascii=False) + "\n" for d in done for r in d["attempts"]))
     fileio.save_image(out / "contact_sheet.png", contact_sheet(done, out))
-    settings = dict(attempts=a.attempts, candidates=a.candidates, threshold=a.threshold, seed=a.seed,
-                    steps=a.steps, guidance=a.guidance_scale, generator=a.generator, size=res)
-    summary = report(done, out, a.attempts, settings)
+    shown = dict(attempts=a.attempts, candidates=a.candidates, threshold=a.threshold, seed=a.seed,
+                 steps=a.steps, guidance=a.guidance_scale, generator=a.generator, size=res)
+    summary = report(done, out, a.attempts, shown, folder_warnings)
     acc = sum(d["status"] == "accepted" for d in done)
     print(f"{acc}/{summary['products']} products accepted by RFNet within {a.attempts} attempts; "
-          f"{summary['skipped']} skipped. Available rate after {a.attempts} attempts "
-          f"({summary['judge']}): {summary['curve'][-1]['available_rate']:.1%}. See {out / 'report.md'}, "
+          f"{summary['skipped']} skipped, {summary['warnings']} warnings. Available rate after {a.attempts} "
+          f"attempts ({summary['judge']}): {summary['curve'][-1]['available_rate']:.1%}. See {out / 'report.md'}, "
           f"{out / 'contact_sheet.png'}")
     return 0
 

@@ -3,6 +3,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from rfft.generate import EXAMPLES, load_prompts, main
@@ -74,4 +75,6 @@ def test_prompt_config_in_release_format(tmp_path):
         assert "image_scale" in str(err)
     else:
         raise AssertionError("a bad image_scale was accepted")
-    assert main(["--prompts", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")]) == 2
+    with pytest.raises(SystemExit) as exit_:  # a CLI refusal: one line on stderr, exit code 2
+        main(["--prompts", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")])
+    assert exit_.value.code == 2
