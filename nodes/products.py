@@ -95,22 +95,37 @@ class LoadProductFolder:
         return f"{folder}:{index}"
 
     def load(self, folder, index):
-        from rfft.generate import find_products
+        """One product by index. A bad product (unreadable or huge image, a file name that is
+        not UTF-8, a bad products.json entry) fails this run only, with its name: the others
+        still load, and bad metadata (products.json that is not an object, a caption file that is
+        not UTF-8) is a warning in the log, not an error."""
+        import logging
+
+        from rfft.generate import display_name, find_products, name_problem
         from rfft.placement import ProductError, load_product
 
         base = host.input_dir()
         root = host.safe_join(base, folder)
         if root is None or not root.is_dir():
             raise ValueError(f"product folder {folder!r} not found inside ComfyUI's input folder ({base})")
-        files, meta = find_products(root)
+        warnings: list[str] = []
+        files, meta = find_products(root, warnings)
         if not files:
             raise ValueError(f"{root} holds no product images (.png, .jpg, .webp)")
         f = files[index % len(files)]
+        m = meta.get(f.name, {})
+        log = logging.getLogger("reliable_ad")
+        for w in warnings + m.get("warnings", []):
+            log.warning("Load Product Folder: %s: %s", root.name, w)
         try:
+            problem = name_problem(f) or m.get("error")
+            if problem:
+                raise ProductError(problem)
             cut = load_product(f)
         except ProductError as e:
-            raise ValueError(f"product {f.name} (index {index}) cannot be used: {e}") from None
-        m = meta.get(f.name, {})
+            raise ValueError(f"product {display_name(f.name)} (index {index % len(files)} of {len(files)}) "
+                             f"cannot be used: {display_name(str(e))}. Fix or remove it; the other products "
+                             "load") from None
         caption = m.get("caption") or m.get("category") or f.stem
         rgba = torch.from_numpy(np.asarray(cut, dtype=np.float32) / 255.0)[None]
         return (rgba[..., :3], host.alpha_to_mask([cut]), caption, f.name, len(files))
