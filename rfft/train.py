@@ -20,21 +20,47 @@ import copy
 import csv
 import json
 import logging
+import math
+import os
+import re
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+
+from rfnet.errors import InputError, cli_errors
 
 from .rewards import REWARDS
 
 log = logging.getLogger("rfft.train")
 
+PROG = "python -m rfft.train"
+CHECKPOINT_RE = re.compile(r"checkpoint-(\d+)")
+MANIFEST = "rfft_checkpoint.json"  # written last into a checkpoint: its files and their sizes
 
-def parse_args(argv=None):
+
+class _RaisingParser(argparse.ArgumentParser):
+    """argparse calls sys.exit on a bad argument; inside ComfyUI that SystemExit ends the worker
+    thread and stalls the queue. The node parses with this parser: the error is an InputError."""
+
+    def error(self, message):
+        raise InputError(f"{self.prog}: {message}")
+
+
+class NonFiniteLossError(InputError):
+    """The loss (or a weight) became inf/NaN: almost always a --learning_rate or --beta too
+    large. Training stops before the bad update is stepped or saved."""
+
+
+def parse_args(argv=None, exit_on_error: bool = True):
+    """The CLI's arguments. ``exit_on_error=False`` (library callers, the node): a bad argument
+    raises InputError instead of argparse's SystemExit."""
     from .generate import EXAMPLES
 
-    p = argparse.ArgumentParser(prog="python -m rfft.train", description=__doc__.split("\n\n")[0])
+    cls = argparse.ArgumentParser if exit_on_error else _RaisingParser
+    p = cls(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--pretrained_model_name_or_path", default="embedded",
                    help="a diffusers SD1.5 folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/) or 'embedded'")
     p.add_argument("--controlnet_model_name_or_path", default=None,
@@ -84,33 +110,150 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _examples(products_dir, prompts_file, size):
-    from .generate import find_products, load_prompts
-    from .placement import ProductError, load_product, place
-    from .trainer import Example
+def validate_args(a) -> None:
+    """Every check that needs no model, before any is loaded: a bad count or rate is one line
+    (InputError), not a traceback minutes later."""
+    def positive(name, v):
+        if v is not None and v < 1:
+            raise InputError(f"--{name} must be at least 1, got {v}")
 
-    files, meta = find_products(products_dir)
-    entries = load_prompts(prompts_file)
+    for name in ("train_batch_size", "max_train_steps", "gradient_accumulation_steps", "checkpointing_steps",
+                 "validation_steps", "num_validation_images", "num_inference_steps", "grad_steps_window",
+                 "max_steps_this_run"):
+        positive(name, getattr(a, name))
+    for name in ("checkpoints_total_limit", "lr_warmup_steps"):
+        if getattr(a, name) < 0:
+            raise InputError(f"--{name} must be 0 or more, got {getattr(a, name)}")
+    if not a.grad_steps_window <= a.num_inference_steps:
+        raise InputError(f"--grad_steps_window ({a.grad_steps_window}) must not exceed --num_inference_steps "
+                         f"({a.num_inference_steps})")
+    if a.resolution is not None and a.resolution < 8:
+        raise InputError(f"--resolution must be at least 8 pixels, got {a.resolution}")
+    # NaN passes every comparison, so finiteness first
+    for name, lo, strict in (("learning_rate", 0.0, True), ("beta", 0.0, False), ("adam_weight_decay", 0.0, False),
+                             ("max_grad_norm", 0.0, True), ("guidance_scale", None, False),
+                             ("extra_reward_weight", None, False)):
+        v = getattr(a, name)
+        if not math.isfinite(v):
+            raise InputError(f"--{name} must be a finite number, got {v}")
+        if lo is not None and (v <= lo if strict else v < lo):
+            raise InputError(f"--{name} must be {'positive' if strict else '0 or more'}, got {v}")
+    if a.step_in_backward and a.gradient_accumulation_steps != 1:
+        raise InputError("--step_in_backward needs --gradient_accumulation_steps 1")
+    if a.step_in_backward and a.optimizer == "adamw":
+        raise InputError("--step_in_backward needs --optimizer adamw_lowmem or adamw_8bit")
+    out = Path(a.output_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--output_dir {out} is a file, not a folder")
+    _check_model_folders(a)
+
+
+def _check_model_folders(a) -> None:
+    """A missing or incomplete model folder, named before anything loads (loading itself is
+    wrapped too, by _loading, for files that exist but are garbage)."""
+    gen = a.pretrained_model_name_or_path
+    if gen != "embedded":
+        g = Path(gen).expanduser()
+        if not g.exists():
+            raise InputError(f"--pretrained_model_name_or_path {g}: not found; pass a diffusers SD1.5 folder "
+                             "(unet/, vae/, text_encoder/, tokenizer/, scheduler/) or 'embedded'")
+        if not g.is_dir():
+            raise InputError(f"--pretrained_model_name_or_path {g} is a file; rfft.train needs a diffusers folder "
+                             "(unet/, vae/, text_encoder/, tokenizer/, scheduler/)")
+        for sub in ("unet/config.json", "vae/config.json", "text_encoder/config.json", "tokenizer",
+                    "scheduler/scheduler_config.json"):
+            if not (g / sub).exists():
+                raise InputError(f"--pretrained_model_name_or_path {g}: {sub} is missing; not a diffusers SD1.5 folder")
+        if a.controlnet_model_name_or_path is None and not (g / "controlnet" / "config.json").exists():
+            raise InputError(f"--pretrained_model_name_or_path {g} has no controlnet/config.json; pass "
+                             "--controlnet_model_name_or_path (a diffusers canny ControlNet folder)")
+    if a.controlnet_model_name_or_path is not None:
+        c = Path(a.controlnet_model_name_or_path).expanduser()
+        if not (c / "config.json").is_file():
+            raise InputError(f"--controlnet_model_name_or_path {c}: no config.json there; pass a diffusers "
+                             "ControlNet folder (config.json + diffusion_pytorch_model.safetensors)")
+    if a.rfnet != "embedded":
+        r = Path(a.rfnet).expanduser()
+        if not (r / "config.json").is_file():
+            raise InputError(f"--rfnet {r}: no config.json there; pass an RFNet folder (rfnet.train's output) "
+                             "or 'embedded'")
+
+
+@contextmanager
+def _loading(*named):
+    """Loading the models the user named, ``(flag, path)`` pairs: a folder that exists but holds
+    garbage (bad JSON, a truncated weight file) becomes one line naming it (the pair whose path
+    the error mentions, else the first). Running out of memory is not the folder's fault and
+    passes through."""
+    def culprit(e):
+        text = str(e)
+        return next(((f, p) for f, p in named if str(p) in text), named[0])
+
+    try:
+        yield
+    except (MemoryError, torch.OutOfMemoryError):
+        raise
+    except InputError as e:  # the loader's own one-line message: say which flag it is about
+        raise InputError(f"{culprit(e)[0]}: {e}") from e
+    except Exception as e:  # diffusers/transformers/safetensors raise many kinds here
+        flag, path = culprit(e)
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise InputError(f"{flag} {path}: cannot load it ({type(e).__name__}: {first})") from e
+
+
+def _products(products_dir, flag: str = "--products") -> list:
+    """Read every product cutout (cheap, before the models): [(path, cutout, meta)]. An
+    unreadable file is skipped with a warning; none left is an InputError."""
+    from .generate import find_products
+    from .placement import ProductError, load_product
+
+    d = Path(products_dir)
+    if not d.is_dir():
+        raise InputError(f"{flag} {d}: not a folder of product images")
+    try:
+        files, meta = find_products(d)
+    except (ValueError, OSError) as e:  # a garbage products.json or caption file
+        raise InputError(f"{flag} {d}: cannot read its metadata ({e})") from e
     out, skipped = [], []
-    for i, f in enumerate(files):
+    for f in files:
         try:
-            cut = load_product(f)
-        except ProductError as e:
+            out.append((f, load_product(f), meta.get(f.name, {}) if isinstance(meta, dict) else {}))
+        except (ProductError, OSError, ValueError) as e:
             skipped.append(f"{f.name}: {e}")
-            continue
-        m = meta.get(f.name, {})
-        for e in entries:
-            out.append(Example(place(cut, size, e.image_scale), e.for_product(m.get("category") or "product"),
-                               e.negative_prompt, m.get("caption") or m.get("category") or f.stem))
     if skipped:
         log.warning("skipped %d products: %s", len(skipped), "; ".join(skipped))
     if not out:
-        raise SystemExit(f"error: no usable products in {products_dir}")
+        raise InputError(f"{flag} {d}: no usable product image "
+                         f"({'; '.join(skipped) if skipped else 'the folder has no image file'})")
+    return out
+
+
+def _prompts(prompts_file):
+    from .generate import load_prompts
+
+    try:
+        return load_prompts(prompts_file)
+    except ValueError as e:  # the prompt file's problem, said in one line
+        raise InputError(f"--prompts {e}") from e
+
+
+def _examples(products, entries, size):
+    from .placement import place
+    from .trainer import Example
+
+    out = []
+    for f, cut, m in products:
+        for e in entries:
+            out.append(Example(place(cut, size, e.image_scale), e.for_product(m.get("category") or "product"),
+                               e.negative_prompt, m.get("caption") or m.get("category") or f.stem))
     return out
 
 
 def main(argv=None) -> int:
-    return train(parse_args(argv))
+    # the CLI's logging only: train() also runs inside ComfyUI, whose logging is its own
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    with cli_errors(PROG):
+        return train(parse_args(argv))
 
 
 def train(a, on_step=None) -> int:
@@ -124,7 +267,12 @@ def train(a, on_step=None) -> int:
     from .pipeline import AdInpaintPipeline, load_parts
     from .trainer import DifferentiableJudge, RFFTConfig, RFFTObjective
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    # everything that needs no model first: a bad argument, folder or product is one line
+    # before minutes of loading (and a product folder with nothing readable never gets that far)
+    validate_args(a)
+    products = _products(a.products)
+    val_products = _products(a.validation_products, "--validation_products") if a.validation_products else []
+    entries = _prompts(a.prompts)
     out = Path(a.output_dir)
     # no autocast weight cache: it would keep a bfloat16 copy of every ControlNet weight for the
     # whole step, which gradient checkpointing otherwise frees after each block (0.7 GB at SD1.5)
@@ -135,8 +283,12 @@ def train(a, on_step=None) -> int:
     wdt = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[a.mixed_precision]
     # the frozen parts load straight in the working precision (never a float32 copy); the
     # trained ControlNet in float32, its frozen reference cast from it
-    parts = load_parts(a.pretrained_model_name_or_path, a.controlnet_model_name_or_path, dtype=wdt,
-                       controlnet_dtype=torch.float32)
+    named = [("--pretrained_model_name_or_path", a.pretrained_model_name_or_path)]
+    if a.controlnet_model_name_or_path:
+        named.insert(0, ("--controlnet_model_name_or_path", a.controlnet_model_name_or_path))
+    with _loading(*named):
+        parts = load_parts(a.pretrained_model_name_or_path, a.controlnet_model_name_or_path, dtype=wdt,
+                           controlnet_dtype=torch.float32)
     controlnet = parts.pop("controlnet")
     ref = copy.deepcopy(controlnet).to(wdt).requires_grad_(False)
     pipe = AdInpaintPipeline(controlnet=ref, **parts).to(acc.device)
@@ -146,7 +298,9 @@ def train(a, on_step=None) -> int:
         controlnet.enable_gradient_checkpointing()
         pipe.unet.enable_gradient_checkpointing()
         checkpoint_vae_decoder(pipe.vae)  # block by block, finer than diffusers' (rfft/memory.py)
-    judge = DifferentiableJudge.from_pretrained(a.rfnet).to(acc.device)
+    with _loading(("--rfnet", a.rfnet)):
+        judge = DifferentiableJudge.from_pretrained(a.rfnet)
+    judge = judge.to(acc.device)
     if a.gradient_checkpointing:
         checkpoint_judge(judge)
     cfg = RFFTConfig(a.num_inference_steps, a.grad_steps_window, a.guidance_scale, a.reg, a.beta,
@@ -154,8 +308,10 @@ def train(a, on_step=None) -> int:
     objective = RFFTObjective(pipe, controlnet, ref, judge, cfg,
                               REWARDS[a.extra_reward] if a.extra_reward else None)
     size = a.resolution or pipe.unet.config.sample_size * pipe.latent_factor
-    examples = _examples(a.products, a.prompts, size)
-    val = _examples(a.validation_products, a.prompts, size)[:a.num_validation_images] if a.validation_products else []
+    if size % pipe.latent_factor:
+        raise InputError(f"--resolution {size} must be a multiple of the generator's latent factor {pipe.latent_factor}")
+    examples = _examples(products, entries, size)
+    val = _examples(val_products, entries, size)[:a.num_validation_images]
     if a.release_text_encoder:
         n = pipe.cache_prompts([q for e in examples + val for q in (e.prompt, e.negative_prompt)] + [""],
                                release_text_encoder=True)
@@ -164,8 +320,6 @@ def train(a, on_step=None) -> int:
     if a.optimizer in ("adamw_lowmem", "adamw_8bit"):
         from .optim import LowMemoryAdamW
 
-        if a.step_in_backward and a.gradient_accumulation_steps != 1:
-            raise SystemExit("error: --step_in_backward needs --gradient_accumulation_steps 1")
         opt = LowMemoryAdamW(controlnet.parameters(), lr=a.learning_rate, weight_decay=a.adam_weight_decay,
                              state_dtype="float8" if a.optimizer == "adamw_8bit" else torch.bfloat16,
                              step_in_backward=a.step_in_backward)
@@ -176,21 +330,27 @@ def train(a, on_step=None) -> int:
     controlnet, opt, lr_sched = acc.prepare(controlnet, opt, lr_sched)
     objective.controlnet = controlnet
 
-    step = 0
+    step, last_ck = 0, None
     if a.resume_from_checkpoint:
-        ck = _find_checkpoint(out, a.resume_from_checkpoint)
-        if ck is None:
-            log.info("no checkpoint in %s: starting fresh", out)
-        else:
-            acc.load_state(str(ck))
-            step = int(ck.name.split("-")[1])
-            log.info("resumed from %s (step %d)", ck, step)
+        last_ck = _resume(acc, out, a.resume_from_checkpoint)
+        step = _checkpoint_step(last_ck) if last_ck else 0
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "args.json").write_text(json.dumps(vars(a), indent=1))
+        # the rows of steps after the one resumed from are run again: drop them, so that each
+        # step is in the logs once (a fresh start in an old folder drops them all)
+        _drop_rows_after(out / "metrics.csv", step, "step")
+        _drop_rows_after(out / "validation.csv", step, 0)
         if acc.log_with:
             acc.init_trackers("rfft", config={k: v for k, v in vars(a).items() if isinstance(v, (int, float, str, bool))})
     stop_at = min(a.max_train_steps, step + a.max_steps_this_run) if a.max_steps_this_run else a.max_train_steps
+
+    def non_finite(what: str, at: int):
+        kept = f"the last checkpoint ({last_ck}) is kept" if last_ck else "no checkpoint was written"
+        return NonFiniteLossError(f"{what} became non-finite at step {at}: training stopped, nothing of that step "
+                                  f"was saved and {kept}. Lower --learning_rate ({a.learning_rate:g}) or --beta "
+                                  f"({a.beta:g})")
+
     t0 = time.time()
     while step < stop_at:
         logs_acc = []
@@ -199,9 +359,14 @@ def train(a, on_step=None) -> int:
             idx = torch.randint(len(examples), (a.train_batch_size,), generator=g).tolist()
             with acc.accumulate(controlnet), acc.autocast():
                 loss, logs = objective([examples[i] for i in idx], g)
+                # before backward: with --step_in_backward the optimizer steps inside it
+                if not torch.isfinite(loss.detach()).all():
+                    raise non_finite("the loss (" + ", ".join(f"{k} {v:.4g}" for k, v in logs.items()) + ")", step + 1)
                 acc.backward(loss)
                 if acc.sync_gradients and not a.step_in_backward:
-                    acc.clip_grad_norm_(controlnet.parameters(), a.max_grad_norm)
+                    norm = acc.clip_grad_norm_(controlnet.parameters(), a.max_grad_norm)
+                    if norm is not None and not torch.isfinite(torch.as_tensor(norm)).all():
+                        raise non_finite(f"the gradient norm ({float(norm)})", step + 1)
                 opt.step()
                 lr_sched.step()
                 opt.zero_grad(set_to_none=True)
@@ -216,30 +381,119 @@ def train(a, on_step=None) -> int:
             log.info("step %d/%d %s", step, a.max_train_steps,
                      " ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("step",)))
         if step % a.checkpointing_steps == 0 or step == stop_at:
+            if not _all_finite(controlnet):  # never a checkpoint of inf/NaN weights
+                raise non_finite("a ControlNet weight", step)
             _checkpoint(acc, out, step, a.checkpoints_total_limit)
+            last_ck = out / f"checkpoint-{step}"
         if val and acc.is_main_process and (step % a.validation_steps == 0 or step == a.max_train_steps):
             _validate(pipe, acc.unwrap_model(controlnet), val, out, step, a)
         if on_step is not None:
             on_step(step, a.max_train_steps, row)
     if acc.is_main_process and step >= a.max_train_steps:
+        if not _all_finite(controlnet):
+            raise non_finite("a ControlNet weight", step)
         _save_controlnet(acc.unwrap_model(controlnet), out / "controlnet")
         log.info("wrote %s", out / "controlnet")
     acc.end_training()
     return 0
 
 
-def _find_checkpoint(out: Path, which: str) -> Path | None:
+def _all_finite(model) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _checkpoint_step(p: Path) -> int | None:
+    m = CHECKPOINT_RE.fullmatch(p.name)
+    return int(m.group(1)) if m else None
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    """The ``checkpoint-N`` folders, oldest first. Anything else named checkpoint-* (a
+    ``checkpoint-foo`` someone made, a ``.tmp`` a kill left) is not one and is left alone."""
+    found = [p for p in out.glob("checkpoint-*") if p.is_dir() and _checkpoint_step(p) is not None]
+    return sorted(found, key=_checkpoint_step)
+
+
+def _broken(ck: Path) -> str | None:
+    """Why ``ck`` is not an intact checkpoint, or None. The manifest, written last, lists every
+    file with its size: a missing or truncated file shows. (Checkpoints without a manifest,
+    from before it existed, need accelerate's files to be there and not empty.)"""
+    man = ck / MANIFEST
+    if man.exists():
+        try:
+            files = json.loads(man.read_text())["files"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return f"unreadable {MANIFEST} ({e})"
+        for name, size in files.items():
+            f = ck / name
+            if not f.is_file():
+                return f"{name} is missing"
+            if f.stat().st_size != size:
+                return (f"{name} is {'truncated' if f.stat().st_size < size else 'of the wrong size'} "
+                        f"({f.stat().st_size} of {size} bytes)")
+        return None
+    names = {p.name for p in ck.iterdir() if p.is_file() and p.stat().st_size > 0}
+    if not any(n.startswith(("model", "pytorch_model")) for n in names):
+        return "no model weights"
+    for need in ("optimizer.bin", "scheduler.bin"):
+        if need not in names:
+            return f"{need} is missing or empty"
+    return None
+
+
+def _resume(acc, out: Path, which: str) -> Path | None:
+    """Load the checkpoint to resume from and return it (None: start fresh). ``latest`` takes
+    the newest intact one, saying which it skipped and why; a checkpoint named explicitly must
+    be intact."""
     if which != "latest":
         p = Path(which)
-        return p if p.exists() else out / which
-    found = sorted((p for p in out.glob("checkpoint-*") if p.is_dir() and not p.name.endswith(".tmp")),
-                   key=lambda p: int(p.name.split("-")[1]))
-    return found[-1] if found else None
+        ck = p if p.exists() else out / which
+        if not ck.is_dir() or _checkpoint_step(ck) is None:
+            raise InputError(f"--resume_from_checkpoint {which}: no checkpoint-N folder there (or in {out})")
+        why = _broken(ck)
+        if why:
+            raise InputError(f"--resume_from_checkpoint {ck}: not an intact checkpoint ({why}); "
+                             "pass 'latest' to take the newest intact one")
+        with _loading(("--resume_from_checkpoint", ck)):
+            acc.load_state(str(ck))
+        log.info("resumed from %s (step %d)", ck, _checkpoint_step(ck))
+        return ck
+    if out.is_dir():
+        stray = [p.name for p in out.glob("checkpoint-*") if p.is_dir() and _checkpoint_step(p) is None
+                 and not p.name.endswith(".tmp")]
+        if stray:
+            log.warning("ignoring %s in %s: not checkpoint-N folders", ", ".join(sorted(stray)), out)
+    skipped, tried_loading = [], False
+    for ck in reversed(_checkpoints(out)) if out.is_dir() else []:
+        why = _broken(ck)
+        if why is None:
+            try:
+                acc.load_state(str(ck))
+            except Exception as e:  # a file that is whole by size but still unreadable
+                tried_loading = True
+                why = f"cannot load it ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})"
+        if why:
+            skipped.append(f"{ck.name} ({why})")
+            log.warning("skipping %s: %s", ck, why)
+            continue
+        if skipped:
+            log.warning("resuming from %s, the newest intact checkpoint; skipped %s", ck.name, "; ".join(skipped))
+        log.info("resumed from %s (step %d)", ck, _checkpoint_step(ck))
+        return ck
+    if tried_loading:  # a failed load may have changed some weights: starting fresh from them would be wrong
+        raise InputError(f"no checkpoint in {out} could be loaded (skipped {'; '.join(skipped)}); "
+                         "remove the broken ones or choose a new --output_dir")
+    if skipped:
+        log.warning("no intact checkpoint in %s (skipped %s): starting fresh", out, "; ".join(skipped))
+    else:
+        log.info("no checkpoint in %s: starting fresh", out)
+    return None
 
 
 def _checkpoint(acc, out: Path, step: int, limit: int) -> None:
     """accelerate's state, written to a temporary folder and renamed: a kill never leaves a
-    half checkpoint under a checkpoint-N name."""
+    half checkpoint under a checkpoint-N name. The manifest (file sizes) lets a resume tell a
+    checkpoint truncated later (a full disk, a bad copy) from an intact one."""
     final = out / f"checkpoint-{step}"
     tmp = out / f"checkpoint-{step}.tmp"
     if acc.is_main_process and tmp.exists():
@@ -248,13 +502,23 @@ def _checkpoint(acc, out: Path, step: int, limit: int) -> None:
     acc.save_state(str(tmp))
     acc.wait_for_everyone()
     if acc.is_main_process:
+        files = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
+        (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1))
+        _fsync_dir(tmp)
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
-        found = sorted((p for p in out.glob("checkpoint-*") if p.is_dir() and not p.name.endswith(".tmp")),
-                       key=lambda p: int(p.name.split("-")[1]))
-        for old in found[:-limit] if limit else []:
+        for old in _checkpoints(out)[:-limit] if limit else []:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(d: Path) -> None:
+    """Flush the checkpoint's files before the rename makes it count (a power cut otherwise
+    can leave a checkpoint-N whose files are empty)."""
+    for p in d.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
 
 
 def _save_controlnet(controlnet, dst: Path) -> None:
@@ -274,6 +538,37 @@ def _log_row(out: Path, row: dict, report_to: str) -> None:
         if new:
             w.writeheader()
         w.writerow(row)
+
+
+def _drop_rows_after(path: Path, step: int, column) -> None:
+    """Keep the rows of ``path`` (a CSV; ``column``: the step's header name, or its index in a
+    file without a header) whose step is at most ``step``; rewritten atomically. A torn last
+    line (a kill mid-write) goes too."""
+    if not path.exists():
+        return
+    from rfnet.fileio import write_text
+
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    head, body = (rows[:1], rows[1:]) if isinstance(column, str) else ([], rows)
+    if head and column not in head[0]:
+        return
+    i = head[0].index(column) if head else column
+
+    def keep(r):
+        try:
+            return len(r) == len(rows[0]) and float(r[i]) <= step
+        except (ValueError, IndexError):
+            return False
+
+    kept = [r for r in body if keep(r)]
+    if len(kept) == len(body):
+        return
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(head + kept)
+    write_text(path, buf.getvalue())
 
 
 @torch.no_grad()

@@ -17,6 +17,7 @@ Only the ControlNet receives gradients. The same code runs SD1.5-shaped and tiny
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -42,6 +43,11 @@ class RFFTConfig:
             raise ValueError(f"reg must be cc, kl or none, not {self.reg!r}")
         if not 1 <= self.grad_steps_window <= self.num_inference_steps:
             raise ValueError("grad_steps_window must be between 1 and num_inference_steps")
+        # NaN fails every comparison: a non-finite or negative weight would make every loss NaN
+        if not (math.isfinite(self.beta) and self.beta >= 0):
+            raise ValueError(f"beta must be a finite number, 0 or more, not {self.beta}")
+        if not math.isfinite(self.extra_reward_weight):
+            raise ValueError(f"extra_reward_weight must be a finite number, not {self.extra_reward_weight}")
 
 
 @dataclass
