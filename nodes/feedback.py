@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import time
 
+import torch
+
 from . import host
 
 host.require("safetensors")
@@ -41,16 +43,32 @@ class Feedback:
         from rfnet.data import RFDatasetWriter
         from rfnet.labels import canonical
 
+        for what, t in (("images", images), ("product", product)):
+            if not isinstance(t, torch.Tensor) or t.dim() != 4:
+                raise ValueError(f"'{what}' must be an IMAGE batch [B, H, W, C], got "
+                                 f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}")
         pils = host.image_to_pils(images)
+        if not pils:
+            raise ValueError("no images to record: the 'images' batch is empty")
+        if product.shape[0] == 0:
+            raise ValueError("no product image: the 'product' batch is empty")
         per = [x.strip() for x in (labels or "").split(",") if x.strip()]
         if per and len(per) != len(pils):
             raise ValueError(f"'labels' names {len(per)} labels for {len(pils)} images; give one per image or none")
-        chosen = per or [label] * len(pils)
-        for x in chosen:
+        # every label is checked before anything is written (no half-recorded batch), and
+        # written under its canonical name; one outside this dataset's set (e.g. the coarse
+        # 'Unavailable', which names no defect) is refused too
+        chosen = []
+        for x in per or [label] * len(pils):
             try:
-                canonical(x)
+                name = canonical(x)
             except (ValueError, KeyError):
-                raise ValueError(f"unknown label {x!r}; use one of: {', '.join(LABELS)}") from None
+                name = None
+            if name not in LABELS:
+                raise ValueError(f"unknown label {x!r}; use one of: {', '.join(LABELS)}")
+            chosen.append(name)
+        # safe_name keeps the folder one plain name under output/rf_feedback: '..', '/', '\\'
+        # and the like cannot climb out
         root = host.output_dir() / "rf_feedback" / host.safe_name(dataset)
         writer = RFDatasetWriter(root, label_set="rf1m6", description="designer feedback from ComfyUI")
         prods = host.image_to_pils(product, product_mask)

@@ -4,6 +4,7 @@ safetensors file); training state lives in output/rfft_runs/NAME, so a cancelled
 from __future__ import annotations
 
 import io
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -14,6 +15,17 @@ from . import host
 host.require("timm", "transformers", "safetensors", "cv2", "diffusers")
 
 FROM_GENERATOR = "(the generator's own)"
+
+
+@contextmanager
+def _no_system_exit(node: str):
+    """The engine raises exceptions, but a SystemExit from anything below (argparse, a third-
+    party library) must never reach ComfyUI: it ends the worker thread and no later prompt
+    runs. It becomes a RuntimeError, which ComfyUI shows as this node's error."""
+    try:
+        yield
+    except SystemExit as e:
+        raise RuntimeError(f"{node} stopped: {e.code if e.code is not None else 'exit'}") from None
 
 
 def loss_curve(rows: list[dict]) -> Image.Image:
@@ -102,7 +114,9 @@ class RFFTTrain:
                 "--rfnet", "embedded" if rfnet == "embedded" else str(host.resolve_model("rfnet", rfnet))]
         if controlnet != FROM_GENERATOR:
             argv += ["--controlnet_model_name_or_path", str(host.resolve_model("controlnet", controlnet))]
-        args = parse_args(argv)
+        # a bad value (an API prompt skips the widgets' limits) raises InputError here, never
+        # argparse's SystemExit, which would end ComfyUI's worker thread and stall the queue
+        args = parse_args(argv, exit_on_error=False)
         bar = host.Progress(steps, unique_id)
 
         def on_step(step, total, row):
@@ -111,7 +125,7 @@ class RFFTTrain:
             host.check_cancel()  # raises on cancel; the last checkpoint stays, a new run resumes it
 
         # ComfyUI runs every node under inference mode; training needs gradients.
-        with torch.inference_mode(False), torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad(), _no_system_exit("RFFT Train"):
             train(args, on_step)
         dst = None
         for d in host.model_dirs("controlnet")[:1]:
@@ -128,7 +142,11 @@ class RFFTTrain:
         rows = []
         if (run_dir / "metrics.csv").exists():
             with open(run_dir / "metrics.csv") as f:
-                rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+                for r in csv.DictReader(f):
+                    try:  # a row torn by a kill is not worth failing a finished run for
+                        rows.append({k: float(v) for k, v in r.items()})
+                    except (TypeError, ValueError):
+                        continue
         curve = loss_curve(rows)
         img = torch.from_numpy(np.asarray(curve, np.float32) / 255.0)[None]
         return {"ui": {"text": [f"ControlNet written to {dst}"]}, "result": (str(dst), img)}
