@@ -163,6 +163,32 @@ def test_recurrent_generate_with_a_tiny_sd15_model(server):
     assert h["outputs"]["7"]["images"]
 
 
+def test_a_failing_training_node_is_a_node_error_and_the_queue_goes_on(server):
+    """RFFT Train with a product folder holding no readable image used to raise SystemExit in the
+    engine: it ended ComfyUI's worker thread, the prompt showed as running forever and no later
+    prompt ran. Now it is a normal node error, and the next prompt runs."""
+    (server["base"] / "input" / "no_products").mkdir(exist_ok=True)
+    (server["base"] / "input" / "no_products" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
+    failing = {"1": {"class_type": "RFFTTrain", "inputs": {
+        "generator": "embedded", "controlnet": "(the generator's own)", "rfnet": "embedded",
+        "products": "no_products", "name": "rf_test_stall",
+        "prompts": json.dumps([{"prompt": "a {product} on a table", "negative_prompt": "", "image_scale": 0.5}]),
+        "steps": 2, "learning_rate": 1e-5, "reg": "cc", "beta": 1.0, "num_inference_steps": 2,
+        "grad_steps_window": 1, "batch_size": 1, "seed": 0, "checkpointing_steps": 1}}}
+    assert not validate_api(failing, server["info"])
+    h = _run(server, failing, timeout=180)  # before the fix: never finished
+    assert h["status"]["status_str"] == "error", json.dumps(h["status"])[:2000]
+    errors = [m[1] for m in h["status"]["messages"] if m[0] == "execution_error"]
+    assert errors and "no usable product image" in errors[0]["exception_message"], errors
+    assert "SystemExit" not in errors[0]["exception_type"]
+    # the worker is alive: the next prompt (core nodes only) runs to the end
+    ok = {"1": {"class_type": "LoadImage", "inputs": {"image": "reliable_ad_product.png"}},
+          "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+    h = _run(server, ok, timeout=120)
+    assert h["status"]["status_str"] == "success", json.dumps(h["status"])[:2000]
+    assert h["outputs"]["2"]["images"]
+
+
 def test_cancel_stops_recurrent_generate_within_a_step(server):
     api = _tiny_recurrent(steps=400, attempts=5, candidates=1)
     pid = _post(server["url"] + "/prompt", {"prompt": api})["prompt_id"]
