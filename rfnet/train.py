@@ -57,9 +57,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Train RFNet (the paper's inspector) on an RF dataset folder or RF1M label.txt.",
     )
     g = p.add_argument_group("data")
-    g.add_argument("--train_data", required=True, help="RF dataset folder, manifest.jsonl or RF1M label.txt")
+    g.add_argument("--train_data", required=True, nargs="+",
+                   help="RF dataset folders, manifest.jsonl or RF1M label.txt files; several are trained on together "
+                        "(e.g. RF-Gen's generated images and RF-Synth's composed scenes)")
     g.add_argument("--train_split", default="train", help="split of --train_data to train on ('all' for every sample)")
-    g.add_argument("--validation_data", default=None, help="dataset for validation (default: --train_data)")
+    g.add_argument("--validation_data", default=None, nargs="+",
+                   help="datasets for validation (default: --train_data)")
     g.add_argument("--validation_split", default="val", help="split used for validation ('none' to skip)")
     g.add_argument("--depth_model", default="fallback",
                    help="depth extractor for samples without depth maps: a transformers folder "
@@ -76,6 +79,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         ".cache/maps, or the user cache folder when the dataset is read-only)")
 
     g = p.add_argument_group("model")
+    g.add_argument("--init_from", default=None,
+                   help="fine-tune an existing RFNet: a folder rfnet.train wrote (config.json, model.safetensors, "
+                        "tokenizer/) or 'embedded'; its architecture, labels and tokenizer are kept, and the "
+                        "model flags below are ignored")
     g.add_argument("--preset", choices=sorted(PRESETS), default="paper")
     g.add_argument("--model_config", default=None, help="RFNet config.json to build from (overrides the preset)")
     g.add_argument("--label_set", choices=sorted(LABEL_SETS), default="paper5")
@@ -135,6 +142,8 @@ def _setting(args, name):
 def build_model(args, captions: list[str], out: Path, resuming: bool = False):
     """(model, tokenizer) for a run. A resumed run takes the tokenizer the first run saved in
     ``out``, so it rebuilds exactly the same model even if the data changed since."""
+    if getattr(args, "init_from", None):
+        return _model_to_fine_tune(args.init_from)
     caption_src = _setting(args, "caption_encoder")
     use = {m: m not in args.drop for m in MODALITIES}
     if getattr(args, "architecture", "rfnet") == "single_image":
@@ -331,6 +340,49 @@ def _read_model_config(path) -> RFNetConfig:
         raise InputError(f"--model_config {p} is not a valid RFNet config ({e})") from None
 
 
+def init_from_path(src: str) -> Path:
+    """The folder of the RFNet to fine-tune ('embedded': the pack's default inspector)."""
+    if src == "embedded":
+        from .embedded import embedded_path
+
+        return Path(embedded_path("rfnet"))
+    p = Path(src)
+    missing = [f for f in ("config.json", "model.safetensors") if not (p / f).is_file()]
+    if missing:
+        raise InputError(f"--init_from {src}: no {' or '.join(missing)} there; pass a folder rfnet.train wrote "
+                         "(or models/rfnet/NAME), or 'embedded'")
+    return p
+
+
+def _model_to_fine_tune(src: str):
+    """(model, tokenizer) of an existing RFNet, in float32 for training. A resumed run loads its
+    own checkpoint over these weights, so starting from them again changes nothing."""
+    from .evaluate import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(init_from_path(src))
+    model = model.float()
+    model.config.acceptance_threshold = None  # the old calibration does not hold for new weights
+    model.config.acceptance_calibration = None
+    log.info("fine-tuning %s", src)
+    return model, tok
+
+
+class TrainingSets(torch.utils.data.ConcatDataset):
+    """Several RF datasets as one, with their labels and skip reports joined."""
+
+    def __init__(self, datasets: list[RFDataset]):
+        super().__init__(datasets)
+        self.labels = [y for d in datasets for y in d.labels]
+        self.skips = SkipReport()
+        for d in datasets:
+            self.skips.items.extend(d.skips.items)
+
+
+def load_sets(cfg, roots: list[str], split: str, depth, sal, stored_maps: bool, cache_dir) -> TrainingSets:
+    return TrainingSets([RFDataset.for_model(cfg, r, split, depth, sal, stored_maps=stored_maps,
+                                             cache_dir=cache_dir) for r in roots])
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Refuse bad arguments in one line each, before a model is built or a map computed."""
     from .evaluate import check_split
@@ -352,9 +404,13 @@ def check_args(args: argparse.Namespace) -> None:
         v = getattr(args, name)
         if not math.isfinite(v) or v < 0:
             raise InputError(f"--{name} must be a number >= 0, not {v}")
-    check_split(args.train_data, args.train_split, "--train_data")
+    for d in args.train_data:
+        check_split(d, args.train_split, "--train_data")
     if args.validation_data is not None and args.validation_split != "none":
-        read_records(args.validation_data, SkipReport())  # FileNotFoundError names it
+        for d in args.validation_data:
+            read_records(d, SkipReport())  # FileNotFoundError names it
+    if getattr(args, "init_from", None):
+        init_from_path(args.init_from)
     if args.model_config:
         _read_model_config(args.model_config)
     r = args.resume_from_checkpoint
@@ -419,8 +475,7 @@ def train(args: argparse.Namespace) -> Path:
             resume_from = [Path(args.resume_from_checkpoint)]
 
     # Data (the model config decides image size and which maps are needed).
-    _, recs, _ = read_records(args.train_data, SkipReport())
-    captions = [r.get("caption", "") or "" for r in recs]
+    captions = [r.get("caption", "") or "" for d in args.train_data for r in read_records(d, SkipReport())[1]]
     model, tokenizer = build_model(args, captions, out, resuming=bool(resume_from))
     cfg = model.config
     depth = make_extractor("depth", args.depth_model, args.allow_download) if cfg.use_depth else None
@@ -430,17 +485,16 @@ def train(args: argparse.Namespace) -> Path:
             log.warning("samples without %s maps get them from %s (no weights)", ex.kind, ex.name)
     cache_dir = getattr(args, "cache_dir", None)
     with accelerator.main_process_first():
-        train_set = RFDataset.for_model(cfg, args.train_data, args.train_split, depth, sal,
-                                         stored_maps=not args.ignore_stored_maps, cache_dir=cache_dir)
+        train_set = load_sets(cfg, args.train_data, args.train_split, depth, sal, not args.ignore_stored_maps,
+                              cache_dir)
     if len(train_set) == 0:
-        raise InputError(f"no usable training samples in {args.train_data} "
+        raise InputError(f"no usable training samples in {', '.join(args.train_data)} "
                          f"(split {args.train_split}); {train_set.skips.summary()}")
     val_set = None
     if args.validation_split != "none":
         with accelerator.main_process_first():
-            val_set = RFDataset.for_model(cfg, args.validation_data or args.train_data,
-                                          args.validation_split, depth, sal,
-                                          stored_maps=not args.ignore_stored_maps, cache_dir=cache_dir)
+            val_set = load_sets(cfg, args.validation_data or args.train_data, args.validation_split, depth, sal,
+                                not args.ignore_stored_maps, cache_dir)
         if len(val_set) == 0:
             val_set = None
 

@@ -166,3 +166,43 @@ def test_single_image_baseline_trains_and_evaluates(toy_dataset, tmp_path):
     assert report["n"] == 10
     g = torch.rand(2, 3, 32, 32)
     assert torch.allclose(m(generated=g).probs, m(generated=g, product=torch.rand(2, 3, 32, 32)).probs)
+
+
+def test_init_from_fine_tunes_the_given_model_on_several_datasets(toy_dataset, tmp_path):
+    """--init_from starts from that model's weights, tokenizer and config (its acceptance
+    threshold dropped: new weights need a new calibration); several --train_data are one set."""
+    from toyset import write_toy_dataset
+
+    base = tmp_path / "base"
+    train.train(_args(toy_dataset, base, "--max_train_steps", "2", "--label_set", "rf1m6"))
+    cfg = json.loads((base / "config.json").read_text())
+    cfg["acceptance_threshold"] = 0.7
+    (base / "config.json").write_text(json.dumps(cfg))
+    other = tmp_path / "other"
+    write_toy_dataset(other, n=16, seed=9)
+    out = tmp_path / "tuned"
+    # lr so small that one step cannot move a weight visibly: the result is the start point
+    args = train.parse_args(["--train_data", str(toy_dataset), str(other), "--output_dir", str(out),
+                             "--init_from", str(base), "--max_train_steps", "1", "--learning_rate", "1e-12",
+                             "--train_batch_size", "8", "--no_progress", "--report_to", "none",
+                             "--image_size", "64"])  # model flags are ignored with --init_from
+    train.train(args)
+    a, b = _weights(base), _weights(out)
+    params = [k for k in a if "running_" not in k and "num_batches" not in k]  # BatchNorm statistics move
+    assert len(params) > 50
+    assert max((a[k].float() - b[k].float()).abs().max().item() for k in params) < 1e-6
+    tuned = json.loads((out / "config.json").read_text())
+    assert tuned["image_size"] == 32 and tuned["label_set"] == "rf1m6"
+    assert tuned["acceptance_threshold"] is None
+    assert (out / "tokenizer" / "tokenizer.json").read_text() == (base / "tokenizer" / "tokenizer.json").read_text()
+
+    model = RFNet.from_pretrained(base)
+    sets = train.load_sets(model.config, [str(toy_dataset), str(other)], "train", None, None, True, None)
+    one = [train.load_sets(model.config, [str(d)], "train", None, None, True, None) for d in (toy_dataset, other)]
+    assert len(sets) == len(one[0]) + len(one[1]) and sets.labels == one[0].labels + one[1].labels
+
+
+def test_init_from_missing_model_is_refused(toy_dataset, tmp_path):
+    with pytest.raises(train.InputError, match="no config.json or model.safetensors"):
+        train.train(train.parse_args(["--train_data", str(toy_dataset), "--output_dir", str(tmp_path / "o"),
+                                      "--init_from", str(tmp_path)]))
