@@ -496,11 +496,12 @@ def test_feedback_names_never_leave_the_output_folder(tmp_path, monkeypatch, nam
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_sigkill_mid_training_then_resume_is_exact_with_each_step_logged_once(tmp_path, tiny_generator):
-    """The real thing: ``python -m rfft.train`` killed with SIGKILL after its second
-    checkpoint (mid step 3, or mid-checkpoint), then resumed with 'latest'. The result equals an
-    uninterrupted run's weights exactly and metrics.csv has steps 1..4 once each."""
+    """The real thing: ``python -m rfft.train`` (a checkpoint every 2 steps) killed with SIGKILL
+    during step 4, after step 3 was logged but never checkpointed; then resumed with 'latest'.
+    Step 3's row is dropped and run again: the result equals an uninterrupted run's weights
+    exactly and metrics.csv has steps 1..4 once each."""
     base = ["--pretrained_model_name_or_path", str(tiny_generator), "--products", str(products_dir(tmp_path)),
-            "--prompts", str(prompts_file(tmp_path)), *CHEAP, "--max_train_steps", "4", "--checkpointing_steps", "1"]
+            "--prompts", str(prompts_file(tmp_path)), *CHEAP, "--max_train_steps", "4", "--checkpointing_steps", "2"]
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     ref, out = tmp_path / "ref", tmp_path / "killed"
     assert subprocess.run([sys.executable, "-m", "rfft.train", *base, "--output_dir", str(ref)], env=env,
@@ -508,12 +509,17 @@ def test_sigkill_mid_training_then_resume_is_exact_with_each_step_logged_once(tm
     proc = subprocess.Popen([sys.executable, "-m", "rfft.train", *base, "--output_dir", str(out)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None and not (out / "checkpoint-2").exists():
-        time.sleep(0.05)
-    time.sleep(0.3)  # into step 3 (or still writing): wherever it is, the kill must not matter
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if 3 in metric_steps(out):  # step 3 logged: step 4 is running, no checkpoint since step 2
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     assert not (out / "controlnet").exists(), "the run finished before it could be killed"
+    assert metric_steps(out)[:3] == [1, 2, 3] and not (out / "checkpoint-4").exists()
     assert subprocess.run([sys.executable, "-m", "rfft.train", *base, "--output_dir", str(out),
                            "--resume_from_checkpoint", "latest"], env=env, capture_output=True,
                           timeout=900).returncode == 0
