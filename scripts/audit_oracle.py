@@ -1,0 +1,292 @@
+"""A blind audit of the oracle on generated images, by eye.
+
+    python scripts/audit_oracle.py sheet --set A --seed 300 --jobs 100 [--controlnet NAME=DIR ...]
+    (label every id in audit/labels_A.csv, by eye, then commit that file)
+    python scripts/audit_oracle.py reveal --set A
+
+``sheet`` draws the set's images with RF-Gen's recipes (rfsynth.make_generated: the embedded
+generator under several samplers, and any RFFT-tuned ControlNets given) into data/audit_SET,
+and writes contact sheets with ids only (audit/sheets_SET/*.png: each image at 256 px, the
+product beside it, its category and real height, and the world's reference-object convention
+on every sheet), the ids (audit/ids_SET.txt) and an empty labels file (audit/labels_SET.csv:
+``id,label,note``; label one of the six classes or ``unsure``).
+
+``reveal`` refuses to run while the labels file is missing, has an id unlabelled, unknown or
+repeated, or is not committed as it is on disk (naming which); the commit history then shows
+the labels came first. It judges every image with the current rules, and writes
+audit/oracle_SET.csv, the agreement table audit/agreement_SET.md (Available-or-not over the
+images the labeller was sure of, the six classes, per class, the confusion table) and
+docs/img/audit/disagreements_SET.png (every disagreement, grouped by kind).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+
+from rfsynth.catalog import CATEGORY_BY_NAME, REFERENCES  # noqa: E402
+
+AUDIT = ROOT / "audit"
+LABELS = ("Available", "Unsuitable", "Space Mismatch", "Size Mismatch", "Indistinctiveness", "Shape Hallucination")
+UNSURE = "unsure"
+CELL, PER_ROW, ROWS = 256, 3, 4
+NOTE = ("How to read these images: each is a product (pasted exactly, never redrawn) in a background a generator "
+        "drew. Label what a designer would: Available (usable as is), Unsuitable (the product cutout itself is "
+        "cut or has holes), Space Mismatch (not standing on a surface: floating, or over an edge), Size Mismatch "
+        "(too big or too small for its real height, judged against a reference object), Indistinctiveness (the "
+        "product does not stand out: low contrast with what touches it, clutter, or no coherent scene around it), "
+        "Shape Hallucination (the background continues the product's shape in its colours: extra legs, a "
+        "pedestal, a part added on a side). Reference objects in this world are drawn in one reserved colour "
+        "each; a blob of that colour standing on the surface IS that object:")
+
+
+def _font(size: int):
+    for f in ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"):
+        try:
+            return ImageFont.truetype(f, size)
+        except OSError:
+            continue
+    return ImageFont.load_default()
+
+
+def _legend(width: int) -> Image.Image:
+    """The annotator's convention, shown on every sheet: what each reserved colour is."""
+    f = _font(13)
+    img = Image.new("RGB", (width, 140), "white")
+    d = ImageDraw.Draw(img)
+    words, line, y = NOTE.split(), "", 4
+    for w in words:
+        if d.textlength(line + " " + w, font=f) > width - 16:
+            d.text((8, y), line, fill="black", font=f)
+            line, y = w, y + 16
+        else:
+            line = (line + " " + w).strip()
+    d.text((8, y), line, fill="black", font=f)
+    x = 8
+    for name, ref in REFERENCES.items():
+        d.rectangle((x, y + 20, x + 18, y + 38), fill=tuple(ref["colour"]), outline="black")
+        d.text((x + 24, y + 21), f"{name}: {ref['height_cm']:g} cm tall", fill="black", font=f)
+        x += 230
+    return img.crop((0, 0, width, y + 46))
+
+
+def _checker(size: tuple[int, int]) -> Image.Image:
+    bg = Image.new("RGB", size, (235, 235, 235))
+    d = ImageDraw.Draw(bg)
+    for yy in range(0, size[1], 8):
+        for xx in range(0, size[0], 8):
+            if (xx // 8 + yy // 8) % 2:
+                d.rectangle((xx, yy, xx + 7, yy + 7), fill=(205, 205, 205))
+    return bg
+
+
+def write_sheets(folder: Path, recs: list[dict], out: Path) -> list[Path]:
+    """Contact sheets with ids only: the image, the product, its category and real height."""
+    out.mkdir(parents=True, exist_ok=True)
+    f, fb = _font(14), _font(16)
+    cw, ch = CELL + 110, CELL + 26
+    legend = _legend(PER_ROW * cw)
+    paths = []
+    per_sheet = PER_ROW * ROWS
+    for s in range(0, len(recs), per_sheet):
+        page = recs[s:s + per_sheet]
+        sheet = Image.new("RGB", (PER_ROW * cw, legend.height + ROWS * ch), "white")
+        sheet.paste(legend, (0, 0))
+        d = ImageDraw.Draw(sheet)
+        for j, r in enumerate(page):
+            x, y = (j % PER_ROW) * cw, legend.height + (j // PER_ROW) * ch
+            img = Image.open(folder / r["image"]).convert("RGB").resize((CELL, CELL), Image.BICUBIC)
+            sheet.paste(img, (x + 4, y + 22))
+            prod = Image.open(folder / r["product"]).convert("RGBA")
+            prod.thumbnail((96, 96))
+            bg = _checker(prod.size)
+            bg.paste(prod, (0, 0), prod)
+            sheet.paste(bg, (x + CELL + 8, y + 22))
+            cat = CATEGORY_BY_NAME[r["source"]["category"]]
+            lo, hi = cat.height_cm
+            d.text((x + 4, y + 2), r["id"], fill="black", font=fb)
+            d.text((x + CELL + 8, y + 126), cat.name.replace("_", " "), fill="black", font=f)
+            d.text((x + CELL + 8, y + 144), f"{lo:g}-{hi:g} cm", fill="black", font=f)
+        p = out / f"sheet_{s // per_sheet + 1:02d}.png"
+        sheet.save(p)
+        paths.append(p)
+    return paths
+
+
+def _records(folder: Path) -> list[dict]:
+    return [json.loads(x) for x in (folder / "manifest.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def cmd_sheet(a) -> int:
+    from rfsynth.make_generated import DEFAULT_RECIPES, make, parse_controlnets
+
+    folder = ROOT / "data" / f"audit_{a.set}"
+    recipes = DEFAULT_RECIPES + parse_controlnets(a.controlnet)
+    if a.controlnet_weight != 1.0:
+        from dataclasses import replace
+
+        recipes = tuple(replace(r, weight=a.controlnet_weight) if r.controlnet else r for r in recipes)
+    make(folder, a.jobs, a.seed, "audit=1", images_per_job=a.images_per_job, recipes=recipes, workers=a.workers,
+         threads=1)
+    recs = sorted(_records(folder), key=lambda r: r["id"])
+    AUDIT.mkdir(exist_ok=True)
+    (AUDIT / f"ids_{a.set}.txt").write_text("".join(r["id"] + "\n" for r in recs))
+    labels = AUDIT / f"labels_{a.set}.csv"
+    if not labels.exists():
+        with open(labels, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["id", "label", "note"])
+            for r in recs:
+                w.writerow([r["id"], "", ""])
+    sheets = write_sheets(folder, recs, AUDIT / f"sheets_{a.set}")
+    print(f"{len(recs)} images, {len(sheets)} sheets in {AUDIT / f'sheets_{a.set}'}; label them in {labels} "
+          f"(one of: {', '.join(LABELS)}, {UNSURE}), commit it, then run reveal --set {a.set}")
+    return 0
+
+
+def check_labels(set_name: str) -> dict[str, tuple[str, str]]:
+    """The labeller's labels, or ValueError naming what is missing, incomplete or uncommitted."""
+    path = AUDIT / f"labels_{set_name}.csv"
+    ids_path = AUDIT / f"ids_{set_name}.txt"
+    if not ids_path.exists():
+        raise ValueError(f"{ids_path} is missing: run `sheet --set {set_name}` first")
+    if not path.exists():
+        raise ValueError(f"{path} is missing: label every image of audit/sheets_{set_name}/ and commit the file")
+    ids = ids_path.read_text().split()
+    labels: dict[str, tuple[str, str]] = {}
+    problems = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            i, lab = (row.get("id") or "").strip(), (row.get("label") or "").strip()
+            if i in labels:
+                problems.append(f"{i} labelled twice")
+            elif lab not in LABELS + (UNSURE,):
+                problems.append(f"{i}: label {lab!r} is not one of {', '.join(LABELS)}, {UNSURE}")
+            labels[i] = (lab, (row.get("note") or "").strip())
+    missing = [i for i in ids if i not in labels]
+    extra = [i for i in labels if i not in set(ids)]
+    if missing:
+        problems.append(f"{len(missing)} ids without a row, first {missing[:5]}")
+    if extra:
+        problems.append(f"{len(extra)} rows for ids not in the set, first {extra[:5]}")
+    if problems:
+        raise ValueError(f"{path} is incomplete: " + "; ".join(problems[:8]))
+    rel = path.relative_to(ROOT)
+    if subprocess.run(["git", "ls-files", "--error-unmatch", str(rel)], cwd=ROOT, capture_output=True).returncode:
+        raise ValueError(f"{rel} is not committed: commit the labels before revealing the oracle's")
+    if subprocess.run(["git", "diff", "--quiet", "HEAD", "--", str(rel)], cwd=ROOT).returncode:
+        raise ValueError(f"{rel} has changes that are not committed: commit them before revealing")
+    return labels
+
+
+def agreement(pairs: list[tuple[str, str, str]]) -> str:
+    """Markdown tables from (id, eye, oracle) over the images the labeller was sure of."""
+    sure = [(i, e, o) for i, e, o in pairs if e != UNSURE]
+    n = len(sure)
+    bin_ok = sum((e == "Available") == (o == "Available") for _, e, o in sure)
+    six_ok = sum(e == o for _, e, o in sure)
+    lines = [f"{len(pairs)} images; sure of {n}, unsure of {len(pairs) - n}.", "",
+             "| measure | agreement |", "|---|---:|",
+             f"| Available or not (sure images) | {bin_ok}/{n} = {100 * bin_ok / max(n, 1):.1f}% |",
+             f"| six classes (sure images) | {six_ok}/{n} = {100 * six_ok / max(n, 1):.1f}% |", "",
+             "Per class (rows: the eye's label; recall of the eye's class by the oracle, and precision of the "
+             "oracle's class against the eye):", "",
+             "| class | eye | oracle | both | oracle agrees with eye | eye agrees with oracle |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for c in LABELS:
+        ne = sum(e == c for _, e, _ in sure)
+        no = sum(o == c for _, _, o in sure)
+        nb = sum(e == c and o == c for _, e, o in sure)
+        lines.append(f"| {c} | {ne} | {no} | {nb} | {100 * nb / ne:.0f}% | {100 * nb / no:.0f}% |".replace(
+            "| nan%", "| -") if ne and no else f"| {c} | {ne} | {no} | {nb} | - | - |")
+    lines += ["", "Confusion (rows: eye, columns: oracle; all images, unsure included):", "",
+              "| eye \\ oracle | " + " | ".join(LABELS) + " |", "|---|" + "---:|" * len(LABELS)]
+    conf = Counter((e, o) for _, e, o in pairs)
+    for e in LABELS + (UNSURE,):
+        if any(conf[(e, o)] for o in LABELS):
+            lines.append(f"| {e} | " + " | ".join(str(conf[(e, o)]) for o in LABELS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def disagreement_sheet(folder: Path, recs: dict, pairs, out: Path) -> None:
+    groups = defaultdict(list)
+    for i, e, o in pairs:
+        if e != UNSURE and e != o:
+            groups[(e, o)].append(i)
+    if not groups:
+        return
+    f = _font(13)
+    cell, w = 160, 6
+    rows = []
+    for (e, o), ids in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        for s in range(0, len(ids), w):
+            rows.append((f"eye: {e} / oracle: {o} ({len(ids)})" if s == 0 else "", ids[s:s + w]))
+    sheet = Image.new("RGB", (w * (cell + 4) + 4, len(rows) * (cell + 36)), "white")
+    d = ImageDraw.Draw(sheet)
+    for k, (title, ids) in enumerate(rows):
+        y = k * (cell + 36)
+        d.text((4, y + 2), title, fill="black", font=f)
+        for j, i in enumerate(ids):
+            img = Image.open(folder / recs[i]["image"]).convert("RGB").resize((cell, cell), Image.BICUBIC)
+            sheet.paste(img, (4 + j * (cell + 4), y + 18))
+            d.text((4 + j * (cell + 4), y + 18 + cell), i, fill="black", font=_font(10))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+
+
+def cmd_reveal(a) -> int:
+    from rfsynth.oracle import judge
+
+    try:
+        eye = check_labels(a.set)
+    except ValueError as e:
+        print(f"audit_oracle reveal: refused: {e}", file=sys.stderr)
+        return 2
+    folder = ROOT / "data" / f"audit_{a.set}"
+    recs = {r["id"]: r for r in _records(folder)}
+    pairs, rows = [], []
+    for i in sorted(eye):
+        r = recs[i]
+        v = judge(Image.open(folder / r["image"]), Image.open(folder / r["product"]), r["source"]["placement"],
+                  r["source"]["category"])
+        pairs.append((i, eye[i][0], v.label))
+        rows.append([i, v.label, r["source"]["recipe"], json.dumps(v.measures)])
+    with open(AUDIT / f"oracle_{a.set}.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "oracle", "recipe", "measures"])
+        w.writerows(rows)
+    table = agreement(pairs)
+    (AUDIT / f"agreement_{a.set}.md").write_text(f"# Oracle audit, set {a.set}\n\n{table}")
+    disagreement_sheet(folder, recs, pairs, ROOT / "docs" / "img" / "audit" / f"disagreements_{a.set}.png")
+    print(table)
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="scripts/audit_oracle.py", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("sheet")
+    s.add_argument("--set", required=True)
+    s.add_argument("--seed", type=int, required=True)
+    s.add_argument("--jobs", type=int, default=100)
+    s.add_argument("--images_per_job", type=int, default=2)
+    s.add_argument("--controlnet", action="append", default=[], metavar="NAME=DIR")
+    s.add_argument("--controlnet_weight", type=float, default=1.0, help="how often each ControlNet recipe is drawn")
+    s.add_argument("--workers", type=int, default=2)
+    r = sub.add_parser("reveal")
+    r.add_argument("--set", required=True)
+    a = p.parse_args(argv)
+    return cmd_sheet(a) if a.cmd == "sheet" else cmd_reveal(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
