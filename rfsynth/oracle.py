@@ -64,8 +64,65 @@ def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
 
 
 def reference_masks(img: np.ndarray) -> dict[str, np.ndarray]:
-    return {n: np.linalg.norm(img - np.array(s["colour"], np.float32), axis=-1) < rules.REFERENCE_DIST
-            for n, s in REFERENCES.items()}
+    """Pixels of each reference object's reserved colour. A region of that colour that reaches
+    the top band (a wall painted in it) or covers more than REFERENCE_MAX_AREA of the image is
+    not an object standing in the scene and is left out."""
+    S = img.shape[0]
+    out = {}
+    for n, s in REFERENCES.items():
+        m = np.linalg.norm(img - np.array(s["colour"], np.float32), axis=-1) < rules.REFERENCE_DIST
+        if m.any():
+            k, lab, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=4)
+            wall_rows = max(1, int(rules.WALL_BAND * S))
+            for j in range(1, k):
+                top = stats[j, cv2.CC_STAT_TOP]
+                if top < wall_rows or stats[j, cv2.CC_STAT_AREA] > rules.REFERENCE_MAX_AREA * S * S:
+                    m[lab == j] = False
+        out[n] = m
+    return out
+
+
+def wall_colours(img: np.ndarray, product: np.ndarray, refs: np.ndarray, top: int, base: int) -> list[list]:
+    """For each column, the colours that count as wall there: the top band's (without the
+    product, which a generator's image may lift into it; a column that is all product there
+    takes its nearest neighbour's), and the wall beside the product, left and right, at the
+    height of its lower part but above any table top (rules.LOCAL_WALL_ROWS): a generated wall
+    darkens or lightens from top to bottom, and a floating product's gap shows the wall's
+    colour there, not the top band's."""
+    S = img.shape[0]
+    wall_rows = max(1, int(rules.WALL_BAND * S))
+    free = ~_dilate(product, 1)
+    top_wall: list = [None] * S
+    for c in range(S):
+        c0, c1 = max(0, c - 1), min(S, c + 2)
+        px = img[:wall_rows, c0:c1][free[:wall_rows, c0:c1]]
+        if len(px):
+            top_wall[c] = np.median(px, axis=0)
+    have = [c for c in range(S) if top_wall[c] is not None]
+    for c in range(S):
+        if top_wall[c] is None and have:
+            top_wall[c] = top_wall[min(have, key=lambda h: abs(h - c))]
+    lo, hi = rules.LOCAL_WALL_ROWS
+    r0, r1 = max(top, int(base - lo * S)), int(base - hi * S)
+    local = []
+    cols = np.nonzero(product.any(0))[0]
+    band = int(round(rules.CLUTTER_BAND * S))
+    for a, b in ((max(0, cols[0] - band), cols[0]), (cols[-1] + 1, min(S, cols[-1] + 1 + band))):
+        if r1 > r0 and b > a:
+            m = ~_dilate(product, 2)[r0:r1, a:b] & ~refs[r0:r1, a:b]
+            if m.sum() >= 4:
+                local.append(np.median(img[r0:r1, a:b][m], axis=0))
+    return [[w for w in (top_wall[c],) if w is not None] + local for c in range(S)]
+
+
+def reference_like(img: np.ndarray) -> np.ndarray:
+    """Pixels a person would read as a reference object although a generator painted its
+    reserved colour further off than REFERENCE_DIST: saturated (chroma at least
+    REFERENCE_LIKE_CHROMA) and nearer a reserved colour than REFERENCE_LIKE_DIST. They are
+    objects in the scene, not incoherence (rule 4b)."""
+    chroma = img.max(-1) - img.min(-1)
+    d = np.min([np.linalg.norm(img - np.array(r["colour"], np.float32), axis=-1) for r in REFERENCES.values()], 0)
+    return (chroma >= rules.REFERENCE_LIKE_CHROMA) & (d < rules.REFERENCE_LIKE_DIST)
 
 
 def scene_coherence(img: np.ndarray, solid: np.ndarray, product: np.ndarray, refs: np.ndarray,
@@ -83,7 +140,7 @@ def scene_coherence(img: np.ndarray, solid: np.ndarray, product: np.ndarray, ref
     under = img[min(S - 1, base + 1):min(S, base + 1 + max(3, S // 20)), cols.min():cols.max() + 1].reshape(-1, 3)
     surf = np.median(under, axis=0)
     band = (_dilate(solid, int(round(rules.CLUTTER_BAND * S))) & ~_dilate(product, 1) & ~refs
-            & (palette_dist >= rules.PALETTE_DIST))
+            & (palette_dist >= rules.PALETTE_DIST) & ~reference_like(img))
     if not band.any():
         return 1.0
     d = np.linalg.norm(img - wall[None], axis=-1)
@@ -134,7 +191,25 @@ def judge(image, cutout: Image.Image, placement: dict, category: str) -> OracleV
     touch = _dilate(product, 1) & cand
     touching = np.unique(lab[touch])
     touching = touching[touching > 0]
-    attached = np.isin(lab, touching).sum() if len(touching) else 0
+    attached = 0
+    rows_s = np.nonzero(solid.any(1))[0]
+    cols_s = np.nonzero(solid.any(0))[0]
+    base_s, width = int(rows_s[-1]), int(cols_s[-1] - cols_s[0] + 1)
+    below = np.arange(S)[:, None] > base_s
+    wall_rows = max(1, int(rules.WALL_BAND * S))
+    for j in touching:
+        part = lab == j
+        if part[:wall_rows].any():
+            continue  # it reaches the top band: the wall, in a colour close to the product's (rule 2's business)
+        # A surface close to the product's colour touches its base, but it is the support, not
+        # a part grown out of the product: below the base it spans far wider than the product
+        # (a hallucinated pedestal is at most about 1.4 times as wide; rules.SURFACE_WIDTH).
+        under = part & below
+        if under.any():
+            c = np.nonzero(under.any(0))[0]
+            if c[-1] - c[0] + 1 > rules.SURFACE_WIDTH * width + rules.SURFACE_MARGIN * S:
+                part = part & ~below
+        attached += int(part.sum())
     m["attached_frac"] = float(attached / solid.sum())
     if m["attached_frac"] >= rules.HALLUCINATION_AREA:
         return OracleVerdict("Shape Hallucination", m)
@@ -143,17 +218,19 @@ def judge(image, cutout: Image.Image, placement: dict, category: str) -> OracleV
     rows = np.nonzero(solid.any(1))[0]
     top, base = int(rows[0]), int(rows[-1])
     cols = [c for c in range(S) if solid[:, c].any() and np.nonzero(solid[:, c])[0][-1] >= base - 1]
-    wall_rows = max(1, int(rules.WALL_BAND * S))
     max_gap = rules.SUPPORT_GAP * S
+    walls = wall_colours(img, product, ref_any, top, base)
     supported = 0
     gaps = []
     for c in cols:
-        c0, c1 = max(0, c - 1), min(S, c + 2)
-        wall = np.median(img[:wall_rows, c0:c1].reshape(-1, 3), axis=0)
         below = np.nonzero(~product[:, c] & (np.arange(S) > base))[0]
         gap = None
-        for r in below:
-            if np.linalg.norm(img[r, c] - wall) > rules.WALL_DIST:
+        off_wall = [min(np.linalg.norm(img[r, c] - w) for w in walls[c]) > rules.SUPPORT_WALL_DIST for r in below]
+        k = rules.SUPPORT_SOLID_PX
+        for j, r in enumerate(below):
+            # the surface is solid: a smear that fades back into the wall within a few pixels
+            # (a generator's halo under a floating product) is not something to stand on
+            if all(off_wall[j:j + k]) and len(off_wall[j:j + k]) == min(k, len(off_wall)):
                 gap = r - base - 1
                 break
         gaps.append(gap)

@@ -16,7 +16,7 @@ repeated, or is not committed as it is on disk (naming which); the commit histor
 the labels came first. It judges every image with the current rules, and writes
 audit/oracle_SET.csv, the agreement table audit/agreement_SET.md (Available-or-not over the
 images the labeller was sure of, the six classes, per class, the confusion table) and
-docs/img/audit/disagreements_SET.png (every disagreement, grouped by kind).
+docs/img/audit/disagreements_SET.jpg (each kind of disagreement, up to six of each).
 """
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ CELL, PER_ROW, ROWS = 256, 3, 4
 NOTE = ("How to read these images: each is a product (pasted exactly, never redrawn) in a background a generator "
         "drew. Label what a designer would: Available (usable as is), Unsuitable (the product cutout itself is "
         "cut or has holes), Space Mismatch (not standing on a surface: floating, or over an edge), Size Mismatch "
-        "(too big or too small for its real height, judged against a reference object), Indistinctiveness (the "
+        "(judged against a reference object standing on the surface: the height the image implies for the product, "
+        "product height / reference height x the reference's real height, is below 2/3 of the category's smallest "
+        "real height or above 1.5 times its largest; e.g. a 9-12 cm mug must measure 6-18 cm), Indistinctiveness (the "
         "product does not stand out: low contrast with what touches it, clutter, or no coherent scene around it), "
         "Shape Hallucination (the background continues the product's shape in its colours: extra legs, a "
         "pedestal, a part added on a side). Reference objects in this world are drawn in one reserved colour "
@@ -61,7 +63,7 @@ def _font(size: int):
 def _legend(width: int) -> Image.Image:
     """The annotator's convention, shown on every sheet: what each reserved colour is."""
     f = _font(13)
-    img = Image.new("RGB", (width, 140), "white")
+    img = Image.new("RGB", (width, 170), "white")
     d = ImageDraw.Draw(img)
     words, line, y = NOTE.split(), "", 4
     for w in words:
@@ -228,8 +230,7 @@ def disagreement_sheet(folder: Path, recs: dict, pairs, out: Path) -> None:
     cell, w = 160, 6
     rows = []
     for (e, o), ids in sorted(groups.items(), key=lambda kv: -len(kv[1])):
-        for s in range(0, len(ids), w):
-            rows.append((f"eye: {e} / oracle: {o} ({len(ids)})" if s == 0 else "", ids[s:s + w]))
+        rows.append((f"eye: {e} / oracle: {o} ({len(ids)}; the first {min(w, len(ids))})", ids[:w]))
     sheet = Image.new("RGB", (w * (cell + 4) + 4, len(rows) * (cell + 36)), "white")
     d = ImageDraw.Draw(sheet)
     for k, (title, ids) in enumerate(rows):
@@ -240,7 +241,7 @@ def disagreement_sheet(folder: Path, recs: dict, pairs, out: Path) -> None:
             sheet.paste(img, (4 + j * (cell + 4), y + 18))
             d.text((4 + j * (cell + 4), y + 18 + cell), i, fill="black", font=_font(10))
     out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
+    sheet.save(out, quality=82)
 
 
 def cmd_reveal(a) -> int:
@@ -260,13 +261,13 @@ def cmd_reveal(a) -> int:
                   r["source"]["category"])
         pairs.append((i, eye[i][0], v.label))
         rows.append([i, v.label, r["source"]["recipe"], json.dumps(v.measures)])
-    with open(AUDIT / f"oracle_{a.set}.csv", "w", newline="", encoding="utf-8") as fh:
+    with open(AUDIT / f"oracle_{a.set}{a.suffix}.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["id", "oracle", "recipe", "measures"])
         w.writerows(rows)
     table = agreement(pairs)
-    (AUDIT / f"agreement_{a.set}.md").write_text(f"# Oracle audit, set {a.set}\n\n{table}")
-    disagreement_sheet(folder, recs, pairs, ROOT / "docs" / "img" / "audit" / f"disagreements_{a.set}.png")
+    (AUDIT / f"agreement_{a.set}{a.suffix}.md").write_text(f"# Oracle audit, set {a.set}{a.suffix}\n\n{table}")
+    disagreement_sheet(folder, recs, pairs, ROOT / "docs" / "img" / "audit" / f"disagreements_{a.set}{a.suffix}.jpg")
     print(table)
     return 0
 
@@ -284,6 +285,7 @@ def main(argv=None) -> int:
     s.add_argument("--workers", type=int, default=2)
     r = sub.add_parser("reveal")
     r.add_argument("--set", required=True)
+    r.add_argument("--suffix", default="", help="added to the output names (a later rule version's re-judging)")
     a = p.parse_args(argv)
     return cmd_sheet(a) if a.cmd == "sheet" else cmd_reveal(a)
 
