@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import fileio
+from .errors import InputError, cli_errors
 from .data import RFDataset
 from .estimators import LearnedMapExtractor, MapEstimatorConfig
 
@@ -98,7 +99,7 @@ def train_maps(args) -> Path:
     if args.resume and ckpt.exists():
         st = torch.load(ckpt, map_location="cpu", weights_only=True)  # our own file, tensors only
         if int(st.get("epochs", args.epochs)) != args.epochs:
-            raise SystemExit(f"{ckpt} belongs to a run of --epochs {st['epochs']}; resume with the same "
+            raise InputError(f"{ckpt} belongs to a run of --epochs {st['epochs']}; resume with the same "
                              "arguments, or start afresh in another --output_dir")
         ex.net.load_state_dict(st["net"])
         opt.load_state_dict(st["opt"])
@@ -141,7 +142,9 @@ def train_maps(args) -> Path:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    train_maps(parse_args(argv))
+    args = parse_args(argv)
+    with cli_errors("python -m rfnet.train_maps"):
+        train_maps(args)
     return 0
 
 
