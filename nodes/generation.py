@@ -65,7 +65,7 @@ class RecurrentGenerate:
             "max_attempts": ("INT", {"default": 5, "min": 1, "max": 100, "tooltip": "at most this many images"}),
             "candidates": ("INT", {"default": 1, "min": 1, "max": 16, "tooltip": "images generated together per round"}),
             "threshold": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
-                                    "tooltip": "0: accept when Available is the most probable class; else P(Available) >= this"}),
+                                    "tooltip": "0: the RFNet's calibrated threshold (from its config.json), or, without one, accept when Available is the most probable class; else P(Available) >= this"}),
         }, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     def generate(self, model, positive, negative, vae, placement, rfnet, caption, seed, steps, cfg, sampler_name,

@@ -86,7 +86,8 @@ def inspect_images(rfnet, product: list[Image.Image], images: torch.Tensor, capt
         managed = rfnet._rf_managed = host.ManagedModule(mods)
     dev = managed.load()
     rfnet.device = dev
-    rfnet.threshold = threshold if threshold else None  # 0 (or None): Available must win
+    # 0 (or None): the model's calibrated threshold, else Available must win
+    rfnet.threshold = threshold if threshold else getattr(rfnet, "default_threshold", None)
     g = images.movedim(-1, 1).float().to(dev)
     prod = product if len(product) in (1, g.shape[0]) else product[:1]
     to_map = (lambda t: None if t is None else t.movedim(-1, 1).float().mean(1, keepdim=True).to(dev))
@@ -112,7 +113,7 @@ class RFNetInspect:
             "images": ("IMAGE", {"tooltip": "generated advertising images (a batch is fine)"}),
             "caption": ("STRING", {"default": "", "multiline": True, "tooltip": "the product's title, as on the shop page"}),
             "threshold": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
-                                    "tooltip": "0: accept when Available is the most probable class; else accept when P(Available) >= this"}),
+                                    "tooltip": "0: the RFNet's calibrated threshold (from its config.json), or, without one, accept when Available is the most probable class; else accept when P(Available) >= this"}),
         }, "optional": {
             "product_mask": ("MASK", {"tooltip": "Load Image's MASK for the product cutout"}),
             "depth": ("IMAGE",), "salience": ("IMAGE",),

@@ -611,7 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attempts", type=int, default=5, help="at most N attempts per product (N >= 1)")
     p.add_argument("--candidates", type=int, default=1, help="candidates per round, generated as one batch")
     p.add_argument("--threshold", type=float, default=None,
-                   help="accept when P(Available) >= this (default: when Available is the top class)")
+                   help="accept when P(Available) >= this (default: the inspector's calibrated threshold from "
+                        "its config.json, else when Available is the top class)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--guidance_scale", type=float, default=7.5)

@@ -20,7 +20,7 @@ from . import fileio
 from .data import Collator, RFDataset, SkipReport, read_records
 from .errors import InputError, cli_errors
 from .extractors import make_extractor
-from .metrics import inspection_report, pr_curve
+from .metrics import at_threshold, inspection_report, pr_curve
 from .model import load_model
 
 log = logging.getLogger("rfnet.evaluate")
@@ -151,6 +151,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     report = inspection_report(y, probs, cfg.labels, intervals=True)
     report.update(model=str(args.model), data=str(args.data), split=args.split,
                   skipped=ds.skips.counts, skipped_total=len(ds.skips))
+    if cfg.acceptance_threshold is not None:
+        # what a user gets: images accepted at the calibrated threshold (chosen on validation data)
+        report["at_calibrated_threshold"] = at_threshold(np.asarray(y) == 0, probs[:, 0], cfg.acceptance_threshold)
     fileio.write_json(out / "metrics.json", report)
     lines = [json.dumps({"id": i, "label": cfg.labels[t], "predicted": cfg.labels[int(p.argmax())],
                          "p_available": float(p[0]), "probs": dict(zip(cfg.labels, map(float, p)))},
@@ -163,6 +166,10 @@ def evaluate(args: argparse.Namespace) -> dict:
            f"F1 {a['f1']:.4f} AP {a['ap']:.4f} (95% CI {a['ap_ci95'][0]:.4f}-{a['ap_ci95'][1]:.4f}); "
            f"accuracy {report['accuracy']:.4f} (95% CI {report['accuracy_ci95'][0]:.4f}-{report['accuracy_ci95'][1]:.4f}); "
            f"{ds.skips.summary()}; written to {out}")
+    if "at_calibrated_threshold" in report:
+        c = report["at_calibrated_threshold"]
+        msg += (f"; at the calibrated threshold {c['threshold']:.4f}: precision {c['precision']:.4f}, "
+                f"recall {c['recall']:.4f}, {c['accepted']} accepted")
     print(msg)
     return report
 

@@ -144,7 +144,9 @@ class Inspector:
         cfg = model.config
         self.depth = (depth or make_extractor("depth", "fallback")).to(device) if cfg.use_depth else None
         self.salience = (salience or make_extractor("salience", "fallback")).to(device) if cfg.use_salience else None
-        self.threshold = check_threshold(threshold)
+        # The model's calibrated threshold (rfnet.calibrate, in its config.json) unless one is given.
+        self.default_threshold = check_threshold(getattr(cfg, "acceptance_threshold", None))
+        self.threshold = check_threshold(threshold) if threshold is not None else self.default_threshold
         self.device = device
 
     @classmethod
@@ -295,7 +297,8 @@ def _main(argv) -> int:
                    help="default: what the model was trained with (its inspector.json), else fallback")
     p.add_argument("--salience_model", default=None, help="as --depth_model")
     p.add_argument("--threshold", type=float, default=None,
-                   help="accept when P(Available) reaches this (default: when Available is the verdict)")
+                   help="accept when P(Available) reaches this (default: the model's calibrated threshold "
+                        "from its config.json, else when Available is the verdict)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                    help="auto: bfloat16 where the hardware runs it fast")
     p.add_argument("--allow_download", action="store_true")

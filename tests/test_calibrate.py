@@ -76,3 +76,48 @@ def test_cli_bad_predictions_one_line_exit_2(tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "p.jsonl:1 is not a prediction line" in err and "Traceback" not in err
+
+
+def test_inspector_accepts_at_the_calibrated_threshold_unless_told_otherwise(tmp_path):
+    import shutil
+
+    import torch
+
+    from rfnet.embedded import embedded_path
+    from rfnet.inspect import Inspector
+
+    model = tmp_path / "m"
+    shutil.copytree(embedded_path("rfnet"), model)
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["acceptance_threshold"] = 0.999
+    (model / "config.json").write_text(json.dumps(cfg))
+    calibrated = Inspector.from_pretrained(model)
+    assert calibrated.threshold == calibrated.default_threshold == 0.999
+    assert Inspector.from_pretrained(model, threshold=0.2).threshold == 0.2  # an explicit value wins
+    assert Inspector.from_pretrained(embedded_path("rfnet")).threshold is None  # uncalibrated: argmax
+    gen = torch.rand(3, 3, 64, 64)
+    prod = torch.rand(1, 3, 64, 64)
+    vs = calibrated(prod, gen, "Lumi red vase")
+    assert all(v.accepted == (v.p_available >= 0.999) for v in vs)
+
+
+def test_evaluate_reports_precision_and_recall_at_the_calibrated_threshold(tmp_path, toy_dataset):
+    from rfnet import evaluate, train
+
+    out = tmp_path / "m"
+    train.train(train.parse_args(["--train_data", str(toy_dataset), "--output_dir", str(out), "--preset", "tiny",
+                                  "--image_size", "32", "--width", "32", "--max_train_steps", "2",
+                                  "--no_progress", "--report_to", "none"]))
+    ev = tmp_path / "ev"
+    evaluate.main(["--model", str(out), "--data", str(toy_dataset), "--output_dir", str(ev)])
+    preds = ev / "predictions.jsonl"
+    calibrate(out, preds, 0.5)
+    evaluate.main(["--model", str(out), "--data", str(toy_dataset), "--output_dir", str(ev)])
+    m = json.loads((ev / "metrics.json").read_text())
+    rows = [json.loads(x) for x in preds.read_text().splitlines()]
+    y = np.array([r["label"] == "Available" for r in rows])
+    s = np.array([r["p_available"] for r in rows])
+    t = json.loads((out / "config.json").read_text())["acceptance_threshold"]
+    direct = at_threshold(y, s, t)
+    assert m["at_calibrated_threshold"]["precision"] == pytest.approx(direct["precision"])
+    assert m["at_calibrated_threshold"]["accepted"] == int((s >= t).sum())
