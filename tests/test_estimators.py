@@ -1,4 +1,6 @@
 import pytest
+
+from rfnet.errors import InputError
 import torch
 from safetensors.torch import load_file
 
@@ -65,6 +67,6 @@ def test_train_maps_learns_and_resumes_exactly(synth_dataset, tmp_path):
     a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("a", "b"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     # a resume with other arguments is refused
-    with pytest.raises(SystemExit, match="--epochs 3"):
+    with pytest.raises(InputError, match="--epochs 3"):
         train_maps.train_maps(train_maps.parse_args([*common[:-1], "5", "--output_dir", str(tmp_path / "b"), "--resume"]))
     assert make_extractor("depth", str(tmp_path / "a")).kind == "depth"
