@@ -1,9 +1,8 @@
 import pytest
-
-from rfnet.errors import InputError
 import torch
 from safetensors.torch import load_file
 
+from rfnet.errors import InputError
 from rfnet.estimators import LearnedMapExtractor, MapEstimatorConfig, TinyUNet
 from rfnet.extractors import make_extractor
 from rfnet import train_maps
