@@ -75,13 +75,14 @@ DEFAULT_RECIPES = (
 DAMAGE_P = 0.14  # share of jobs with a damaged cutout (Unsuitable): about 9% of the labels
 
 
-def draw_job(seed: int, index: int, recipes: tuple[Recipe, ...], size: int, images_per_job: int) -> dict:
+def draw_job(seed: int, index: int, recipes: tuple[Recipe, ...], size: int, images_per_job: int,
+             damage_p: float = DAMAGE_P) -> dict:
     """Everything about job ``index`` of ``seed``, as plain data (the image seeds included)."""
     rng = np.random.default_rng([seed, index, 7])
     spec = sample_spec(rng)
     cut = render_product(spec, 96, rng)
     damaged = None
-    if rng.uniform() < DAMAGE_P:
+    if rng.uniform() < damage_p:
         cut, damaged = damage(cut, rng, float(rng.uniform()))
     wall = WALL_COLOURS[rng.integers(len(WALL_COLOURS))]
     material = list(MATERIALS)[rng.integers(len(MATERIALS))]
@@ -209,7 +210,7 @@ def sample_id(seed: int, index: int, k: int) -> str:
 
 def make(out, num_jobs: int, seed: int, splits="train=0.9,val=0.1", size: int = 64, images_per_job: int = 4,
          recipes: tuple[Recipe, ...] = DEFAULT_RECIPES, generator: str = "embedded", workers: int = 2,
-         progress: bool = True, threads: int | None = None) -> dict:
+         progress: bool = True, threads: int | None = None, damage_p: float = DAMAGE_P) -> dict:
     """Write ``num_jobs`` jobs of ``seed`` into ``out`` (skipping finished ones). ``threads``:
     torch threads per worker (default: the cores shared out; on a busy machine 1 is much faster,
     since a thread waiting on a descheduled sibling stalls the whole step)."""
@@ -221,7 +222,8 @@ def make(out, num_jobs: int, seed: int, splits="train=0.9,val=0.1", size: int = 
                                  description=f"RF-Gen v{VERSION}: generated images of RF-Synth, labelled by the oracle",
                                  extra_info={"generator": "rfsynth.make_generated", "rfgen_version": VERSION,
                                              "seed": seed, "size": size, "images_per_job": images_per_job,
-                                             "recipes": [asdict(r) for r in recipes], "splits": dict(split_list)})
+                                             "recipes": [asdict(r) for r in recipes], "damage_p": damage_p,
+                                             "splits": dict(split_list)})
     done_path = out / "jobs_done.txt"
     done = {int(x) for x in done_path.read_text().split()} if done_path.exists() else set()
     todo = [i for i in range(num_jobs) if i not in done]
@@ -233,7 +235,7 @@ def make(out, num_jobs: int, seed: int, splits="train=0.9,val=0.1", size: int = 
         from tqdm.auto import tqdm
 
         bar = tqdm(total=num_jobs, initial=num_jobs - len(todo), desc="rfsynth.make_generated", unit="job")
-    jobs = (draw_job(seed, i, recipes, size, images_per_job) for i in todo)
+    jobs = (draw_job(seed, i, recipes, size, images_per_job, damage_p) for i in todo)
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
     with _runner(workers, generator, threads) as run:
         for index, job, samples, dropped in run(jobs):
@@ -317,6 +319,7 @@ def main(argv=None) -> int:
     p.add_argument("--controlnet", action="append", default=[], metavar="NAME=DIR",
                    help="an RFFT-tuned ControlNet to draw with as well (repeatable)")
     p.add_argument("--no_default_recipes", action="store_true", help="only the --controlnet recipes")
+    p.add_argument("--damage_p", type=float, default=DAMAGE_P, help="share of jobs with a damaged cutout")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores / workers)")
     p.add_argument("--no_progress", action="store_true")
@@ -325,6 +328,8 @@ def main(argv=None) -> int:
         for flag in ("num_jobs", "images_per_job", "workers", "size"):
             if getattr(a, flag) < 1:
                 raise ValueError(f"--{flag} must be at least 1, got {getattr(a, flag)}")
+        if not 0 <= a.damage_p <= 1:
+            raise ValueError(f"--damage_p must be in [0, 1], got {a.damage_p}")
         splits = parse_splits(a.splits)
         recipes = parse_controlnets(a.controlnet)
         if not a.no_default_recipes:
@@ -337,7 +342,7 @@ def main(argv=None) -> int:
         print(f"python -m rfsynth.make_generated: error: {e}", file=sys.stderr)
         return 2
     r = make(a.out, a.num_jobs, a.seed, splits, a.size, a.images_per_job, recipes, a.generator, a.workers,
-             not a.no_progress, a.threads)
+             not a.no_progress, a.threads, a.damage_p)
     print(f"{r['jobs']} jobs to {r['out']} in {r['seconds']:.0f} s; labels {r['labels']}; "
           f"dropped {r['dropped']} (see dropped.jsonl)")
     return 0
