@@ -65,6 +65,10 @@ def main(argv: list[str]) -> int:
     if argv[0] == "setup":
         return 0
     if argv[0] == "test":
+        # the linter first (pyproject's [tool.ruff]): a quick check that fails the run as a test would
+        lint = subprocess.run([str(PY), "-m", "ruff", "check", "."], cwd=ROOT, env=env)
+        if lint.returncode:
+            return lint.returncode
         cmd = [str(PY), "-m", "pytest", *argv[1:]]
     elif argv[0] == "demo":
         cmd = [str(PY), "-m", "rfnet.demo", *argv[1:]]

@@ -92,7 +92,10 @@ def trace_backward(sampler, parts: dict) -> None:
 def run_variant(name: str, size: int, trace: bool = False) -> dict:
     import contextlib
 
+    import numpy as np
     import torch
+    from PIL import Image
+    from transformers import DPTConfig, DPTForDepthEstimation
 
     from rfft import components as C
     from rfft.pipeline import AdInpaintPipeline
@@ -103,9 +106,6 @@ def run_variant(name: str, size: int, trace: bool = False) -> dict:
     from rfnet.model import RFNet, RFNetConfig
     from rfnet.text import build_tokenizer
     from rfnet.u2net import U2Net
-    from transformers import DPTConfig, DPTForDepthEstimation
-    from PIL import Image
-    import numpy as np
 
     sampler = PhaseSampler()
     measures = name == "cc-measures"

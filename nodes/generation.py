@@ -9,8 +9,8 @@ import torch
 
 from . import host
 
-host.require("timm", "transformers", "safetensors", "cv2")
-from .inspection import badge, inspect_images, save_previews
+host.require("timm", "transformers", "safetensors", "cv2")  # before the import: a missing one disables this module
+from .inspection import badge, inspect_images, save_previews  # noqa: E402
 
 
 def comfy_sample(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent):

@@ -14,6 +14,7 @@ host.require("timm", "transformers", "safetensors", "cv2")
 
 from rfnet.badge import badge  # noqa: E402  (after the check; host put the engine on the path)
 
+
 def save_previews(images: list[Image.Image], prefix: str = "rf_inspect") -> list[dict]:
     """Into ComfyUI's temp folder, as its PreviewImage does: the UI shows them on the node."""
     from rfnet.fileio import save_image
@@ -90,7 +91,10 @@ def inspect_images(rfnet, product: list[Image.Image], images: torch.Tensor, capt
     rfnet.threshold = threshold if threshold else getattr(rfnet, "default_threshold", None)
     g = images.movedim(-1, 1).float().to(dev)
     prod = product if len(product) in (1, g.shape[0]) else product[:1]
-    to_map = (lambda t: None if t is None else t.movedim(-1, 1).float().mean(1, keepdim=True).to(dev))
+
+    def to_map(t):
+        return None if t is None else t.movedim(-1, 1).float().mean(1, keepdim=True).to(dev)
+
     return rfnet(prod, g, [caption] * g.shape[0], depth=to_map(depth), salience=to_map(salience))
 
 

@@ -90,8 +90,8 @@ class RFFTTrain:
         import csv
         import json
 
-        from rfnet.fileio import write_text
         from rfft.train import parse_args, train
+        from rfnet.fileio import write_text
 
         safe = host.safe_name(name, "rfft_controlnet")
         prods = host.safe_join(host.input_dir(), products)

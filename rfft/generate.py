@@ -46,7 +46,7 @@ from rfnet import fileio
 from rfnet.errors import USER_ERRORS, InputError, cli_errors
 
 from .placement import MAX_SIDE, ProductError, load_product, place
-from .recurrent import Attempt, recurrent_generate, rate_curve
+from .recurrent import Attempt, rate_curve, recurrent_generate
 
 log = logging.getLogger("rfft.generate")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import torch
 
-
 BLOCK = 2048
 F8 = torch.float8_e4m3fn
 F8_MAX = 448.0  # the largest finite e4m3fn value

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from . import fileio
-from .errors import InputError, cli_errors
 from .data import RFDataset
+from .errors import InputError, cli_errors
 from .estimators import LearnedMapExtractor, MapEstimatorConfig
 
 log = logging.getLogger("rfnet.train_maps")

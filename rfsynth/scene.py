@@ -13,8 +13,17 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from . import rules
-from .catalog import (COLOURS, DECORATIONS, LIGHTING, MATERIALS, REFERENCE_FOR_SIZE, REFERENCES,
-                      SURFACES, WALL_COLOURS, CATEGORY_BY_NAME)
+from .catalog import (
+    CATEGORY_BY_NAME,
+    COLOURS,
+    DECORATIONS,
+    LIGHTING,
+    MATERIALS,
+    REFERENCE_FOR_SIZE,
+    REFERENCES,
+    SURFACES,
+    WALL_COLOURS,
+)
 from .products import ProductSpec, damage, render_product, sample_spec
 from .text import caption_for, prompt_for
 

@@ -266,7 +266,7 @@ def rfft_flow() -> Flow:
 
 def thumbnail(ui: dict, path: Path) -> None:
     """A schematic of the graph: node boxes (this pack's in green) and links."""
-    nodes = [n for n in ui["nodes"]]
+    nodes = list(ui["nodes"])
     xs = [n["pos"][0] for n in nodes] + [n["pos"][0] + n["size"][0] for n in nodes]
     ys = [n["pos"][1] for n in nodes] + [n["pos"][1] + n["size"][1] for n in nodes]
     x0, y0, x1, y1 = min(xs) - 20, min(ys) - 50, max(xs) + 20, max(ys) + 20

@@ -8,7 +8,6 @@ verdicts, nothing is written outside the dataset folder.
 """
 import json
 import logging
-import os
 import shutil
 import struct
 import sys
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from toyset import render_sample
 
 from rfnet import evaluate, train
 from rfnet import inspect as rinspect
@@ -26,7 +26,6 @@ from rfnet.data import RFDataset, RFDatasetWriter, user_cache_dir
 from rfnet.embedded import embedded_path
 from rfnet.errors import InputError
 from rfnet.inspect import Inspector
-from toyset import render_sample
 
 EMBEDDED = embedded_path("rfnet")
 TINY = ["--preset", "tiny", "--image_size", "32", "--width", "32", "--train_batch_size", "8",
@@ -316,7 +315,7 @@ def test_bad_ids_are_skipped_and_no_map_is_written_outside(tmp_path, bad_id):
     assert [s["id"] for s in ds.samples] == ids and ds.skips.counts == {"bad id": 1}
     assert "plain file name" in ds.skips.items[0][2] or "non-empty string" in ds.skips.items[0][2]
     assert set(tmp_path.iterdir()) == before  # nothing beside the dataset
-    cached = [p for p in (root / ".cache").rglob("*.png")]
+    cached = list((root / ".cache").rglob("*.png"))
     assert len(cached) == 6 and all(p.resolve().is_relative_to(root.resolve()) for p in cached)
 
 

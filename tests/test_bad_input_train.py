@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_pack import _import_pack
 
 from rfft import train as rtrain
 from rfft.generate import EXAMPLES
 from rfnet.errors import InputError
 from rfsynth import make as rmake
-from test_pack import _import_pack
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = _import_pack()

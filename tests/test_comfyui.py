@@ -15,7 +15,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from workflow_convert import ui_to_api, validate_api
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,8 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rfnet.data import (Collator, RFDataset, RFDatasetWriter, SkipReport, read_label_txt,
-                        to_map_tensor)
+from rfnet.data import Collator, RFDataset, RFDatasetWriter, SkipReport, read_label_txt, to_map_tensor
 from rfnet.labels import UnknownLabelError, canonical, to_index
 
 

@@ -2,10 +2,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from rfnet import train_maps
 from rfnet.errors import InputError
 from rfnet.estimators import LearnedMapExtractor, MapEstimatorConfig, TinyUNet
 from rfnet.extractors import make_extractor
-from rfnet import train_maps
 
 
 @pytest.fixture(scope="module")

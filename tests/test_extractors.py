@@ -1,15 +1,22 @@
 import pytest
 import torch
 
-from rfnet.extractors import (GroundPlaneDepth, SpectralResidualSalience, TransformersDepth,
-                              U2NetSalience, make_extractor)
+from rfnet.extractors import (
+    GroundPlaneDepth,
+    SpectralResidualSalience,
+    TransformersDepth,
+    U2NetSalience,
+    make_extractor,
+)
 from rfnet.u2net import U2Net
 from rfnet.weights import WeightsNotFoundError
 
 
 def test_u2net_matches_the_published_architecture():
     # Parameter counts of the authors' u2net.pth (176.3 MB) and u2netp.pth (4.7 MB).
-    n = lambda m: sum(p.numel() for p in m.parameters())
+    def n(m):
+        return sum(p.numel() for p in m.parameters())
+
     assert n(U2Net("u2net")) == 44_009_869
     assert n(U2Net("u2netp")) == 1_131_181
     keys = U2Net("u2netp").state_dict().keys()

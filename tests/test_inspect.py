@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_CAPTION, tiny_config
 from PIL import Image
 
-from conftest import TINY_CAPTION, tiny_config
 from rfnet.inspect import Inspector
 from rfnet.model import RFNet
 from rfnet.text import build_tokenizer

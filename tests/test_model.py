@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import tiny_config, tiny_inputs
+
 from rfnet.model import FeatureFilter, RFNet, RFNetConfig, sincos_2d
 
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from test_pack import _import_pack
 
 PACK = _import_pack()
@@ -82,8 +81,8 @@ def test_inspect_gives_verdicts_and_badged_previews(rfnet, tmp_path, monkeypatch
     for r in res["ui"]["images"]:
         assert (tmp_path / r["filename"]).exists() and r["type"] == "temp"
     # the same verdicts as the engine's Inspector called directly
-    from rfnet.inspect import Inspector
     from rfnet.embedded import embedded_path
+    from rfnet.inspect import Inspector
 
     direct = Inspector.from_pretrained(embedded_path("rfnet"))(good.product, [good.image, bad.image], good.caption)
     assert [r["label"] for r in rows] == [v.label for v in direct]

@@ -4,8 +4,12 @@ import logging
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10, which pyproject claims: the same parser from PyPI
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -91,9 +91,8 @@ def test_single_file_checkpoint_loads_every_weight(tmp_path, tiny_generator, pip
     the pipeline draws the same image as from the diffusers folder."""
     import shutil
 
-    from safetensors.torch import save_file
-
     from ldm_format import to_ldm_checkpoint
+    from safetensors.torch import save_file
 
     ckpt = tmp_path / "model.safetensors"
     save_file(to_ldm_checkpoint(pipe.unet, pipe.vae, pipe.text_encoder), str(ckpt))

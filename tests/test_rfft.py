@@ -34,11 +34,10 @@ def test_kl_and_feedback_terms():
 
 @pytest.fixture(scope="module")
 def objective(tiny_generator):
-    from rfft.pipeline import AdInpaintPipeline, load_parts
-    from rfft.placement import place
-    from rfft.trainer import DifferentiableJudge, Example, RFFTConfig, RFFTObjective
     from rfft.generate import EXAMPLES
-    from rfft.placement import load_product
+    from rfft.pipeline import AdInpaintPipeline, load_parts
+    from rfft.placement import load_product, place
+    from rfft.trainer import DifferentiableJudge, Example, RFFTConfig, RFFTObjective
 
     parts = load_parts(tiny_generator)
     cn = parts.pop("controlnet")

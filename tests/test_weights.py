@@ -1,9 +1,9 @@
 import pytest
 import torch
+from conftest import tiny_config
 
 from rfnet.model import RFNet
 from rfnet.weights import WeightsNotFoundError, find_file, load_state_dict
-from conftest import tiny_config
 
 
 def test_missing_file_error_names_file_folders_and_source(tmp_path, monkeypatch):
@@ -48,8 +48,8 @@ def test_pretrained_backbone_mismatch_is_explained(tmp_path):
 
 
 def test_pretrained_caption_encoder_from_a_local_folder(tmp_path):
-    from transformers import AutoConfig, AutoModel
     from conftest import TINY_CAPTION
+    from transformers import AutoConfig, AutoModel
 
     cfg = dict(TINY_CAPTION)
     torch.manual_seed(2)

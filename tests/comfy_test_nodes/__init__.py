@@ -1,8 +1,6 @@
 """Test-only ComfyUI nodes: a tiny SD1.5-structured MODEL, VAE, ControlNet and conditioning built
 in code with random weights (ComfyUI's checkpoint loaders cannot load models this small). The
 integration tests load this folder as a second custom node pack."""
-import torch
-
 import comfy.controlnet
 import comfy.latent_formats
 import comfy.model_base
@@ -10,6 +8,7 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.sd
 import comfy.supported_models_base
+import torch
 from comfy.cldm import cldm
 from comfy.ldm.models.autoencoder import AutoencoderKL
 
