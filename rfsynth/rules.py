@@ -68,6 +68,10 @@ SIZE_TOLERANCE = 1.5
 REFERENCE_DIST = 65.0
 REFERENCE_LIKE_DIST, REFERENCE_LIKE_CHROMA = 75.0, 150.0  # rule 4b leaves such pixels out (oracle.reference_like)
 REFERENCE_MAX_AREA = 0.2  # of the image: a larger region of a reserved colour is a wall, not an object
+# The renderer keeps clutter colours this far from the reserved ones (twice the first version's
+# REFERENCE_DIST; a constant of its own, so that the oracle's tolerance can change without
+# moving the benchmark's pixels).
+CLUTTER_RESERVED_DIST = 90.0
 
 # Shape Hallucination: a region in the product's colours under its base that spans wider than
 # this times the product's width (plus a margin of S) is the surface it stands on, not a pedestal.

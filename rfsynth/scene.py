@@ -357,7 +357,7 @@ def _clutter(d, rng, S, severity, left, right, top, base, palette):
             cx, cy = rng.integers(left - band, right + band), rng.integers(base, base + band)
         while True:
             colour = tuple(int(v) for v in rng.integers(0, 256, 3))
-            if _far_from(colour, reserved, 2 * rules.REFERENCE_DIST) and _far_from(colour, palette, rules.SAFE_COLOUR_DIST):
+            if _far_from(colour, reserved, rules.CLUTTER_RESERVED_DIST) and _far_from(colour, palette, rules.SAFE_COLOUR_DIST):
                 break
         d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
 
