@@ -421,6 +421,7 @@ class RFDataset(torch.utils.data.Dataset):
         map_batch_size: int = 16,
         stored_maps: bool = True,
         cache_dir: str | Path | None = None,
+        limit: int | None = None,
     ):
         self.skips = SkipReport()
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
@@ -434,6 +435,8 @@ class RFDataset(torch.utils.data.Dataset):
                 self.samples.append(self._check(rec, need_product))
             except SampleError as e:
                 self.skips.add(e.reason, e.path, e.detail)
+        if limit:  # the first ``limit`` usable samples, in manifest order (a learning curve's subsets)
+            self.samples = self.samples[:limit]
         if not stored_maps:  # use the extractors' maps everywhere: what an inspector will see
             for smp in self.samples:
                 for kind in maps:
@@ -449,7 +452,7 @@ class RFDataset(torch.utils.data.Dataset):
     @classmethod
     def for_model(cls, config, root, split: str | None = None, depth_extractor=None,
                   salience_extractor=None, stored_maps: bool = True,
-                  cache_dir: str | Path | None = None) -> "RFDataset":
+                  cache_dir: str | Path | None = None, limit: int | None = None) -> "RFDataset":
         """The dataset as an RFNet of ``config`` reads it: its label set and image size, and
         only the inputs it uses. ``split`` 'all' (or None) takes every sample."""
         return cls(
@@ -457,7 +460,7 @@ class RFDataset(torch.utils.data.Dataset):
             image_size=config.image_size, depth_extractor=depth_extractor,
             salience_extractor=salience_extractor, need_product=config.use_product,
             maps=tuple(m for m in ("depth", "salience") if getattr(config, f"use_{m}")),
-            stored_maps=stored_maps, cache_dir=cache_dir,
+            stored_maps=stored_maps, cache_dir=cache_dir, limit=limit,
         )
 
     def _check(self, rec: dict, need_product: bool) -> dict:

@@ -61,6 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="RF dataset folders, manifest.jsonl or RF1M label.txt files; several are trained on together "
                         "(e.g. RF-Gen's generated images and RF-Synth's composed scenes)")
     g.add_argument("--train_split", default="train", help="split of --train_data to train on ('all' for every sample)")
+    g.add_argument("--train_samples", default=None, nargs="+", type=int,
+                   help="per --train_data, train on its first N usable samples (0: all); e.g. a learning curve")
     g.add_argument("--validation_data", default=None, nargs="+",
                    help="datasets for validation (default: --train_data)")
     g.add_argument("--validation_split", default="val", help="split used for validation ('none' to skip)")
@@ -378,9 +380,12 @@ class TrainingSets(torch.utils.data.ConcatDataset):
             self.skips.items.extend(d.skips.items)
 
 
-def load_sets(cfg, roots: list[str], split: str, depth, sal, stored_maps: bool, cache_dir) -> TrainingSets:
+def load_sets(cfg, roots: list[str], split: str, depth, sal, stored_maps: bool, cache_dir,
+              limits: list[int] | None = None) -> TrainingSets:
+    """The datasets as one; ``limits[i]`` keeps the first so many usable samples of ``roots[i]`` (0: all)."""
+    limits = limits or [0] * len(roots)
     return TrainingSets([RFDataset.for_model(cfg, r, split, depth, sal, stored_maps=stored_maps,
-                                             cache_dir=cache_dir) for r in roots])
+                                             cache_dir=cache_dir, limit=n or None) for r, n in zip(roots, limits)])
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -406,6 +411,9 @@ def check_args(args: argparse.Namespace) -> None:
             raise InputError(f"--{name} must be a number >= 0, not {v}")
     for d in args.train_data:
         check_split(d, args.train_split, "--train_data")
+    n = getattr(args, "train_samples", None)
+    if n is not None and (len(n) != len(args.train_data) or min(n) < 0):
+        raise InputError(f"--train_samples needs one count >= 0 per --train_data ({len(args.train_data)}), got {n}")
     if args.validation_data is not None and args.validation_split != "none":
         for d in args.validation_data:
             read_records(d, SkipReport())  # FileNotFoundError names it
@@ -486,7 +494,7 @@ def train(args: argparse.Namespace) -> Path:
     cache_dir = getattr(args, "cache_dir", None)
     with accelerator.main_process_first():
         train_set = load_sets(cfg, args.train_data, args.train_split, depth, sal, not args.ignore_stored_maps,
-                              cache_dir)
+                              cache_dir, getattr(args, "train_samples", None))
     if len(train_set) == 0:
         raise InputError(f"no usable training samples in {', '.join(args.train_data)} "
                          f"(split {args.train_split}); {train_set.skips.summary()}")

@@ -197,9 +197,11 @@ def test_init_from_fine_tunes_the_given_model_on_several_datasets(toy_dataset, t
     assert (out / "tokenizer" / "tokenizer.json").read_text() == (base / "tokenizer" / "tokenizer.json").read_text()
 
     model = RFNet.from_pretrained(base)
+    part = train.load_sets(model.config, [str(toy_dataset), str(other)], "train", None, None, True, None, [5, 0])
     sets = train.load_sets(model.config, [str(toy_dataset), str(other)], "train", None, None, True, None)
     one = [train.load_sets(model.config, [str(d)], "train", None, None, True, None) for d in (toy_dataset, other)]
     assert len(sets) == len(one[0]) + len(one[1]) and sets.labels == one[0].labels + one[1].labels
+    assert len(part) == 5 + len(one[1]) and part.labels == one[0].labels[:5] + one[1].labels
 
 
 def test_init_from_missing_model_is_refused(toy_dataset, tmp_path):
