@@ -196,10 +196,15 @@ def test_init_from_fine_tunes_the_given_model_on_several_datasets(toy_dataset, t
     assert tuned["acceptance_threshold"] is None
     assert (out / "tokenizer" / "tokenizer.json").read_text() == (base / "tokenizer" / "tokenizer.json").read_text()
 
+    from rfnet.extractors import make_extractor
+
     model = RFNet.from_pretrained(base)
-    part = train.load_sets(model.config, [str(toy_dataset), str(other)], "train", None, None, True, None, [5, 0])
-    sets = train.load_sets(model.config, [str(toy_dataset), str(other)], "train", None, None, True, None)
-    one = [train.load_sets(model.config, [str(d)], "train", None, None, True, None) for d in (toy_dataset, other)]
+    ex = (make_extractor("depth", "fallback"), make_extractor("salience", "fallback"))
+    roots = [str(toy_dataset), str(other)]
+    part = train.load_sets(model.config, roots, "train", *ex, True, None, [5, 0])
+    sets = train.load_sets(model.config, roots, "train", *ex, True, None)
+    one = [train.load_sets(model.config, [d], "train", *ex, True, None) for d in roots]
+    assert len(one[0]) > 5 and len(one[1]) > 0
     assert len(sets) == len(one[0]) + len(one[1]) and sets.labels == one[0].labels + one[1].labels
     assert len(part) == 5 + len(one[1]) and part.labels == one[0].labels[:5] + one[1].labels
 
