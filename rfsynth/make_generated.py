@@ -169,8 +169,8 @@ def run_job(job: dict) -> tuple[int, dict, list[dict], list[dict]]:
         if why:
             dropped.append({"index": job["index"], "k": k, "seed": job["seeds"][k], "recipe": r.name, "reason": why})
             continue
-        v = judge(img, pl.cutout, pl.box, job["category"])
-        samples.append({"k": k, "image": img, "product": pl.cutout, "placement": dict(pl.box),
+        v = judge(img, pl.cutout, pl.box, job["category"], supplied=job["cutout"])
+        samples.append({"k": k, "image": img, "product": pl.cutout, "supplied": job["cutout"], "placement": dict(pl.box),
                         "label": v.label, "measures": v.measures, "seed": job["seeds"][k]})
     meta = {k: job[k] for k in ("caption", "prompt", "category", "scale", "damage")}
     return job["index"], dict(meta, recipe=r), samples, dropped
@@ -246,7 +246,7 @@ def make(out, num_jobs: int, seed: int, splits="train=0.9,val=0.1", size: int = 
                 if sid in writer:
                     continue
                 writer.add(sid, s["image"], s["product"], s["label"], caption=job["caption"], prompt=job["prompt"],
-                           split=split, source={
+                           split=split, extra_images={"supplied": s["supplied"]}, source={
                                "generator": "rfsynth.make_generated", "version": VERSION, "seed": seed,
                                "job": index, "k": s["k"], "image_seed": s["seed"], "recipe": r.name,
                                "model": generator, "controlnet": r.controlnet, "guidance": r.guidance,
@@ -275,13 +275,15 @@ def relabel(out) -> dict:
 
     out = Path(out)
     recs = [json.loads(x) for x in (out / MANIFEST).read_text(encoding="utf-8").splitlines() if x.strip()]
+    info = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     moved: dict[str, int] = {}
     lines = []
     for rec in recs:
         src = rec.get("source", {})
         img = Image.open(out / rec["image"]).convert("RGB")
         prod = Image.open(out / rec["product"]).convert("RGBA")
-        v = judge(img, prod, src["placement"], src["category"])
+        supplied = supplied_cutout(out, rec, info)
+        v = judge(img, prod, src["placement"], src["category"], supplied=supplied)
         if v.label != rec["label"]:
             key = f"{rec['label']} -> {v.label}"
             moved[key] = moved.get(key, 0) + 1
@@ -290,6 +292,18 @@ def relabel(out) -> dict:
         lines.append(json.dumps(rec, ensure_ascii=False))
     write_text(out / MANIFEST, "\n".join(lines) + ("\n" if lines else ""))
     return {"samples": len(recs), "moved": moved}
+
+
+def supplied_cutout(folder: Path, rec: dict, info: dict) -> Image.Image:
+    """The cutout as supplied (before placement resized it): stored as ``supplied/ID.png``, or,
+    in datasets written before it was stored, drawn again from the job's seed (the product is
+    drawn first in a job, so the recipes do not change it)."""
+    if rec.get("supplied"):
+        return Image.open(folder / rec["supplied"]).convert("RGBA")
+    src = rec["source"]
+    job = draw_job(src["seed"], src["job"], (Recipe("any"),), info.get("size", 64), 1,
+                   info.get("damage_p", 0.1))
+    return job["cutout"]
 
 
 def _jsonable(x):

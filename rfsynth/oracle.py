@@ -149,13 +149,16 @@ def scene_coherence(img: np.ndarray, solid: np.ndarray, product: np.ndarray, ref
     return float((d[band] < rules.SCENE_COHERENCE_DIST).mean())
 
 
-def judge(image, cutout: Image.Image, placement: dict, category: str) -> OracleVerdict:
+def judge(image, cutout: Image.Image, placement: dict, category: str,
+          supplied: Image.Image | None = None) -> OracleVerdict:
     """The label of ``image`` (PIL or HxWx3 uint8) with the product ``cutout`` placed at
-    ``placement`` ({"x", "y"}: the cutout's top-left on the canvas)."""
+    ``placement`` ({"x", "y"}: the cutout's top-left on the canvas). ``supplied``: the cutout as
+    the seller supplied it, when placement resized it; damage is judged on it (rule 1), since
+    resizing softens a cut's hard edge (a generator's pipeline fits the product to the canvas)."""
     img = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image).astype(np.float32)
     S = img.shape[0]
     m: dict = {}
-    cut_alpha = np.asarray(cutout.convert("RGBA"))[..., 3]
+    cut_alpha = np.asarray((supplied if supplied is not None else cutout).convert("RGBA"))[..., 3]
     alpha = placed_alpha(cutout, placement, S)
     solid = alpha > 0.5
     product = alpha > 0

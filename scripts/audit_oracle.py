@@ -245,6 +245,7 @@ def disagreement_sheet(folder: Path, recs: dict, pairs, out: Path) -> None:
 
 
 def cmd_reveal(a) -> int:
+    from rfsynth.make_generated import supplied_cutout
     from rfsynth.oracle import judge
 
     try:
@@ -254,11 +255,12 @@ def cmd_reveal(a) -> int:
         return 2
     folder = ROOT / "data" / f"audit_{a.set}"
     recs = {r["id"]: r for r in _records(folder)}
+    info = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
     pairs, rows = [], []
     for i in sorted(eye):
         r = recs[i]
         v = judge(Image.open(folder / r["image"]), Image.open(folder / r["product"]), r["source"]["placement"],
-                  r["source"]["category"])
+                  r["source"]["category"], supplied=supplied_cutout(folder, r, info))
         pairs.append((i, eye[i][0], v.label))
         rows.append([i, v.label, r["source"]["recipe"], json.dumps(v.measures)])
     with open(AUDIT / f"oracle_{a.set}{a.suffix}.csv", "w", newline="", encoding="utf-8") as fh:

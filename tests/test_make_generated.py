@@ -2,6 +2,7 @@
 resumable, with broken images dropped and counted."""
 import json
 
+import numpy as np
 import pytest
 
 from rfsynth import make_generated as mg
@@ -32,8 +33,10 @@ def test_records_say_how_each_image_was_made_and_the_oracle_agrees(tmp_path):
         assert src["annotator"] == "oracle" and src["steps"] == 2
         # the stored label is the oracle's verdict on the stored pixels
         v = judge(Image.open(tmp_path / "g" / rec["image"]), Image.open(tmp_path / "g" / rec["product"]),
-                  src["placement"], src["category"])
+                  src["placement"], src["category"], supplied=Image.open(tmp_path / "g" / rec["supplied"]))
         assert v.label == rec["label"]
+        # the cutout as supplied is stored, and it is the one the job drew (damage judged on it)
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "g" / rec["supplied"])), np.asarray(job["cutout"]))
 
 
 def test_resume_gives_the_same_dataset_as_one_run(tmp_path):
@@ -89,3 +92,21 @@ def test_bad_arguments_one_line_exit_2(tmp_path, capsys, argv, msg):
     err = capsys.readouterr().err
     assert msg in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()  # refused before anything is written
+
+
+def test_damage_is_judged_on_the_cutout_as_supplied():
+    """Placement shrinks a damaged cutout and softens its cut: judged on the placed cutout, a
+    damaged product passed as undamaged (audit set B); on the supplied one it does not."""
+    from rfft.placement import place
+    from rfsynth.oracle import judge
+
+    hits = []
+    for i in range(40):
+        job = mg.draw_job(400, i, FAST, 64, 1, damage_p=1.0)  # every product damaged
+        pl = place(job["cutout"], 64, job["scale"])
+        img = np.full((64, 64, 3), 200, np.uint8)
+        placed = judge(img, pl.cutout, pl.box, job["category"]).label == "Unsuitable"
+        supplied = judge(img, pl.cutout, pl.box, job["category"], supplied=job["cutout"]).label == "Unsuitable"
+        hits.append((placed, supplied))
+    assert all(s for _, s in hits)  # every damaged product is Unsuitable when judged as supplied
+    assert not all(p for p, _ in hits)  # while judged on the resized cutout some pass (the bug)
