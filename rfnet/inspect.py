@@ -246,6 +246,10 @@ class Inspector:
         if not bool(torch.isfinite(p).all()):  # probabilities from elsewhere: same rule
             p, note = _no_available(p), note or "non-finite model output"
         label = self.labels[int(p.argmax())]
+        if note is not None and label == AVAILABLE:
+            # an image that cannot be judged fairly (constant, tiny, non-finite) is never called
+            # Available, whatever the model says: its label is the model's most probable defect
+            label = self.labels[1 + int(p[1:].argmax())]
         pa = float(p[0])
         accepted = label == AVAILABLE if self.threshold is None else pa >= self.threshold
         return Verdict(label, pa, {n: float(v) for n, v in zip(self.labels, p)},

@@ -122,3 +122,22 @@ def test_inspector_pairs_the_model_with_its_training_extractors(model_dir, tmp_p
     assert insp.depth.name.startswith("learned-depth:d@") and insp.salience.is_fallback
     # an explicit choice wins
     assert Inspector.from_pretrained(model_dir, depth="fallback", dtype="float32").depth.is_fallback
+
+
+def test_an_image_that_cannot_be_judged_is_never_called_available():
+    """A constant, tiny or non-finite image gets its note, is not accepted, and its label is the
+    model's most probable defect even where the model says Available (a 1x1 image is not an ad)."""
+    import torch
+
+    from rfnet.embedded import embedded_path
+    from rfnet.inspect import Inspector
+
+    insp = Inspector.from_pretrained(embedded_path("rfnet"), threshold=0.0)  # accept anything judgeable
+    p = torch.tensor([0.90, 0.01, 0.02, 0.04, 0.01, 0.02])
+    v = insp.verdict(p, note="image is 1x1, smaller than 16 px")
+    assert v.label == "Size Mismatch" and not v.accepted and v.p_available == pytest.approx(0.9)
+    assert insp.verdict(p).label == "Available" and insp.verdict(p).accepted  # a judgeable image
+    prod = torch.rand(1, 3, 64, 64)
+    for img in (torch.zeros(1, 3, 64, 64), torch.rand(1, 3, 1, 1), torch.full((1, 3, 64, 64), float("nan"))):
+        (v,) = insp(prod, img, "Lumi red vase")
+        assert v.label != "Available" and not v.accepted and v.note
