@@ -200,8 +200,10 @@ class Inspector:
         if p.shape[0] not in (1, b):
             raise InputError(f"{p.shape[0]} product images for {b} generated images: "
                              "pass one product, or one per generated image")
-        # A product needs no texture (a solid-colour box is fine), only finite pixels and size.
-        p_notes = [n if n and not n.startswith("constant") else None for n in p_notes]
+        # A product needs no texture (a solid-colour box is fine) and may be small (a lipstick
+        # placed on a 64 px canvas is 9 x 32 px; the model resizes it): only non-finite or empty
+        # product pixels make the judgement unfair.
+        p_notes = [n if n and ("non-finite" in n or "empty" in n) else None for n in p_notes]
         p_notes = p_notes * b if len(p_notes) == 1 else p_notes
         notes = [n or (f"product image: {pn}" if pn else None) for n, pn in zip(notes, p_notes)]
         if min(g.shape[-2:]) < MIN_SIDE:  # all tiny: the extractors get a workable size

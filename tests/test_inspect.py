@@ -141,3 +141,22 @@ def test_an_image_that_cannot_be_judged_is_never_called_available():
     for img in (torch.zeros(1, 3, 64, 64), torch.rand(1, 3, 1, 1), torch.full((1, 3, 64, 64), float("nan"))):
         (v,) = insp(prod, img, "Lumi red vase")
         assert v.label != "Available" and not v.accepted and v.note
+
+
+def test_a_small_product_is_judged_like_any_other():
+    """The placed cutout of a lipstick on a 64 px canvas is 9 x 32 px: that is no reason to
+    reject the image (it made the main job reject every lipstick); a NaN product still is."""
+    import torch
+
+    from rfnet.embedded import embedded_path
+    from rfnet.inspect import Inspector
+
+    insp = Inspector.from_pretrained(embedded_path("rfnet"))
+    gen = torch.rand(1, 3, 64, 64)
+    small = torch.rand(1, 3, 32, 9)
+    (v,) = insp(small, gen, "Lumi red lipstick")
+    assert v.note is None
+    (big,) = insp(torch.nn.functional.interpolate(small, size=(64, 64)), gen, "Lumi red lipstick")
+    assert big.note is None
+    (nan,) = insp(torch.full((1, 3, 32, 9), float("nan")), gen, "Lumi red lipstick")
+    assert nan.note and "product image" in nan.note and not nan.accepted
