@@ -23,10 +23,10 @@ import numpy as np
 
 from rfnet.fileio import save_image, write_json
 from rfsynth import rules
-from rfsynth.catalog import COLOURS, DECORATIONS, LIGHTING, MATERIALS, REFERENCE_FOR_SIZE, WALL_COLOURS
+from rfsynth.catalog import COLOURS, MATERIALS, WALL_COLOURS
 from rfsynth.oracle import judge
 from rfsynth.products import render_product, sample_spec
-from rfsynth.text import caption_for, prompt_for
+from rfsynth.text import caption_for, draw_prompt
 
 SURFACES_DRAWN = ("wooden table", "marble table", "podium", "shelf", "fabric cloth")  # not floor
 
@@ -35,14 +35,7 @@ def draw_job(seed: int, i: int) -> dict:
     rng = np.random.default_rng([seed, i])
     spec = sample_spec(rng)
     cut = render_product(spec, 96, rng)
-    wall = WALL_COLOURS[rng.integers(len(WALL_COLOURS))]
-    material = list(MATERIALS)[rng.integers(len(MATERIALS))]
-    surface = SURFACES_DRAWN[rng.integers(len(SURFACES_DRAWN))]
-    light = LIGHTING[rng.integers(len(LIGHTING))]
-    deco = DECORATIONS[rng.integers(len(DECORATIONS))]
-    refs = REFERENCE_FOR_SIZE[spec.cat.size_class]
-    ref = refs[rng.integers(len(refs))] if rng.uniform() < 0.5 else None
-    prompt = prompt_for(spec, wall, material, surface, light, deco, ref)
+    prompt, wall, material = draw_prompt(rng, spec, SURFACES_DRAWN, reference_p=0.5)
     scale = float(rng.uniform(0.4, 0.6))
     return {"cutout": cut, "category": spec.category, "prompt": prompt, "wall": wall, "material": material,
             "scale": scale, "caption": caption_for(rng, spec)}

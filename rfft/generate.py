@@ -565,8 +565,9 @@ def prepare_out(out: Path, settings: dict, overwrite: bool, products: Path):
         elif sj.exists():
             try:
                 old = json.loads(sj.read_text(encoding="utf-8"))
-                assert isinstance(old, dict)
-            except (OSError, ValueError, AssertionError):
+            except (OSError, ValueError):
+                old = None
+            if not isinstance(old, dict):  # (an assert would vanish under python -O)
                 log.warning("%s is unreadable: it is written again with this run's settings", sj)
                 old = {}
             diff = [k for k in settings if k in old and old[k] != settings[k]]

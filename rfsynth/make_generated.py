@@ -38,12 +38,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .catalog import DECORATIONS, LIGHTING, MATERIALS, REFERENCE_FOR_SIZE, WALL_COLOURS
 from .make import _split as split_of
 from .make import parse_splits
 from .oracle import judge
 from .products import damage, render_product, sample_spec
-from .text import caption_for, prompt_for
+from .text import caption_for, draw_prompt
 
 VERSION = 1
 SURFACES = ("wooden table", "marble table", "podium", "shelf", "fabric cloth", "floor")
@@ -84,18 +83,12 @@ def draw_job(seed: int, index: int, recipes: tuple[Recipe, ...], size: int, imag
     damaged = None
     if rng.uniform() < damage_p:
         cut, damaged = damage(cut, rng, float(rng.uniform()))
-    wall = WALL_COLOURS[rng.integers(len(WALL_COLOURS))]
-    material = list(MATERIALS)[rng.integers(len(MATERIALS))]
-    surface = SURFACES[rng.integers(len(SURFACES))]
-    light = LIGHTING[rng.integers(len(LIGHTING))]
-    deco = DECORATIONS[rng.integers(len(DECORATIONS))]
-    refs = REFERENCE_FOR_SIZE[spec.cat.size_class]
-    ref = refs[rng.integers(len(refs))] if rng.uniform() < 0.6 else None
+    prompt, _, _ = draw_prompt(rng, spec, SURFACES, reference_p=0.6)
     w = np.array([r.weight for r in recipes], float)
     recipe = recipes[int(rng.choice(len(recipes), p=w / w.sum()))]
     seeds = [int(s) for s in np.random.SeedSequence([seed, index, 11]).generate_state(images_per_job)]
     return {"index": index, "cutout": cut, "category": spec.category, "caption": caption_for(rng, spec),
-            "prompt": prompt_for(spec, wall, material, surface, light, deco, ref),
+            "prompt": prompt,
             "scale": float(rng.uniform(0.35, 0.62)), "recipe": recipe, "seeds": seeds, "damage": damaged,
             "size": size}
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .catalog import BRANDS, COLOURS, FILLERS
+from .catalog import (
+    BRANDS,
+    COLOURS,
+    DECORATIONS,
+    FILLERS,
+    LIGHTING,
+    MATERIALS,
+    REFERENCE_FOR_SIZE,
+    WALL_COLOURS,
+)
 
 
 def caption_for(rng: np.random.Generator, spec) -> str:
@@ -25,6 +34,20 @@ def caption_for(rng: np.random.Generator, spec) -> str:
     parts += noise
     order = [0] + list(1 + rng.permutation(len(parts) - 1))  # the brand first, as shops do
     return " ".join(parts[i] for i in order)
+
+
+def draw_prompt(rng: np.random.Generator, spec, surfaces, reference_p: float) -> tuple[str, str, str]:
+    """(prompt, wall colour, material) for a job: the scene's words drawn in a fixed order (wall,
+    material, surface from ``surfaces``, lighting, decoration, and a reference object with
+    probability ``reference_p``), so that a job's seed fixes its prompt."""
+    wall = WALL_COLOURS[rng.integers(len(WALL_COLOURS))]
+    material = list(MATERIALS)[rng.integers(len(MATERIALS))]
+    surface = surfaces[rng.integers(len(surfaces))]
+    light = LIGHTING[rng.integers(len(LIGHTING))]
+    deco = DECORATIONS[rng.integers(len(DECORATIONS))]
+    refs = REFERENCE_FOR_SIZE[spec.cat.size_class]
+    ref = refs[rng.integers(len(refs))] if rng.uniform() < reference_p else None
+    return prompt_for(spec, wall, material, surface, light, deco, ref), wall, material
 
 
 def prompt_for(spec, wall: str, material: str, surface: str, lighting: str, decoration: str,
