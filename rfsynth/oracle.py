@@ -63,6 +63,24 @@ def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), k) > 0
 
 
+def _open(mask: np.ndarray, k: int) -> np.ndarray:
+    """Morphological opening by a k x k square: the pixels of every k x k block that lies wholly
+    inside ``mask`` (so structures thinner than k go). Written out because OpenCV's opening
+    shifts the result by a pixel for an even k."""
+    if k <= 1:
+        return mask
+    H, W = mask.shape
+    core = np.ones((H - k + 1, W - k + 1), bool)  # core[y, x]: the block at (y, x) is inside
+    for dy in range(k):
+        for dx in range(k):
+            core &= mask[dy:dy + H - k + 1, dx:dx + W - k + 1]
+    out = np.zeros_like(mask)
+    for dy in range(k):
+        for dx in range(k):
+            out[dy:dy + H - k + 1, dx:dx + W - k + 1] |= core
+    return out
+
+
 def reference_masks(img: np.ndarray) -> dict[str, np.ndarray]:
     """Pixels of each reference object's reserved colour. A region of that colour that reaches
     the top band (a wall painted in it) or covers more than REFERENCE_MAX_AREA of the image is
@@ -139,8 +157,11 @@ def scene_coherence(img: np.ndarray, solid: np.ndarray, product: np.ndarray, ref
     base = int(rows[-1])
     under = img[min(S - 1, base + 1):min(S, base + 1 + max(3, S // 20)), cols.min():cols.max() + 1].reshape(-1, 3)
     surf = np.median(under, axis=0)
-    band = (_dilate(solid, int(round(rules.CLUTTER_BAND * S))) & ~_dilate(product, 1) & ~refs
-            & (palette_dist >= rules.PALETTE_DIST) & ~reference_like(img))
+    # a generator paints reference objects with soft edges: their blend with the wall is theirs
+    # too, not a colour the scene cannot contain
+    objects = _dilate(refs | reference_like(img), max(1, int(round(rules.REFERENCE_EDGE * S))))
+    band = (_dilate(solid, int(round(rules.CLUTTER_BAND * S))) & ~_dilate(product, 1) & ~objects
+            & (palette_dist >= rules.PALETTE_DIST))
     if not band.any():
         return 1.0
     d = np.linalg.norm(img - wall[None], axis=-1)
@@ -190,6 +211,10 @@ def judge(image, cutout: Image.Image, placement: dict, category: str,
 
     # 3. Shape Hallucination: product-coloured regions touching the product from outside
     cand = (pd < rules.PALETTE_DIST) & ~product & ~ref_any
+    # A grown part is a body; slivers of SLIVER_PX px are the inpainting's blend seam along the
+    # product's outline, which a person does not see as a part. Not scaled with S: the world's
+    # thinnest grown part (a leg) is 2 px wide at every size.
+    cand = _open(cand, rules.SLIVER_PX + 1)
     n, lab = cv2.connectedComponents(cand.astype(np.uint8), connectivity=4)
     touch = _dilate(product, 1) & cand
     touching = np.unique(lab[touch])
@@ -198,7 +223,6 @@ def judge(image, cutout: Image.Image, placement: dict, category: str,
     rows_s = np.nonzero(solid.any(1))[0]
     cols_s = np.nonzero(solid.any(0))[0]
     base_s, width = int(rows_s[-1]), int(cols_s[-1] - cols_s[0] + 1)
-    below = np.arange(S)[:, None] > base_s
     wall_rows = max(1, int(rules.WALL_BAND * S))
     for j in touching:
         part = lab == j
@@ -207,11 +231,9 @@ def judge(image, cutout: Image.Image, placement: dict, category: str,
         # A surface close to the product's colour touches its base, but it is the support, not
         # a part grown out of the product: below the base it spans far wider than the product
         # (a hallucinated pedestal is at most about 1.4 times as wide; rules.SURFACE_WIDTH).
-        under = part & below
-        if under.any():
-            c = np.nonzero(under.any(0))[0]
-            if c[-1] - c[0] + 1 > rules.SURFACE_WIDTH * width + rules.SURFACE_MARGIN * S:
-                part = part & ~below
+        c = np.nonzero(part.any(0))[0]
+        if c[-1] - c[0] + 1 > rules.SURFACE_WIDTH * width + rules.SURFACE_MARGIN * S:
+            continue  # far wider than the product: a surface or the wall behind it, not a grown part
         attached += int(part.sum())
     m["attached_frac"] = float(attached / solid.sum())
     if m["attached_frac"] >= rules.HALLUCINATION_AREA:
