@@ -349,6 +349,10 @@ def contact_sheet(done: list[dict], out: Path, cell: int = 128, max_cols: int = 
     return sheet
 
 
+def _share(a: int, n: int) -> str:
+    return f"{a / n:.1%} ({a}/{n})" if n else "- (0/0)"
+
+
 def report(done: list[dict], out: Path, max_k: int, args: dict, warnings: list[str] = ()) -> dict:
     runs = [[_as_attempt(r) for r in d["attempts"]] for d in done if d.get("attempts")]
     judged = all("oracle" in r for d in done for r in d.get("attempts", []))
@@ -365,11 +369,20 @@ def report(done: list[dict], out: Path, max_k: int, args: dict, warnings: list[s
              f"{len(runs)} products generated, {len(failed)} skipped, {len(warned)} warnings; "
              f"judged by {judge_name}.", "",
              "Settings: " + ", ".join(f"{k}={v}" for k, v in args.items()), "",
-             "| attempts k | available rate | available / products | seconds per available image |",
-             "|---:|---:|---:|---:|"]
+             "| attempts k | available rate | available / products | seconds per available image |"
+             + (" wasted rejections | false accepts |" if judged else ""),
+             "|---:|---:|---:|---:|" + ("---:|---:|" if judged else "")]
     for row in curve:
-        lines.append(f"| {row['k']} | {row['available_rate']:.1%} | {row['available']}/{row['products']} "
-                     f"| {row['seconds_per_available']:.2f} |")
+        line = (f"| {row['k']} | {row['available_rate']:.1%} | {row['available']}/{row['products']} "
+                f"| {row['seconds_per_available']:.2f} |")
+        if judged:  # the inspector's mistakes, as the oracle sees them
+            line += f" {_share(row['wasted_rejections'], row['rejections'])} " \
+                    f"| {_share(row['false_accepts'], row['accepts'])} |"
+        lines.append(line)
+    if judged:
+        lines += ["", "Wasted rejections: attempts RFNet rejected that the oracle calls Available (of all "
+                  "rejections up to k). False accepts: delivered images RFNet accepted that the oracle does "
+                  "not (of all accepted)."]
     lines += ["", "![available rate and time against attempts](fig6.png)", ""]
     if failed:
         lines += ["## Skipped products", ""] + [f"- {d['product']}: {d['error']}" for d in failed] + [""]

@@ -111,10 +111,16 @@ def rate_curve(runs: Sequence[Sequence[Attempt]], judge: Callable[[Attempt], boo
     """The paper's Fig. 6 figures from complete attempt lists: for k = 1..max_k, the share of
     products whose delivered image is judged available, and the time per available image
     (time spent on the first min(k, attempts used) attempts / available images), and the
-    attempts spent per available image."""
+    attempts spent per available image.
+
+    And the inspector's mistakes against ``judge`` (meaningful when it is not the inspector
+    itself): ``wasted_rejections`` of ``rejections`` (spent attempts the inspector rejected that
+    ``judge`` calls available: each cost a regeneration for nothing) and ``false_accepts`` of
+    ``accepts`` (delivered images the inspector accepted that ``judge`` does not)."""
     rows = []
     for k in range(1, max_k + 1):
         ok, secs, used = 0, 0.0, 0
+        rejections = wasted = accepts = false_accepts = 0
         for atts in runs:
             if not atts:
                 continue
@@ -122,10 +128,19 @@ def rate_curve(runs: Sequence[Sequence[Attempt]], judge: Callable[[Attempt], boo
             spent = atts[:d.index + 1 if d.accepted else k]
             secs += sum(a.seconds for a in spent)
             used += len(spent)
-            ok += bool(judge(d))
+            good = bool(judge(d))
+            ok += good
+            rejected = [a for a in spent if not a.accepted]
+            rejections += len(rejected)
+            wasted += sum(bool(judge(a)) for a in rejected)
+            if d.accepted:
+                accepts += 1
+                false_accepts += not good
         n = sum(1 for a in runs if a)
         # attempts, unlike seconds, do not depend on what else the machine was doing
         rows.append({"k": k, "available_rate": ok / max(1, n), "available": ok, "products": n,
                      "seconds_per_available": secs / ok if ok else float("inf"),
-                     "attempts_per_available": used / ok if ok else float("inf")})
+                     "attempts_per_available": used / ok if ok else float("inf"),
+                     "rejections": rejections, "wasted_rejections": wasted,
+                     "accepts": accepts, "false_accepts": false_accepts})
     return rows

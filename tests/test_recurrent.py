@@ -79,3 +79,20 @@ def test_rate_curve_by_hand():
     # k=1: A 1 s + B 1 s + C 1 s for 1 available; k=3: A 3 + B 3 + C 1 = 7 s for 2
     assert rows[0]["seconds_per_available"] == 3.0 and rows[2]["seconds_per_available"] == 3.5
     assert delivered_at(A, 2).index == 1  # best of the first two (higher P with a later seed)
+
+
+def test_rate_curve_counts_the_inspectors_mistakes_by_hand():
+    # The inspector accepts A at index 2 and C at index 0, never B; the judge calls the odd
+    # attempts available, so the inspector is wrong in both directions.
+    A = recurrent_generate(Script({2}).generate, Script({2}).inspect, 4, 1, 0).attempts
+    B = recurrent_generate(Script().generate, Script().inspect, 4, 1, 0).attempts
+    C = recurrent_generate(Script({0}).generate, Script({0}).inspect, 4, 1, 0).attempts
+    rows = rate_curve([A, B, C], lambda a: a.index % 2 == 1, 4)
+    # k=1: spent A0 (rejected), B0 (rejected), C0 (accepted, judged unavailable)
+    assert (rows[0]["rejections"], rows[0]["wasted_rejections"]) == (2, 0)
+    assert (rows[0]["accepts"], rows[0]["false_accepts"]) == (1, 1)
+    # k=3: rejected A0 A1 B0 B1 B2, of which A1 and B1 available; A2 and C0 accepted, both not
+    assert (rows[2]["rejections"], rows[2]["wasted_rejections"]) == (5, 2)
+    assert (rows[2]["accepts"], rows[2]["false_accepts"]) == (2, 2)
+    # k=4: B3 is rejected too, and available
+    assert (rows[3]["rejections"], rows[3]["wasted_rejections"]) == (6, 3)
