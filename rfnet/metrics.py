@@ -103,6 +103,8 @@ def inspection_report(y_true, probs, labels: list[str] | tuple[str, ...],
             "f1": ava["f1"],
             "ap": average_precision(y_true == 0, probs[:, 0]),
             "support": ava["support"],
+            # Available or not, as Recurrent Generation uses the verdict (top class Available)
+            "agreement": float(np.mean((y_pred == 0) == (y_true == 0))) if len(y_true) else float("nan"),
         },
         "accuracy": accuracy(y_true, y_pred) if len(y_true) else float("nan"),
         "per_class": per_class,

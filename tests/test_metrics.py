@@ -49,6 +49,16 @@ def test_report_by_hand():
     assert r["per_class"]["Space Mismatch"]["precision"] == pytest.approx(0.5)
 
 
+def test_available_agreement_counts_only_available_or_not():
+    labels = ("Available", "Space Mismatch", "Size Mismatch")
+    # a defect mistaken for another defect still agrees on "not Available"
+    y = [1, 0, 2, 0]
+    probs = np.array([[0.1, 0.2, 0.7], [0.8, 0.1, 0.1], [0.6, 0.2, 0.2], [0.3, 0.6, 0.1]])
+    r = inspection_report(y, probs, labels)
+    assert r["accuracy"] == pytest.approx(1 / 4)
+    assert r["available"]["agreement"] == pytest.approx(2 / 4)
+
+
 def test_confusion_matrix_rows_are_truth():
     assert confusion_matrix([0, 1, 1], [1, 1, 0], 2).tolist() == [[0, 1], [1, 1]]
 
