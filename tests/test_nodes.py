@@ -236,10 +236,12 @@ def test_loader_names_the_folders_it_searched(monkeypatch, tmp_path):
     from rfnet.weights import WeightsNotFoundError
 
     monkeypatch.setattr(host, "model_dirs", lambda kind: [tmp_path / kind])
-    with pytest.raises(WeightsNotFoundError, match="rf_depth"):
+    with pytest.raises(WeightsNotFoundError, match="rf_depth") as e:
         M["RFDepthModelLoader"]().load("missing-dpt")
-    (tmp_path / "rfnet").mkdir()
-    assert host.resolve_model.__doc__ and host.safe_join(tmp_path / "rfnet", "../../etc/passwd") is None
+    assert str(tmp_path) in str(e.value), "the message names the folder it searched"
+    (tmp_path / "rfnet" / "我的 模型").mkdir(parents=True)
+    assert host.safe_join(tmp_path / "rfnet", "../../etc/passwd") is None
+    assert host.safe_join(tmp_path / "rfnet", "我的 模型") == (tmp_path / "rfnet" / "我的 模型").resolve()
 
 
 def test_a_missing_dependency_leaves_out_only_its_nodes(monkeypatch, caplog):

@@ -1,5 +1,6 @@
 """The pack as ComfyUI and pip see it."""
 import importlib.util
+import json
 import logging
 import re
 import subprocess
@@ -29,8 +30,18 @@ def _import_pack():
 
 def test_pack_imports_as_a_comfyui_custom_node():
     pack = _import_pack()
-    assert isinstance(pack.NODE_CLASS_MAPPINGS, dict)
-    assert isinstance(pack.NODE_DISPLAY_NAME_MAPPINGS, dict)
+    nodes, names = pack.NODE_CLASS_MAPPINGS, pack.NODE_DISPLAY_NAME_MAPPINGS
+    # the nodes the workflows are wired with are all there (none silently left out)
+    wired = {n["type"] for f in (ROOT / "workflows").glob("*.json")
+             for n in json.loads(f.read_text(encoding="utf-8")).get("nodes", [])
+             if n.get("type", "").startswith("RF")}
+    assert wired and wired <= set(nodes), f"workflows use nodes the pack does not load: {wired - set(nodes)}"
+    assert set(names) == set(nodes), "every node needs a display name, and only nodes have one"
+    for key, cls in nodes.items():  # what ComfyUI calls on each class at start-up
+        spec = cls.INPUT_TYPES()
+        assert isinstance(spec, dict) and "required" in spec, key
+        assert callable(getattr(cls, cls.FUNCTION)), key
+        assert isinstance(cls.RETURN_TYPES, tuple), key
 
 
 def test_a_failing_node_module_is_left_out_with_one_log_line(caplog):
