@@ -245,7 +245,8 @@ def _metric(out: Path, rec: dict) -> None:
 
 
 def export(ema: torch.nn.ModuleDict, dst: Path, tok, a, vae=None, step: int | None = None) -> Path:
-    """A diffusers-layout generator folder: what ``rfft.pipeline.load_generator`` reads."""
+    """A diffusers-layout generator folder: what ``rfft.pipeline.load_parts`` and
+    ``AdInpaintPipeline.load`` read."""
     from .pipeline import save_generator
 
     vae = vae if vae is not None else a._vae

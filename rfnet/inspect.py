@@ -43,10 +43,6 @@ class Verdict:
     accepted: bool  # Available, or P(Available) >= threshold when one is set; never with a note
     note: str | None = None  # why the image could not be judged fairly: "constant image", ...
 
-    @property
-    def reason(self) -> str:
-        return self.note or (AVAILABLE if self.label == AVAILABLE else self.label)
-
     def to_dict(self) -> dict:
         return {"label": self.label, "p_available": self.p_available, "accepted": self.accepted,
                 "probs": self.probs, "note": self.note}
