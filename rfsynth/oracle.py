@@ -143,6 +143,53 @@ def reference_like(img: np.ndarray) -> np.ndarray:
     return (chroma >= rules.REFERENCE_LIKE_CHROMA) & (d < rules.REFERENCE_LIKE_DIST)
 
 
+def pedestal(img: np.ndarray, solid: np.ndarray, product: np.ndarray, walls: list[list]) -> dict:
+    """A body the generator drew under the product, continuing it downward (rule 3b): the
+    region of one colour that starts just under the middle of the base, is not wall, and is
+    about as wide as the product's foot (a surface or a table top is much wider). Returns its
+    width over the foot's and its height over the product's (zeros when there is none)."""
+    S = img.shape[0]
+    k = max(1, int(round(S * rules.SCENE_SMOOTH)))
+    blur = cv2.blur(img, (k, k))
+    rows = np.nonzero(solid.any(1))[0]
+    top, base = int(rows[0]), int(rows[-1])
+    h = base - top + 1
+    low = solid[max(top, base - max(1, int(0.2 * h))):base + 1]
+    foot = np.nonzero(low.any(0))[0]
+    fl, fr = int(foot[0]), int(foot[-1])
+    y0 = base + 2  # past the blend seam
+    if y0 + 2 >= S:
+        return {"pedestal_width": 0.0, "pedestal_height": 0.0}
+    c0, c1 = fl + (fr - fl) // 4, fr - (fr - fl) // 4 + 1
+    seed = np.median(blur[y0:y0 + 3, c0:c1].reshape(-1, 3), axis=0)
+    if min(np.linalg.norm(seed - w) for c in range(c0, c1) for w in walls[c]) <= rules.SUPPORT_WALL_DIST:
+        return {"pedestal_width": 0.0, "pedestal_height": 0.0}  # wall under it: rule 4's business
+    # a body in front of the wall: beside the foot, just under the base, there is wall on both
+    # sides (where a surface shows beside it, the product stands on that surface)
+    surface_beside = 0
+    for cs in (range(max(0, fl - 4), max(0, fl - 1)), range(min(S, fr + 2), min(S, fr + 5))):
+        side = [min(np.linalg.norm(blur[y, c] - w) for w in walls[c]) for c in cs for y in range(y0, y0 + 3)]
+        surface_beside += not side or np.median(side) > rules.SUPPORT_WALL_DIST
+    if surface_beside == 2:
+        return {"pedestal_width": 0.0, "pedestal_height": 0.0}
+    near = (np.linalg.norm(blur - seed, axis=-1) < rules.PEDESTAL_DIST) & ~product
+    near[:base + 1] = False
+    n, lab = cv2.connectedComponents(near.astype(np.uint8), connectivity=4)
+    ids = np.unique(lab[y0:y0 + 3, c0:c1])
+    ids = ids[ids > 0]
+    if not len(ids):
+        return {"pedestal_width": 0.0, "pedestal_height": 0.0}
+    region = np.isin(lab, ids)
+    ys = np.nonzero(region.any(1))[0]
+    # its width where it meets the product (the first rows), against the foot's
+    head = region[base + 1:base + 1 + max(3, int(0.15 * h))]
+    spans = [np.ptp(np.nonzero(r)[0]) + 1 for r in head if r.any()]
+    width = max(spans) / (fr - fl + 1) if spans else 0.0
+    reaches_sides = bool(region[:, 0].any() and region[:, -1].any())
+    return {"pedestal_width": float(99.0 if reaches_sides else width),
+            "pedestal_height": float((ys[-1] - base) / h)}
+
+
 def scene_coherence(img: np.ndarray, solid: np.ndarray, product: np.ndarray, refs: np.ndarray,
                     palette_dist: np.ndarray) -> float:
     """Share of the surrounding band explained by the wall (its colour in each column, from the
@@ -220,9 +267,8 @@ def judge(image, cutout: Image.Image, placement: dict, category: str,
     touching = np.unique(lab[touch])
     touching = touching[touching > 0]
     attached = 0
-    rows_s = np.nonzero(solid.any(1))[0]
     cols_s = np.nonzero(solid.any(0))[0]
-    base_s, width = int(rows_s[-1]), int(cols_s[-1] - cols_s[0] + 1)
+    width = int(cols_s[-1] - cols_s[0] + 1)
     wall_rows = max(1, int(rules.WALL_BAND * S))
     for j in touching:
         part = lab == j
@@ -238,13 +284,18 @@ def judge(image, cutout: Image.Image, placement: dict, category: str,
     m["attached_frac"] = float(attached / solid.sum())
     if m["attached_frac"] >= rules.HALLUCINATION_AREA:
         return OracleVerdict("Shape Hallucination", m)
+    rows = np.nonzero(solid.any(1))[0]
+    walls = wall_colours(img, product, ref_any, int(rows[0]), int(rows[-1]))
+    m.update(pedestal(img, solid, product, walls))
+    if (rules.PEDESTAL_MIN_WIDTH <= m["pedestal_width"] <= rules.PEDESTAL_MAX_WIDTH
+            and m["pedestal_height"] >= rules.PEDESTAL_MIN_HEIGHT):
+        return OracleVerdict("Shape Hallucination", dict(m, reason="pedestal"))
 
     # 4. Space Mismatch: does the product rest on the surface?
     rows = np.nonzero(solid.any(1))[0]
     top, base = int(rows[0]), int(rows[-1])
     cols = [c for c in range(S) if solid[:, c].any() and np.nonzero(solid[:, c])[0][-1] >= base - 1]
     max_gap = rules.SUPPORT_GAP * S
-    walls = wall_colours(img, product, ref_any, top, base)
     supported = 0
     gaps = []
     for c in cols:

@@ -17,6 +17,12 @@ Euclidean. A sample gets the first case whose rule fires, in this order:
    not a part), a region that reaches the top band (the wall), and a region spanning more than
    ``SURFACE_WIDTH`` times the product's width (the surface it stands on or the wall behind it;
    a grown pedestal is at most 1.4 times as wide).
+3b. Shape Hallucination, a body drawn under the product (``oracle.pedestal``): a region of one
+   colour that starts just under the middle of the base, is not wall, has wall beside the foot
+   on at least one side, is ``PEDESTAL_MIN_WIDTH`` to ``PEDESTAL_MAX_WIDTH`` times the foot's
+   width where it meets it and reaches ``PEDESTAL_MIN_HEIGHT`` of the product's height down,
+   whatever its colour: a generator continues the product's outline downward in colours of
+   its own, and a person sees a pedestal by its shape (audit set C).
 4. Space Mismatch: fewer than ``SUPPORT_MIN_FRAC`` of the product's contact columns rest on the
    surface; a column rests when the first non-wall pixel under the product's base lies within
    ``SUPPORT_GAP`` S of it (floating: a gap of wall; over an edge: wall all the way down). Wall
@@ -82,6 +88,16 @@ CLUTTER_RESERVED_DIST = 90.0
 # this times the product's width (plus a margin of S) is the surface it stands on, not a pedestal.
 SURFACE_WIDTH = 1.6
 SURFACE_MARGIN = 0.05
+# Shape Hallucination, 3b: a body drawn under the product, continuing it (oracle.pedestal): one
+# colour (within PEDESTAL_DIST after the blur of rule 4b), not wall, with wall beside the foot on
+# at least one side (a surface on both sides is what the product stands on), between
+# PEDESTAL_MIN_WIDTH and PEDESTAL_MAX_WIDTH times the foot's width where it meets the product
+# (composed tables and plinths are wider), reaching at least PEDESTAL_MIN_HEIGHT of the
+# product's height down.
+PEDESTAL_DIST = 30.0
+PEDESTAL_MAX_WIDTH = 1.2
+PEDESTAL_MIN_WIDTH = 0.75  # narrower: the edge of a table the product hangs over (Space Mismatch)
+PEDESTAL_MIN_HEIGHT = 0.3
 # Shape Hallucination: regions this thin (px, at any S) are the inpainting's blend seam, not parts.
 SLIVER_PX = 1  # px
 # Space Mismatch: the wall beside the product between these heights above its base (of S) is
