@@ -3,8 +3,9 @@
 - eq. 5, the feedback: ``F_AC = CE(RFNet(decoded x0_hat), Available)``;
 - eq. 6, the KL baseline, in epsilon space as DRaFT+ writes it: the squared distance between the
   trained model's and a frozen copy's noise predictions at the same x_t;
-- eq. 7-8, Consistent Condition: the text-guidance direction of the trained ControlNet,
-  ``eps(x_t, z, c) - eps(x_t, c)``, kept close to that of the frozen starting copy.
+- eq. 7-8, Consistent Condition: the text-guidance direction of the trained ControlNet, in
+  score form ``(eps(x_t, z, c) - eps(x_t, c)) / sqrt(1 - alphabar_t)`` (or in eps form, the
+  first version), kept close to that of the frozen starting copy.
 """
 from __future__ import annotations
 
@@ -19,12 +20,22 @@ def feedback_loss(logits: torch.Tensor, available_index: int = 0) -> torch.Tenso
 
 
 def consistent_condition_loss(eps_text_control: torch.Tensor, eps_control: torch.Tensor,
-                              ref_text_control: torch.Tensor, ref_control: torch.Tensor) -> torch.Tensor:
-    """Eq. 8: ``|| (eps(x_t,z,c) - eps(x_t,c)) - (eps_ref(x_t,z,c) - eps_ref(x_t,c)) ||_2``, the
-    L2 norm over each sample's latent (C, H, W), averaged over the batch. The reference terms
-    come from the frozen copy and carry no gradient."""
+                              ref_text_control: torch.Tensor, ref_control: torch.Tensor,
+                              sigma: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Eq. 7-8: the text-guidance direction of the trained model against the frozen copy's,
+    the L2 norm over each sample's latent (C, H, W), averaged over the batch. The reference
+    terms come from the frozen copy and carry no gradient.
+
+    With ``sigma`` = sqrt(1 - alphabar_t) (a scalar or one per sample), the directions are of the
+    score, grad log p(z | x_t, c) = -eps / sigma, as the paper writes them: the norm of the eps
+    difference divided by sigma. Without it, of eps itself (the first version here): the same
+    direction, but each step weighted by sigma, which is small at the last steps of sampling
+    where the gradient step is drawn, so beta there means a much weaker regularizer."""
     d = (eps_text_control - eps_control) - (ref_text_control - ref_control).detach()
-    return d.float().flatten(1).norm(dim=1).mean()
+    norm = d.float().flatten(1).norm(dim=1)
+    if sigma is not None:
+        norm = norm / torch.as_tensor(sigma, dtype=norm.dtype, device=norm.device).reshape(-1)
+    return norm.mean()
 
 
 def kl_loss(eps: torch.Tensor, ref_eps: torch.Tensor) -> torch.Tensor:

@@ -100,6 +100,9 @@ def parse_args(argv=None, exit_on_error: bool = True):
     p.add_argument("--reg", default="cc", choices=["cc", "kl", "none"],
                    help="cc: Consistent Condition (eq. 7-8); kl: eq. 6 in epsilon space; none: ReFL")
     p.add_argument("--beta", type=float, default=1.0)
+    p.add_argument("--cc_form", default="score", choices=["score", "eps"],
+                   help="L_CC on the score (eq. 7-8 as written: eps / sqrt(1 - alphabar_t)) or on eps "
+                        "(the first version; its beta is on another scale)")
     p.add_argument("--num_inference_steps", type=int, default=40)
     p.add_argument("--grad_steps_window", type=int, default=10, help="K: the gradient step is one of the last K")
     p.add_argument("--guidance_scale", type=float, default=7.5)
@@ -304,7 +307,7 @@ def train(a, on_step=None) -> int:
     if a.gradient_checkpointing:
         checkpoint_judge(judge)
     cfg = RFFTConfig(a.num_inference_steps, a.grad_steps_window, a.guidance_scale, a.reg, a.beta,
-                     a.extra_reward_weight)
+                     a.extra_reward_weight, cc_form=a.cc_form)
     objective = RFFTObjective(pipe, controlnet, ref, judge, cfg,
                               REWARDS[a.extra_reward] if a.extra_reward else None)
     size = a.resolution or pipe.unet.config.sample_size * pipe.latent_factor

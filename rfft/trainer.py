@@ -37,10 +37,13 @@ class RFFTConfig:
     beta: float = 1.0
     extra_reward_weight: float = 0.0
     controlnet_conditioning_scale: float = 1.0
+    cc_form: str = "score"  # eq. 7-8 as written (score), or the first version's eps form
 
     def __post_init__(self):
         if self.reg not in ("cc", "kl", "none"):
             raise ValueError(f"reg must be cc, kl or none, not {self.reg!r}")
+        if self.cc_form not in ("score", "eps"):
+            raise ValueError(f"cc_form must be score or eps, not {self.cc_form!r}")
         if not 1 <= self.grad_steps_window <= self.num_inference_steps:
             raise ValueError("grad_steps_window must be between 1 and num_inference_steps")
         # NaN fails every comparison: a non-finite or negative weight would make every loss NaN
@@ -184,7 +187,8 @@ class RFFTObjective:
                 eps_c = out[2] if need_c else eps_u
                 with torch.no_grad():
                     ref_c = p.predict_noise(x, t, empty, control, cfg.controlnet_conditioning_scale, controlnet=self.ref)
-                reg = consistent_condition_loss(eps_tc, eps_c, ref_tc, ref_c)
+                sigma = (1 - ab).sqrt() if cfg.cc_form == "score" else None
+                reg = consistent_condition_loss(eps_tc, eps_c, ref_tc, ref_c, sigma)
             else:
                 reg = kl_loss(eps_tc, ref_tc)
             loss = loss + cfg.beta * reg

@@ -23,6 +23,28 @@ def test_cc_loss_is_eq8():
     assert a.grad is not None and c.grad is None
 
 
+def test_cc_loss_score_form_divides_each_sample_by_its_sigma():
+    g = torch.Generator().manual_seed(2)
+    a, b, c, d = (torch.randn(2, 4, 8, 8, generator=g) for _ in range(4))
+    alphabar = torch.tensor([0.99, 0.5])
+    sigma = (1 - alphabar).sqrt()
+    # by hand: the score is -eps / sigma, so each direction's difference is the eps one over sigma
+    want = torch.stack([torch.sqrt(((((a[i] - b[i]) - (c[i] - d[i])) / sigma[i]) ** 2).sum()) for i in range(2)]).mean()
+    assert torch.allclose(consistent_condition_loss(a, b, c, d, sigma), want, atol=1e-5)
+    # one timestep for the batch: a scalar sigma
+    s0 = float(sigma[0])
+    assert consistent_condition_loss(a, b, c, d, s0).item() == pytest.approx(
+        consistent_condition_loss(a, b, c, d).item() / s0, rel=1e-5)
+
+
+def test_cc_form_is_checked():
+    from rfft.trainer import RFFTConfig
+
+    assert RFFTConfig().cc_form == "score"
+    with pytest.raises(ValueError, match="cc_form"):
+        RFFTConfig(cc_form="epsilon")
+
+
 def test_kl_and_feedback_terms():
     g = torch.Generator().manual_seed(1)
     e, r = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
