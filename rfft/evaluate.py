@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     p.add_argument("--controlnet", default=None, help="a fine-tuned ControlNet folder (RFFT's output)")
     p.add_argument("--products", type=int, default=200)
     p.add_argument("--seed", type=int, default=31337)
-    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--num_inference_steps", "--steps", dest="steps", type=int, default=40)
     p.add_argument("--guidance_scale", type=float, default=7.5)
     p.add_argument("--negative_prompt", default="")
     p.add_argument("--out", default="runs/eval_gen.json")

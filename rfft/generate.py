@@ -607,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--products", default=str(EXAMPLES / "products"),
                    help="a folder of RGBA cutouts or RGB products on white (default: bundled examples)")
-    p.add_argument("--out", default="generate_out",
+    p.add_argument("--output_dir", "--out", dest="out", default="generate_out",
                    help="output folder; a run locks it, and a resume must use the settings recorded there")
     p.add_argument("--overwrite", action="store_true",
                    help="delete the previous outputs in --out (" + ", ".join(OUTPUTS) + "; nothing else) "
@@ -621,14 +621,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lora", default=None)
     p.add_argument("--lora_scale", type=float, default=0.8)
     p.add_argument("--scheduler", default="DDIMScheduler")
-    p.add_argument("--inspector", default="embedded", help="an RFNet folder or 'embedded'")
+    p.add_argument("--rfnet", "--inspector", dest="inspector", default="embedded",
+                   help="an RFNet folder or 'embedded'")
     p.add_argument("--attempts", type=int, default=5, help="at most N attempts per product (N >= 1)")
     p.add_argument("--candidates", type=int, default=1, help="candidates per round, generated as one batch")
     p.add_argument("--threshold", type=float, default=None,
                    help="accept when P(Available) >= this (default: the inspector's calibrated threshold from "
                         "its config.json, else when Available is the top class)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--num_inference_steps", "--steps", dest="steps", type=int, default=40)
     p.add_argument("--guidance_scale", type=float, default=7.5)
     p.add_argument("--size", type=int, default=None,
                    help="canvas side, a multiple of the generator's VAE factor (default: the generator's)")

@@ -63,7 +63,7 @@ def calibrate(model_dir: str | Path, predictions: str | Path, target_precision: 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m rfnet.calibrate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="the RFNet folder whose config.json receives the threshold")
+    p.add_argument("--rfnet", "--model", dest="model", required=True, help="the RFNet folder whose config.json receives the threshold")
     p.add_argument("--predictions", required=True, help="rfnet.evaluate's predictions.jsonl on validation data")
     p.add_argument("--target_precision", type=float, default=0.95)
     p.add_argument("--dry_run", action="store_true", help="print the threshold, do not write it")

@@ -30,7 +30,7 @@ PROG = "python -m rfnet.evaluate"
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=PROG,
                                 description="Precision, recall, F1 and AP of RFNet's Available class.")
-    p.add_argument("--model", required=True, help="folder with config.json, model.safetensors (and tokenizer/)")
+    p.add_argument("--rfnet", "--model", dest="model", required=True, help="folder with config.json, model.safetensors (and tokenizer/)")
     p.add_argument("--data", required=True, help="RF dataset folder, manifest.jsonl or RF1M label.txt")
     p.add_argument("--split", default="test", help="split to evaluate ('all' for every sample)")
     p.add_argument("--output_dir", required=True)

@@ -290,7 +290,7 @@ def main(argv=None) -> int:
 def _main(argv) -> int:
     p = argparse.ArgumentParser(prog=PROG,
                                 description="Verdicts of RFNet on generated advertising images.")
-    p.add_argument("--model", default="embedded",
+    p.add_argument("--rfnet", "--model", dest="model", default="embedded",
                    help="RFNet folder (config.json, model.safetensors, tokenizer/); default: the embedded one")
     p.add_argument("--product", required=True, help="product cutout (RGBA PNG, or RGB on white)")
     p.add_argument("--image", required=True, nargs="+", help="generated image(s)")

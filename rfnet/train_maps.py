@@ -42,7 +42,8 @@ def parse_args(argv=None):
     p.add_argument("--learning_rate", type=float, default=2e-3)
     p.add_argument("--max_samples", type=int, default=None, help="use only the first N training samples")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from output_dir/checkpoint.pt")
+    p.add_argument("--resume_from_checkpoint", "--resume", dest="resume", nargs="?", const="latest", default=None,
+                   choices=["latest"], help="continue from output_dir/checkpoint.pt")
     p.add_argument("--epochs_this_run", type=int, default=None,
                    help="stop after this many epochs (a checkpoint is kept); --resume goes on later")
     p.add_argument("--save_dtype", choices=["float32", "float16"], default="float32")

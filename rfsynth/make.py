@@ -159,7 +159,7 @@ def _jsonable(x):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m rfsynth.make", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True)
+    p.add_argument("--output_dir", "--out", dest="out", required=True)
     p.add_argument("--num_samples", type=int, default=10000)
     p.add_argument("--size", type=int, default=128, help="image side in pixels (64 and up)")
     p.add_argument("--seed", type=int, default=0)

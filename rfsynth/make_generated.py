@@ -307,7 +307,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["relabel"]:
         p = argparse.ArgumentParser(prog="python -m rfsynth.make_generated relabel")
-        p.add_argument("--out", required=True)
+        p.add_argument("--output_dir", "--out", dest="out", required=True)
         a = p.parse_args(argv[1:])
         if not (Path(a.out) / "manifest.jsonl").is_file():
             print(f"error: {a.out} has no manifest.jsonl: point --out at a folder written by rfsynth.make_generated",
@@ -316,7 +316,7 @@ def main(argv=None) -> int:
         print(json.dumps(relabel(a.out), ensure_ascii=False))
         return 0
     p = argparse.ArgumentParser(prog="python -m rfsynth.make_generated", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True)
+    p.add_argument("--output_dir", "--out", dest="out", required=True)
     p.add_argument("--num_jobs", type=int, default=3000)
     p.add_argument("--images_per_job", type=int, default=4)
     p.add_argument("--seed", type=int, default=100)
