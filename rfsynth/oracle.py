@@ -64,21 +64,21 @@ def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
 
 
 def _open(mask: np.ndarray, k: int) -> np.ndarray:
-    """Morphological opening by a k x k square: the pixels of every k x k block that lies wholly
-    inside ``mask`` (so structures thinner than k go). Written out because OpenCV's opening
-    shifts the result by a pixel for an even k."""
+    """Morphological opening by a k x k square (structures thinner than k go). The anchors are
+    set so that an even k does not shift the result, and the border counts as outside."""
     if k <= 1:
         return mask
-    H, W = mask.shape
-    core = np.ones((H - k + 1, W - k + 1), bool)  # core[y, x]: the block at (y, x) is inside
-    for dy in range(k):
-        for dx in range(k):
-            core &= mask[dy:dy + H - k + 1, dx:dx + W - k + 1]
-    out = np.zeros_like(mask)
-    for dy in range(k):
-        for dx in range(k):
-            out[dy:dy + H - k + 1, dx:dx + W - k + 1] |= core
-    return out
+    ker = np.ones((k, k), np.uint8)
+    border = dict(borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    core = cv2.erode(mask.astype(np.uint8), ker, anchor=(0, 0), **border)
+    return cv2.dilate(core, ker, anchor=(k - 1, k - 1), **border) > 0
+
+
+def _smooth(img: np.ndarray) -> np.ndarray:
+    """The box blur of rules.SCENE_SMOOTH that rules 3b and 4b look through (material textures
+    average out; blobs of other colours stay)."""
+    k = max(1, int(round(img.shape[0] * rules.SCENE_SMOOTH)))
+    return cv2.blur(img, (k, k))
 
 
 def reference_masks(img: np.ndarray) -> dict[str, np.ndarray]:
@@ -143,14 +143,16 @@ def reference_like(img: np.ndarray) -> np.ndarray:
     return (chroma >= rules.REFERENCE_LIKE_CHROMA) & (d < rules.REFERENCE_LIKE_DIST)
 
 
-def pedestal(img: np.ndarray, solid: np.ndarray, product: np.ndarray, walls: list[list]) -> dict:
+NO_PEDESTAL = {"pedestal_width": 0.0, "pedestal_height": 0.0}
+
+
+def pedestal(blur: np.ndarray, solid: np.ndarray, product: np.ndarray, walls: list[list]) -> dict:
     """A body the generator drew under the product, continuing it downward (rule 3b): the
     region of one colour that starts just under the middle of the base, is not wall, and is
-    about as wide as the product's foot (a surface or a table top is much wider). Returns its
-    width over the foot's and its height over the product's (zeros when there is none)."""
-    S = img.shape[0]
-    k = max(1, int(round(S * rules.SCENE_SMOOTH)))
-    blur = cv2.blur(img, (k, k))
+    about as wide as the product's foot (a surface or a table top is much wider). ``blur``: the
+    image through :func:`_smooth`. Returns its width over the foot's and its height over the
+    product's (NO_PEDESTAL when there is none)."""
+    S = blur.shape[0]
     rows = np.nonzero(solid.any(1))[0]
     top, base = int(rows[0]), int(rows[-1])
     h = base - top + 1
@@ -159,11 +161,11 @@ def pedestal(img: np.ndarray, solid: np.ndarray, product: np.ndarray, walls: lis
     fl, fr = int(foot[0]), int(foot[-1])
     y0 = base + 2  # past the blend seam
     if y0 + 2 >= S:
-        return {"pedestal_width": 0.0, "pedestal_height": 0.0}
+        return dict(NO_PEDESTAL)
     c0, c1 = fl + (fr - fl) // 4, fr - (fr - fl) // 4 + 1
     seed = np.median(blur[y0:y0 + 3, c0:c1].reshape(-1, 3), axis=0)
     if min(np.linalg.norm(seed - w) for c in range(c0, c1) for w in walls[c]) <= rules.SUPPORT_WALL_DIST:
-        return {"pedestal_width": 0.0, "pedestal_height": 0.0}  # wall under it: rule 4's business
+        return dict(NO_PEDESTAL)  # wall under it: rule 4's business
     # a body in front of the wall: beside the foot, just under the base, there is wall on both
     # sides (where a surface shows beside it, the product stands on that surface)
     surface_beside = 0
@@ -171,14 +173,14 @@ def pedestal(img: np.ndarray, solid: np.ndarray, product: np.ndarray, walls: lis
         side = [min(np.linalg.norm(blur[y, c] - w) for w in walls[c]) for c in cs for y in range(y0, y0 + 3)]
         surface_beside += not side or np.median(side) > rules.SUPPORT_WALL_DIST
     if surface_beside == 2:
-        return {"pedestal_width": 0.0, "pedestal_height": 0.0}
+        return dict(NO_PEDESTAL)
     near = (np.linalg.norm(blur - seed, axis=-1) < rules.PEDESTAL_DIST) & ~product
     near[:base + 1] = False
     n, lab = cv2.connectedComponents(near.astype(np.uint8), connectivity=4)
     ids = np.unique(lab[y0:y0 + 3, c0:c1])
     ids = ids[ids > 0]
     if not len(ids):
-        return {"pedestal_width": 0.0, "pedestal_height": 0.0}
+        return dict(NO_PEDESTAL)
     region = np.isin(lab, ids)
     ys = np.nonzero(region.any(1))[0]
     # its width where it meets the product (the first rows), against the foot's
@@ -193,10 +195,9 @@ def pedestal(img: np.ndarray, solid: np.ndarray, product: np.ndarray, walls: lis
 def scene_coherence(img: np.ndarray, solid: np.ndarray, product: np.ndarray, refs: np.ndarray,
                     palette_dist: np.ndarray) -> float:
     """Share of the surrounding band explained by the wall (its colour in each column, from the
-    top band) or the surface under the product (and its shades); see rules 4b."""
+    top band) or the surface under the product (and its shades); see rules 4b. ``img``: the
+    image through :func:`_smooth`."""
     S = img.shape[0]
-    k = max(1, int(round(S * rules.SCENE_SMOOTH)))
-    img = cv2.blur(img, (k, k))  # material textures average out; blobs of other colours stay
     wall_rows = max(1, int(rules.WALL_BAND * S))
     wall = np.stack([np.median(img[:wall_rows, max(0, c - 1):c + 2].reshape(-1, 3), axis=0) for c in range(S)])
     rows = np.nonzero(solid.any(1))[0]
@@ -285,15 +286,15 @@ def judge(image, cutout: Image.Image, placement: dict, category: str,
     if m["attached_frac"] >= rules.HALLUCINATION_AREA:
         return OracleVerdict("Shape Hallucination", m)
     rows = np.nonzero(solid.any(1))[0]
-    walls = wall_colours(img, product, ref_any, int(rows[0]), int(rows[-1]))
-    m.update(pedestal(img, solid, product, walls))
+    top, base = int(rows[0]), int(rows[-1])
+    walls = wall_colours(img, product, ref_any, top, base)
+    smooth = _smooth(img)
+    m.update(pedestal(smooth, solid, product, walls))
     if (rules.PEDESTAL_MIN_WIDTH <= m["pedestal_width"] <= rules.PEDESTAL_MAX_WIDTH
             and m["pedestal_height"] >= rules.PEDESTAL_MIN_HEIGHT):
         return OracleVerdict("Shape Hallucination", dict(m, reason="pedestal"))
 
     # 4. Space Mismatch: does the product rest on the surface?
-    rows = np.nonzero(solid.any(1))[0]
-    top, base = int(rows[0]), int(rows[-1])
     cols = [c for c in range(S) if solid[:, c].any() and np.nonzero(solid[:, c])[0][-1] >= base - 1]
     max_gap = rules.SUPPORT_GAP * S
     supported = 0
@@ -318,7 +319,7 @@ def judge(image, cutout: Image.Image, placement: dict, category: str,
         return OracleVerdict("Space Mismatch", m)
 
     # 4b. Indistinctiveness: surroundings that are neither wall nor surface
-    m["scene_coherence"] = scene_coherence(img, solid, product, ref_any, pd)
+    m["scene_coherence"] = scene_coherence(smooth, solid, product, ref_any, pd)
     if m["scene_coherence"] < rules.SCENE_COHERENCE_MIN:
         return OracleVerdict("Indistinctiveness", dict(m, reason="incoherent surroundings"))
 
