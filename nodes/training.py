@@ -81,7 +81,10 @@ class RFFTTrain:
             "num_inference_steps": ("INT", {"default": 40, "min": 2, "max": 200}),
             "grad_steps_window": ("INT", {"default": 10, "min": 1, "max": 200}),
             "batch_size": ("INT", {"default": 1, "min": 1, "max": 64}),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1}),
+            # "fixed": the front end gives every INT named seed a control widget; randomize (its
+            # default) would train a resumed run with a new seed when the designer queues again
+            "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "control_after_generate": "fixed",
+                             "tooltip": "training seed; keep it fixed so that queueing again resumes the same run"}),
             "checkpointing_steps": ("INT", {"default": 25, "min": 1, "max": 100000}),
         }, "hidden": {"unique_id": "UNIQUE_ID"}}
 

@@ -255,7 +255,7 @@ def rfft_flow() -> Flow:
     prompts = json.dumps([{"prompt": "a {product} on a marble table, beige wall, soft daylight",
                            "negative_prompt": "blurry, floating", "image_scale": 0.5}])
     tr = f.add("RFFTTrain", (0, 0), ["embedded", "(the generator's own)", "embedded", "products", prompts,
-                                    "rfft_controlnet", 200, 1e-5, "cc", 1.0, 40, 10, 1, 0, 25], size=(380, 520))
+                                    "rfft_controlnet", 200, 1e-5, "cc", 1.0, 40, 10, 1, 0, "fixed", 25], size=(380, 520))
     prev = f.add("PreviewImage", (420, 0), title="loss curve")
     f.link(tr, 1, prev, "images")
     f.note((420, 300), "Products: a folder of cutouts in ComfyUI's input folder. The trained ControlNet is "

@@ -3,7 +3,8 @@ them against a real server)."""
 import json
 from pathlib import Path
 
-from workflow_convert import ui_to_api, validate_api
+from test_pack import _import_pack
+from workflow_convert import CONTROL_VALUES, ui_to_api, validate_api, widget_slots
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,3 +57,49 @@ def test_workflows_are_complete_ui_graphs_with_thumbnails():
             assert dst["inputs"][b_slot]["link"] == lid and dst["inputs"][b_slot]["type"] == t
         assert f.with_suffix(".jpg").stat().st_size > 1000
         assert any(n["type"].startswith("RF") for n in ui["nodes"])
+
+
+def _pack_info() -> dict:
+    """object_info for the pack's own nodes, as the server serves it (JSON: tuples become lists)."""
+    info = {}
+    for key, cls in _import_pack().NODE_CLASS_MAPPINGS.items():
+        spec = cls.INPUT_TYPES()
+        info[key] = json.loads(json.dumps({"input": spec, "input_order": {k: list(v) for k, v in spec.items()}},
+                                          default=str))
+    return info
+
+
+def test_a_seed_named_int_gets_a_control_slot_as_the_front_end_gives_it():
+    info = {"A": {"input": {"required": {"seed": ["INT", {}], "noise_seed": ["INT", {"control_after_generate": False}],
+                                         "n": ["INT", {}], "k": ["INT", {"control_after_generate": "fixed"}]}}}}
+    assert widget_slots(info, "A") == [("seed", False), ("seed", True), ("noise_seed", False),
+                                       ("n", False), ("k", False), ("k", True)]
+
+
+def test_every_workflow_has_the_widget_values_the_front_end_builds_for_our_nodes():
+    # A missing control slot shifts every later value by one (the front end then showed "25" as
+    # RFFT Train's seed control); the slot must hold a control name and each value its input's type.
+    info = _pack_info()
+    checked = 0
+    for f in sorted((ROOT / "workflows").glob("*.json")):
+        for n in json.loads(f.read_text(encoding="utf-8"))["nodes"]:
+            if n["type"] not in info:
+                continue
+            slots, values = widget_slots(info, n["type"]), n.get("widgets_values") or []
+            assert len(values) == len(slots), f"{f.name} {n['type']}: {len(values)} values for {len(slots)} widgets"
+            spec = info[n["type"]]["input"]
+            for (name, is_control), v in zip(slots, values):
+                t = (spec.get("required", {}).get(name) or spec.get("optional", {}).get(name))[0]
+                if is_control:
+                    assert v in CONTROL_VALUES, f"{f.name} {n['type']}.{name}: control slot holds {v!r}"
+                elif t == "INT":
+                    assert isinstance(v, int) and not isinstance(v, bool), f"{f.name} {n['type']}.{name} = {v!r}"
+                elif isinstance(t, list):
+                    assert v in t or not t, f"{f.name} {n['type']}.{name} = {v!r} not among {t}"
+            checked += 1
+    assert checked >= 10
+
+
+def test_rfft_train_keeps_its_seed_when_queued_again():
+    spec = _import_pack().NODE_CLASS_MAPPINGS["RFFTTrain"].INPUT_TYPES()["required"]["seed"]
+    assert spec[1]["control_after_generate"] == "fixed"

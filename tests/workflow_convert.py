@@ -3,8 +3,10 @@ and a validator against /object_info. ComfyUI has no server-side converter; this
 own, following the frontend's rules:
 
 - widget values follow the widget inputs in object_info's ``input_order`` (required, then
-  optional); an INT with ``control_after_generate`` takes two slots (value, then the control),
-  an input with ``image_upload`` too;
+  optional); an INT with a control widget takes two slots (value, then the control), an input
+  with ``image_upload`` too. An INT has a control widget when ``control_after_generate`` says so
+  and, when it says nothing, when it is named ``seed`` or ``noise_seed`` (the front end's
+  useIntWidget: ``inputSpec.control_after_generate ?? ['seed', 'noise_seed'].includes(name)``);
 - Note, MarkdownNote, Reroute and PrimitiveNode are UI only; mode 2 (muted) and 4 (bypassed)
   nodes are left out;
 - a linked input becomes ``[source node id, output slot]``.
@@ -30,6 +32,34 @@ def _is_widget(spec) -> bool:
 
 def _options(spec) -> dict:
     return spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+
+
+CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
+
+
+def has_control_slot(name: str, spec) -> bool:
+    """Whether the front end stores a second value (the control, or the upload) after this widget."""
+    opts = _options(spec)
+    if opts.get("image_upload"):
+        return True
+    if spec[0] != "INT":
+        return False
+    flag = opts.get("control_after_generate")
+    return bool(flag) if flag is not None else name in ("seed", "noise_seed")
+
+
+def widget_slots(info: dict, cls: str) -> list[tuple[str, bool]]:
+    """(input name, is a control slot) for each value the front end writes to widgets_values."""
+    order = info[cls].get("input_order") or {k: list(v) for k, v in info[cls]["input"].items()}
+    slots = []
+    for section in ("required", "optional"):
+        for name in order.get(section, []):
+            spec = _spec(info, cls, name)
+            if spec is not None and _is_widget(spec):
+                slots.append((name, False))
+                if has_control_slot(name, spec):
+                    slots.append((name, True))
+    return slots
 
 
 def _combo_values(spec):
@@ -69,8 +99,7 @@ def ui_to_api(ui: dict, info: dict) -> dict:
                 if _is_widget(spec):
                     if values:
                         inputs[name] = values.pop(0)
-                    opts = _options(spec)
-                    if (opts.get("control_after_generate") or opts.get("image_upload")) and values:
+                    if has_control_slot(name, spec) and values:
                         values.pop(0)
                 if name in linked:
                     inputs[name] = linked[name]
