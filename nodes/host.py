@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -114,10 +115,20 @@ def safe_join(base: str | Path, name: str) -> Path | None:
     return p if p == base or base in p.parents else None
 
 
+# Path separators, characters Windows forbids in names, and control characters. Anything else
+# (Chinese, spaces) is a name designers type and keeps.
+_UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
 def safe_name(name: str, default: str = "feedback") -> str:
-    """A folder name typed in a widget, made safe to use under an output folder."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "").strip("._")
-    return name[:100] or default
+    """A folder name typed in a widget, made one plain name under an output folder: separators
+    and '..' cannot climb out; Chinese characters and spaces stay ("红色 香水" is a good name)."""
+    name = unicodedata.normalize("NFC", name or "")
+    name = _UNSAFE_IN_NAME.sub("_", name).strip(" ._")[:100].rstrip(" .")
+    if name.split(".")[0].upper() in _WINDOWS_RESERVED:
+        name = "_" + name
+    return name or default
 
 
 def output_dir() -> Path:

@@ -244,6 +244,16 @@ def test_loader_names_the_folders_it_searched(monkeypatch, tmp_path):
     assert host.safe_join(tmp_path / "rfnet", "我的 模型") == (tmp_path / "rfnet" / "我的 模型").resolve()
 
 
+def test_safe_name_keeps_chinese_and_spaces_and_never_climbs_out():
+    assert host.safe_name("红色 香水 反馈") == "红色 香水 反馈"  # a designer's folder name, unchanged
+    assert host.safe_name("../../escape") == "escape"
+    assert host.safe_name("a/b\\c:d*?") == "a_b_c_d"
+    assert host.safe_name("..", "fb") == "fb" and host.safe_name(" . ", "fb") == "fb"
+    assert host.safe_name("CON") == "_CON" and host.safe_name("nul.txt") == "_nul.txt"
+    assert host.safe_name("x" * 300) == "x" * 100
+    assert host.safe_name("e\u0301") == "\u00e9"  # NFC: one name for what looks like one name
+
+
 def test_a_missing_dependency_leaves_out_only_its_nodes(monkeypatch, caplog):
     import importlib.util
     import logging
@@ -289,10 +299,10 @@ def test_rfft_train_node_writes_a_controlnet_and_resumes_after_cancel(tmp_path, 
               num_inference_steps=4, grad_steps_window=2, batch_size=1, seed=0, checkpointing_steps=2)
     with pytest.raises(Cancelled):
         node.run(**kw)
-    run_dir = tmp_path / "output" / "rfft_runs" / "my_net"
-    assert (run_dir / "checkpoint-2").exists() and not (tmp_path / "controlnet" / "my_net").exists()
+    run_dir = tmp_path / "output" / "rfft_runs" / "my net"
+    assert (run_dir / "checkpoint-2").exists() and not (tmp_path / "controlnet" / "my net").exists()
     path, curve = node.run(**kw)["result"]  # resumes from checkpoint-2
-    assert path == str(tmp_path / "controlnet" / "my_net") and curve.shape[-1] == 3
+    assert path == str(tmp_path / "controlnet" / "my net") and curve.shape[-1] == 3
     ControlNetModel.from_pretrained(path)
     steps = [int(float(ln.split(",")[-3])) for ln in (run_dir / "metrics.csv").read_text().splitlines()[1:]]
     assert steps == [1, 2, 3, 4]  # step 3 ran, was cancelled, and ran again from checkpoint-2: logged once
