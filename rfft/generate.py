@@ -54,7 +54,7 @@ PROG = "python -m rfft.generate"
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 # What a run writes into --out, and all that --overwrite deletes (never anything else there).
-OUTPUTS = ("accepted", "best", "rejects", "done", "manifest.jsonl", "contact_sheet.png", "fig6.png",
+OUTPUTS = ("accepted", "best", "rejects", "done", "inspected", "manifest.jsonl", "contact_sheet.png", "fig6.png",
            "report.md", "settings.json")
 # rfnet.fileio's temporary names (".NAME.tmpPID", ".NAME.oldPID"): left behind only by a killed run
 TEMP_NAME = re.compile(r"^\..+\.(tmp|old)\d+$")
@@ -298,7 +298,11 @@ def run_product(path: Path, meta: dict, entry: PromptEntry, pipe, inspector, a, 
         if bar is not None:
             bar.set_postfix_str(f"{name}: attempt {att.index + 1}/{n}: {att.label} ({att.p_available:.2f})")
 
-    res = recurrent_generate(generate, inspect, a.attempts, a.candidates, product_seed, on_attempt)
+    measuring = getattr(a, "all_attempts", False)
+    res = recurrent_generate(generate, inspect, a.attempts, a.candidates, product_seed, on_attempt,
+                             stop_on_accept=not measuring)
+    if measuring:  # the cutout exactly as inspected, so that other inspectors can judge the same input
+        fileio.save_image(out / "inspected" / f"{name}.png", pl.cutout)
     records = []
     for att in res.attempts:
         chosen = att is res.chosen
@@ -502,7 +506,9 @@ def settings_of(a, entries: list[PromptEntry], size: int) -> dict:
             "lora": path(a.lora), "lora_scale": a.lora_scale if a.lora else None, "scheduler": a.scheduler,
             "inspector": path(a.inspector), "attempts": a.attempts, "candidates": a.candidates,
             "threshold": a.threshold, "seed": a.seed, "steps": a.steps, "guidance_scale": a.guidance_scale,
-            "size": size, "keep_location": a.keep_location, "no_oracle": a.no_oracle}
+            "size": size, "keep_location": a.keep_location, "no_oracle": a.no_oracle,
+            # only when set, so that folders written before the option still resume
+            **({"all_attempts": True} if getattr(a, "all_attempts", False) else {})}
 
 
 # ---- the output folder: lock, stale temporary files, settings ---------------------------------
@@ -637,6 +643,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="the first N products only (N >= 1)")
     p.add_argument("--device", default=None)
     p.add_argument("--no_oracle", action="store_true", help="do not judge RF-Synth products with the oracle")
+    p.add_argument("--all_attempts", action="store_true",
+                   help="measure instead of deliver: generate every attempt even after one is accepted (the "
+                        "delivered image is the same); scripts/fig6_inspectors.py then compares inspectors and "
+                        "thresholds on the same images")
     return p
 
 

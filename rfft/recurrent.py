@@ -56,12 +56,18 @@ def recurrent_generate(generate: Callable[[list[int]], Sequence[Any]],
                        inspect: Callable[[Sequence[Any]], Sequence[Any]],
                        max_attempts: int = 5, candidates: int = 1, seed: int = 0,
                        on_attempt: Callable[[Attempt, int], None] | None = None,
-                       should_stop: Callable[[], bool] | None = None) -> RGResult:
+                       should_stop: Callable[[], bool] | None = None,
+                       stop_on_accept: bool = True) -> RGResult:
     """``generate(seeds)`` returns one image per seed; ``inspect(images)`` returns one verdict
     (``label``, ``p_available``, ``accepted``, ``probs``) per image. Attempt i uses seed
     ``seed + i``, so any attempt can be regenerated alone. ``on_attempt(attempt, max_attempts)``
     is called after each inspection (progress, previews); ``should_stop()`` is checked before
-    each round and raises :class:`Cancelled`."""
+    each round and raises :class:`Cancelled`.
+
+    ``stop_on_accept=False`` measures instead of delivering: every attempt is generated, and the
+    result is what the loop would have delivered (the first accepted attempt, else the best).
+    Since attempt i's image does not depend on earlier verdicts, the complete lists let Fig. 6
+    be computed for any inspector or threshold afterwards (:func:`delivered_at`)."""
     if max_attempts < 1 or candidates < 1:
         raise ValueError("max_attempts and candidates must be at least 1")
     t_start = time.time()
@@ -88,9 +94,12 @@ def recurrent_generate(generate: Callable[[list[int]], Sequence[Any]],
                 on_attempt(a, max_attempts)
             if a.accepted and done is None:
                 done = a
-        if done is not None:
+        if done is not None and stop_on_accept:
             return RGResult("accepted", done, attempts, time.time() - t_start)
         rnd += 1
+    first = next((a for a in attempts if a.accepted), None)
+    if first is not None:
+        return RGResult("accepted", first, attempts, time.time() - t_start)
     best = max(attempts, key=lambda a: (a.p_available, -a.index))
     return RGResult("rejected", best, attempts, time.time() - t_start)
 

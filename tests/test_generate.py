@@ -78,3 +78,33 @@ def test_prompt_config_in_release_format(tmp_path):
     with pytest.raises(SystemExit) as exit_:  # a CLI refusal: one line on stderr, exit code 2
         main(["--prompts", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")])
     assert exit_.value.code == 2
+
+
+def test_all_attempts_measures_and_other_inspectors_rejudge_the_same_inputs(tmp_path, tiny_generator):
+    import importlib.util
+
+    prods = _products(tmp_path)
+    out = tmp_path / "measure"
+    argv = ["--products", str(prods), "--out", str(out), "--generator", str(tiny_generator), "--attempts", "3",
+            "--steps", "2", "--seed", "7", "--threshold", "0.0", "--all_attempts"]
+    assert main(argv) == 0  # threshold 0 accepts every attempt, so only the option keeps it going
+    good = [json.loads(p.read_text()) for p in (out / "done").glob("*.json")]
+    good = [d for d in good if d["status"] != "skipped"]
+    assert len(good) == 2
+    for d in good:
+        assert [r["attempt"] for r in d["attempts"]] == [0, 1, 2] and d["status"] == "accepted"
+        assert [r["chosen"] for r in d["attempts"]] == [True, False, False]  # the loop's own choice
+    assert len(list((out / "inspected").glob("*.png"))) == 2
+
+    spec = importlib.util.spec_from_file_location("fig6_inspectors", EXAMPLES.parents[1] / "scripts" / "fig6_inspectors.py")
+    f6 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(f6)
+    products = f6.read_run(out)
+    again = f6.judge_all(products, out, "embedded", 0.0)  # the run's inspector, from the stored files
+    for d, vs in zip(products, again):
+        assert [v["p_available"] for v in vs] == pytest.approx([r["p_available"] for r in d["attempts"]], abs=2e-6)
+    curve = f6.curve_for(products, again, 3)
+    assert [r["available_rate"] for r in curve] == [r["available_rate"] for r in f6.curve_for(products, None, 3, "first")]
+    perfect = f6.curve_for(products, None, 3, "perfect")
+    want = [sum(any(r["oracle"] == "Available" for r in d["attempts"][:k]) for d in products) for k in (1, 2, 3)]
+    assert [r["available"] for r in perfect] == want  # a perfect inspector delivers whenever one of k is good

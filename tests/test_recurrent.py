@@ -57,6 +57,20 @@ def test_attempt_limit_and_best_of_rejected():
     assert r.chosen.seed == 4  # highest P(Available)
 
 
+def test_measuring_mode_generates_every_attempt_and_delivers_the_same_image():
+    for ok, cands in [({102, 104}, 1), ({102, 104}, 2), (set(), 1)]:
+        deliver = recurrent_generate(Script(ok).generate, Script(ok).inspect, 5, cands, seed=100)
+        sc = Script(ok)
+        measure = recurrent_generate(sc.generate, sc.inspect, 5, cands, seed=100, stop_on_accept=False)
+        assert [a.seed for a in measure.attempts] == [100, 101, 102, 103, 104]  # none skipped
+        assert sum(len(g) for g in sc.generated) == 5
+        assert (measure.status, measure.chosen.seed) == (deliver.status, deliver.chosen.seed)
+        # and the complete list answers for every shorter budget as the loop would have
+        for k in range(1, 6):
+            short = recurrent_generate(Script(ok).generate, Script(ok).inspect, k, 1, seed=100)
+            assert delivered_at(measure.attempts, k).seed == short.chosen.seed
+
+
 def test_cancel_between_rounds():
     sc = Script()
     calls = iter([False, False, True])
