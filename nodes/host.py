@@ -103,9 +103,23 @@ def resolve_model(kind: str, name: str) -> Path:
         p = safe_join(d, name)
         if p is not None and p.exists():
             return p
-    raise WeightsNotFoundError(name, dirs or [f"models/{kind} (ComfyUI's models folder)"],
-                               f"put the model in ComfyUI's models/{kind} folder (or a path "
-                               f"extra_model_paths.yaml gives for '{kind}') and refresh the node")
+    what = MODEL_KINDS.get(kind, "the model")
+    raise WeightsNotFoundError(
+        name, dirs or [f"ComfyUI/models/{kind}"],
+        advice=f"Put {what} in ComfyUI/models/{kind}/ (for example ComfyUI/models/{kind}/{name}), then press R "
+               f"in the browser to refresh the lists and pick it in the loader again. Folder and file names may "
+               f"be Chinese and contain spaces.")
+
+
+# what a designer puts in each models/ folder, for the missing-model message
+MODEL_KINDS = {
+    "rfnet": "the RFNet folder (config.json, model.safetensors and tokenizer/, as Train RFNet or "
+             "python -m rfnet.train writes it)",
+    "rf_depth": "the depth model folder (a transformers DPT or Depth Anything folder)",
+    "rf_salience": "the salience model file (u2net.pth or u2netp.pth)",
+    "controlnet": "the ControlNet (a diffusers folder, or a single .safetensors file)",
+    "diffusers": "the Stable Diffusion 1.5 folder in diffusers format (model_index.json, unet/, vae/, ...)",
+}
 
 
 def safe_join(base: str | Path, name: str) -> Path | None:

@@ -24,16 +24,16 @@ class WeightsNotFoundError(FileNotFoundError):
     """A weight file is missing. The message names the file, every folder searched and where
     the file can be obtained."""
 
-    def __init__(self, name: str, searched: Iterable[str | Path], where_to_get: str = ""):
+    def __init__(self, name: str, searched: Iterable[str | Path], where_to_get: str = "", advice: str = ""):
         self.name = name
         self.searched = [str(s) for s in searched]
         lines = [f"weights not found: {name}", "searched:"]
         lines += [f"  - {s}" for s in self.searched] or ["  (no folders)"]
         if where_to_get:
             lines.append(f"get it from: {where_to_get}")
-        lines.append(
-            f"put the file in one of these folders, pass its full path, or set {ENV_DIRS}."
-        )
+        # ``advice`` speaks to whoever sees the message: a designer in ComfyUI needs a folder
+        # under models/, not an environment variable
+        lines.append(advice or f"put the file in one of these folders, pass its full path, or set {ENV_DIRS}.")
         super().__init__("\n".join(lines))
 
 

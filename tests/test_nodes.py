@@ -239,6 +239,9 @@ def test_loader_names_the_folders_it_searched(monkeypatch, tmp_path):
     with pytest.raises(WeightsNotFoundError, match="rf_depth") as e:
         M["RFDepthModelLoader"]().load("missing-dpt")
     assert str(tmp_path) in str(e.value), "the message names the folder it searched"
+    # it tells a designer where the file goes, not an environment variable
+    assert "ComfyUI/models/rf_depth/" in str(e.value) and "RF_MODELS_DIR" not in str(e.value)
+    assert "DPT" in str(e.value)
     (tmp_path / "rfnet" / "我的 模型").mkdir(parents=True)
     assert host.safe_join(tmp_path / "rfnet", "../../etc/passwd") is None
     assert host.safe_join(tmp_path / "rfnet", "我的 模型") == (tmp_path / "rfnet" / "我的 模型").resolve()
