@@ -40,7 +40,7 @@ class Feedback:
         }}
 
     def record(self, images, product, label, dataset, caption, prompt, product_mask=None, labels=""):
-        from rfnet.data import RFDatasetWriter
+        from rfnet.dataformat import RFDatasetWriter
         from rfnet.labels import canonical
 
         for what, t in (("images", images), ("product", product)):

@@ -44,7 +44,7 @@ GENERIC = re.compile(r"^a .+? on a ")
 # data
 def load_scenes(root: Path, split: str = "train", limit: int | None = None):
     """Images, placed products' control images and prompts of an RF-Synth dataset."""
-    from rfnet.data import SkipReport, read_records
+    from rfnet.dataformat import SkipReport, read_records
 
     skips = SkipReport()
     root, recs, _ = read_records(root, skips)

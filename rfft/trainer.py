@@ -80,8 +80,8 @@ class DifferentiableJudge(torch.nn.Module):
         from pathlib import Path
 
         from rfnet.embedded import embedded_path
-        from rfnet.evaluate import load_model_and_tokenizer
         from rfnet.extractors import make_extractor
+        from rfnet.loading import load_model_and_tokenizer
 
         folder = embedded_path("rfnet") if folder in (None, "embedded") else Path(folder)
         model, tok = load_model_and_tokenizer(folder, False)

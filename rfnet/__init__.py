@@ -1,7 +1,7 @@
 """RFNet, the multi-modal inspector of "Towards Reliable Advertising Image Generation Using
 Human Feedback" (ECCV 2024), with its data format, extractors, training and evaluation.
 
-Start with :mod:`rfnet.model` (the network), :mod:`rfnet.data` (the RF dataset format) and
+Start with :mod:`rfnet.model` (the network), :mod:`rfnet.dataformat` (the RF dataset format) and
 :mod:`rfnet.inspect` (verdicts on images). Importing this package loads nothing heavy.
 """
 

@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from . import fileio
-from .data import Collator, RFDataset, SkipReport, read_records
+from .data import Collator, RFDataset
+from .dataformat import SkipReport, check_split, read_records  # noqa: F401  (check_split: re-exported)
 from .errors import InputError, cli_errors
 from .extractors import make_extractor
+from .loading import check_model_folder, load_model_and_tokenizer  # noqa: F401  (re-exported: they lived here)
 from .metrics import at_threshold, inspection_report, pr_curve
-from .model import load_model
 
 log = logging.getLogger("rfnet.evaluate")
 PROG = "python -m rfnet.evaluate"
@@ -47,86 +48,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def check_model_folder(folder: str | Path, what: str = "model folder"):
-    """The folder's RFNetConfig, after checking, in one line each, that config.json parses
-    and model.safetensors is complete: a damaged folder is refused before anything loads."""
-    from safetensors import safe_open
-
-    from .model import RFNetConfig
-
-    d = Path(folder)
-    if not d.is_dir():
-        raise InputError(f"{what} {d}: no such folder (an RFNet folder holds config.json and "
-                         "model.safetensors: rfnet.train's --output_dir)")
-    cfg_path, w_path = d / "config.json", d / "model.safetensors"
-    for f in (cfg_path, w_path):
-        if not f.is_file():
-            raise InputError(f"{what} {d}: no {f.name} there (not an RFNet folder? train one "
-                             "with python -m rfnet.train)")
-    try:
-        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
-        if not isinstance(raw, dict):
-            raise ValueError(f"a JSON {type(raw).__name__}, not an object")
-        cfg = RFNetConfig.from_dict(raw)
-    except (ValueError, TypeError, KeyError) as e:  # JSONDecodeError and UnicodeDecodeError too
-        raise InputError(f"{cfg_path} is not a valid RFNet config ({e})") from None
-    try:
-        with safe_open(str(w_path), "pt") as f:  # reads the header; checks the file's length
-            f.keys()
-    except Exception as e:  # noqa: BLE001 - SafetensorError is not exported under one name
-        raise InputError(f"{w_path} is damaged or truncated ({str(e).splitlines()[0]}); "
-                         "copy it again or retrain") from None
-    return cfg
-
-
-def load_model_and_tokenizer(folder: str | Path, allow_download: bool = False):
-    """The model and its tokenizer; a damaged folder is an InputError naming the file."""
-    from .text import load_tokenizer
-
-    check_model_folder(folder)
-    try:
-        model = load_model(folder)
-    except RuntimeError as e:  # tensors of other shapes or names than config.json describes
-        raise InputError(f"{Path(folder) / 'model.safetensors'} does not fit its config.json "
-                         f"({str(e).splitlines()[0]})") from None
-    tok = None
-    if model.config.use_caption:
-        tdir = Path(folder) / "tokenizer"
-        if not tdir.exists():
-            from .weights import WeightsNotFoundError
-
-            raise WeightsNotFoundError("tokenizer/", [Path(folder)],
-                                       "the tokenizer folder that rfnet.train saves next to the model")
-        try:
-            tok = load_tokenizer(tdir, allow_download)
-        except (OSError, ValueError, TypeError) as e:
-            raise InputError(f"{tdir} is not a readable tokenizer folder ({str(e).splitlines()[0]})") from None
-    return model, tok
-
-
 def check_args(args: argparse.Namespace) -> None:
     """Refuse bad arguments in one line each, before any model is loaded."""
     if args.batch_size < 1:
         raise InputError(f"--batch_size must be at least 1, not {args.batch_size}")
     check_model_folder(args.model, "--model")
     check_split(args.data, args.split, "--data")
-
-
-def check_split(data, split, what: str) -> None:
-    """A dataset that exists and has records in ``split`` ('all' or None: any), named in the
-    error with the splits it does have."""
-    records = read_records(data, SkipReport())[1]  # FileNotFoundError names a missing folder
-    if split in (None, "all"):
-        if not records:
-            raise InputError(f"{what} {data} has no samples")
-        return
-    splits = {}
-    for r in records:
-        splits[str(r.get("split", "train"))] = splits.get(str(r.get("split", "train")), 0) + 1
-    if split not in splits:
-        have = ", ".join(f"{k} ({n})" for k, n in sorted(splits.items())) or "none"
-        raise InputError(f"{what} {data} has no samples in split {split!r}; splits there: {have} "
-                         "('all' takes every sample)")
 
 
 def evaluate(args: argparse.Namespace) -> dict:

@@ -151,7 +151,7 @@ class Inspector:
                         dtype="auto") -> "Inspector":
         """``depth``/``salience``: extractor specs (see extractors.make_extractor); by default
         the ones the model was trained with (its inspector.json), else the fallbacks."""
-        from .evaluate import load_model_and_tokenizer
+        from .loading import load_model_and_tokenizer
 
         model, tok = load_model_and_tokenizer(folder, allow_download)
         paired = Path(folder) / "inspector.json"
@@ -306,8 +306,8 @@ def _main(argv) -> int:
     p.add_argument("--allow_download", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    from .data import IMAGE_MODES, SampleError, open_image
-    from .evaluate import check_model_folder
+    from .dataformat import IMAGE_MODES, SampleError, open_image
+    from .loading import check_model_folder
 
     # Every argument is checked before the model is loaded (seconds), each in one line.
     check_threshold(args.threshold)

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from . import fileio
-from .data import Collator, RFDataset, SkipReport, read_records
+from .data import Collator, RFDataset
+from .dataformat import SkipReport, read_records
 from .errors import InputError, cli_errors
 from .extractors import make_extractor
 from .labels import LABEL_SETS
@@ -359,7 +360,7 @@ def init_from_path(src: str) -> Path:
 def _model_to_fine_tune(src: str):
     """(model, tokenizer) of an existing RFNet, in float32 for training. A resumed run loads its
     own checkpoint over these weights, so starting from them again changes nothing."""
-    from .evaluate import load_model_and_tokenizer
+    from .loading import load_model_and_tokenizer
 
     model, tok = load_model_and_tokenizer(init_from_path(src))
     model = model.float()
@@ -390,7 +391,7 @@ def load_sets(cfg, roots: list[str], split: str, depth, sal, stored_maps: bool, 
 
 def check_args(args: argparse.Namespace) -> None:
     """Refuse bad arguments in one line each, before a model is built or a map computed."""
-    from .evaluate import check_split
+    from .dataformat import check_split
 
     at_least = {"train_batch_size": 1, "num_train_epochs": 1, "gradient_accumulation_steps": 1,
                 "checkpointing_steps": 1, "logging_steps": 1, "lr_decay_epoch": 0,

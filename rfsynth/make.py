@@ -110,7 +110,7 @@ def check_counts(num_samples: int, size: int, seed: int, workers: int) -> None:
 
 def make(out, num_samples: int, size: int = 128, seed: int = 0, splits="train=0.8,val=0.1,test=0.1",
          priors: str | dict | None = None, workers: int = 2, progress: bool = True) -> dict:
-    from rfnet.data import RFDatasetWriter
+    from rfnet.dataformat import RFDatasetWriter
 
     # every argument is checked before the writer creates the folder: a refusal leaves nothing
     check_counts(num_samples, size, seed, workers)

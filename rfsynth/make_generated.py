@@ -209,7 +209,7 @@ def make(out, num_jobs: int, seed: int, splits="train=0.9,val=0.1", size: int = 
     since a thread waiting on a descheduled sibling stalls the whole step)."""
     out = Path(out)
     split_list = parse_splits(splits) if isinstance(splits, str) else splits
-    from rfnet.data import RFDatasetWriter
+    from rfnet.dataformat import RFDatasetWriter
 
     writer = RFDatasetWriter(out, label_set="rf1m6",
                                  description=f"RF-Gen v{VERSION}: generated images of RF-Synth, labelled by the oracle",
@@ -263,7 +263,7 @@ def make(out, num_jobs: int, seed: int, splits="train=0.9,val=0.1", size: int = 
 
 def relabel(out) -> dict:
     """Judge every stored image again with the current rules; rewrite the manifest atomically."""
-    from rfnet.data import MANIFEST
+    from rfnet.dataformat import MANIFEST
     from rfnet.fileio import write_text
 
     out = Path(out)

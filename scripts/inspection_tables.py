@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rfnet.data import SkipReport, read_records  # noqa: E402
+from rfnet.dataformat import SkipReport, read_records  # noqa: E402
 from rfnet.labels import AVAILABLE, canonical, label_names  # noqa: E402
 from rfnet.metrics import average_precision, bootstrap_interval  # noqa: E402
 
