@@ -71,7 +71,7 @@ def main(argv: list[str]) -> int:
             return lint.returncode
         cmd = [str(PY), "-m", "pytest", *argv[1:]]
     elif argv[0] == "demo":
-        cmd = [str(PY), "-m", "rfnet.demo", *argv[1:]]
+        cmd = [str(PY), "-m", "rfsynth.demo", *argv[1:]]
     else:
         cmd = [str(PY), "-m", "rfft.generate", *argv[1:]]
     print("+", " ".join(cmd), flush=True)

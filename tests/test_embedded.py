@@ -52,7 +52,7 @@ def test_embedded_inspector_beats_the_majority_class(fresh_samples):
 
 def test_inspection_demo_runs_offline(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
-    r = subprocess.run([sys.executable, "-m", "rfnet.demo", "--out", str(tmp_path), "--samples", "6"],
+    r = subprocess.run([sys.executable, "-m", "rfsynth.demo", "--out", str(tmp_path), "--samples", "6"],
                        capture_output=True, text=True, env=env, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     lines = [json.loads(l) for l in (tmp_path / "inspection.jsonl").read_text().splitlines()]

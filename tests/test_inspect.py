@@ -104,7 +104,7 @@ def test_inspect_cli(model_dir, tmp_path):
 def test_demo_training_path_runs_end_to_end(tmp_path):
     """The main job's training path, at a small size: RF-Synth data, a tiny RFNet, evaluation."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
-    r = subprocess.run([sys.executable, "-m", "rfnet.demo", "--train", "--out", str(tmp_path / "demo"),
+    r = subprocess.run([sys.executable, "-m", "rfsynth.demo", "--train", "--out", str(tmp_path / "demo"),
                         "--samples", "40", "--epochs", "1"], capture_output=True, text=True, env=env, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Available precision" in r.stdout

@@ -1,6 +1,6 @@
-"""The main job until generation lands: inspection on the embedded defaults, offline.
+"""Inspection alone on the embedded defaults, offline: RFNet against the RF-Synth oracle.
 
-    python -m rfnet.demo --out demo_out [--samples 12] [--seed 2026]
+    python -m rfsynth.demo --out demo_out [--samples 12] [--seed 2026]
 
 Renders fresh RF-Synth samples (one of each case in turn, a seed never used for training),
 inspects each with the embedded RFNet, depth and salience estimators (rfnet/embedded/), asks
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from . import fileio
+from rfnet import fileio
 
 
 def contact_sheet(images: list[Image.Image], verdicts, truths: list[str], cell: int = 160) -> Image.Image:
@@ -42,12 +42,12 @@ def contact_sheet(images: list[Image.Image], verdicts, truths: list[str], cell: 
 
 
 def inspect_embedded(out: Path, samples: int, seed: int, size: int = 128) -> dict:
-    from rfsynth.make import sample_seed
-    from rfsynth.oracle import judge
-    from rfsynth.scene import LABELS, render_sample
+    from rfnet.embedded import embedded_path
+    from rfnet.inspect import Inspector
 
-    from .embedded import embedded_path
-    from .inspect import Inspector
+    from .make import sample_seed
+    from .oracle import judge
+    from .scene import LABELS, render_sample
 
     insp = Inspector.from_pretrained(embedded_path("rfnet"), depth="embedded", salience="embedded")
     print(f"inspector: {embedded_path('rfnet').name}, depth {insp.depth.name}, salience {insp.salience.name}")
@@ -74,9 +74,9 @@ def inspect_embedded(out: Path, samples: int, seed: int, size: int = 128) -> dic
 
 
 def train_path(out: Path, samples: int, epochs: int, seed: int) -> dict:
-    from rfsynth.make import make
+    from rfnet import evaluate, train
 
-    from . import evaluate, train
+    from .make import make
 
     data, model_dir, eval_dir = out / "data", out / "rfnet", out / "eval"
     print(f"[1/3] writing {samples} RF-Synth samples to {data}", flush=True)
@@ -95,7 +95,7 @@ def train_path(out: Path, samples: int, epochs: int, seed: int) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rfnet.demo", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m rfsynth.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="demo_out")
     p.add_argument("--samples", type=int, default=12)
     p.add_argument("--seed", type=int, default=2026, help="RF-Synth seed of the samples (not a training seed)")
