@@ -1,7 +1,7 @@
 """Small learned depth and salience estimators: the embedded, offline stand-ins for DPT and
 U2-Net. A tiny U-Net maps an image to a single-channel map; it is trained on RF-Synth's
 ground-truth maps with ``python -m rfnet.train_maps`` and used through the same extractor
-interface as the real models (extractors.py).
+interface as the real models (extractor_base.py; made from strings by extractors.make_extractor).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .extractors import Extractor, _check
+from .extractor_base import Extractor, check_images
 
 
 @dataclass
@@ -67,7 +67,7 @@ class LearnedMapExtractor(Extractor):
         self.net = TinyUNet(config.base_channels, config.levels)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        _check(images)
+        check_images(images)
         h, w = images.shape[-2:]
         s = self.config.input_size
         x = F.interpolate(images, size=(s, s), mode="bilinear", align_corners=False, antialias=True)

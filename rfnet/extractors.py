@@ -13,6 +13,7 @@ depth); salience is 1 on the salient object.
   depth fallback knows nothing of the image.
 
 :func:`make_extractor` turns the strings of the command line and the nodes into extractors.
+The interface (:class:`Extractor`) is in extractor_base.py, shared with estimators.py.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .extractor_base import Extractor, check_images
 from .weights import WeightsNotFoundError, find_file, load_state_dict
 
 
@@ -30,20 +32,6 @@ def _minmax(x: torch.Tensor) -> torch.Tensor:
     lo = x.amin(dim=(1, 2, 3), keepdim=True)
     hi = x.amax(dim=(1, 2, 3), keepdim=True)
     return (x - lo) / (hi - lo).clamp_min(1e-8)
-
-
-def _check(images: torch.Tensor) -> None:
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"extractors take (B, 3, H, W) images in 0..1, got {tuple(images.shape)}")
-
-
-class Extractor(nn.Module):
-    name: str = "extractor"
-    kind: str = ""  # "depth" or "salience"
-    is_fallback: bool = False
-
-    def extra_repr(self) -> str:
-        return self.name
 
 
 class TransformersDepth(Extractor):
@@ -88,7 +76,7 @@ class TransformersDepth(Extractor):
         return cls(model, size, mean, std, name=f"{model.config.model_type}:{name_or_path}")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        _check(images)
+        check_images(images)
         h, w = images.shape[-2:]
         x = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear",
                           align_corners=False, antialias=True)
@@ -134,7 +122,7 @@ class U2NetSalience(Extractor):
         return cls(model, name=f"{variant}:{path.name}@{file_digest(path)}")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        _check(images)
+        check_images(images)
         h, w = images.shape[-2:]
         x = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear",
                           align_corners=False, antialias=True)
@@ -152,7 +140,7 @@ class GroundPlaneDepth(Extractor):
     name = "fallback:ground-plane"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        _check(images)
+        check_images(images)
         b, _, h, w = images.shape
         ramp = torch.linspace(0.0, 1.0, h, device=images.device, dtype=images.dtype)
         return ramp.view(1, 1, h, 1).expand(b, 1, h, w).contiguous()
@@ -172,7 +160,7 @@ class SpectralResidualSalience(Extractor):
         self.work_size = work_size
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        _check(images)
+        check_images(images)
         h, w = images.shape[-2:]
         n = self.work_size
         g = images.float().mean(1, keepdim=True)
