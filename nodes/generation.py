@@ -13,16 +13,18 @@ host.require("timm", "transformers", "safetensors", "cv2")  # before the import:
 from .inspection import badge, inspect_images, save_previews  # noqa: E402
 
 
-def comfy_sample(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent):
+def comfy_sample(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent, callback=None):
     """ComfyUI's KSampler, with live previews; the noise mask makes it inpaint: at every step the
-    latent outside the mask is the product's, noised to the step's level (eq. 2)."""
+    latent outside the mask is the product's, noised to the step's level (eq. 2). ``callback``
+    replaces ComfyUI's per-call progress (see :class:`AttemptProgress`)."""
     import comfy.sample
     import comfy.utils
     import latent_preview
 
     samples = latent["samples"]
     noise = comfy.sample.prepare_noise(samples, seed, latent.get("batch_index"))
-    callback = latent_preview.prepare_callback(model, steps)
+    if callback is None:
+        callback = latent_preview.prepare_callback(model, steps)
     return comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, samples,
                                denoise=1.0, noise_mask=latent.get("noise_mask"), callback=callback,
                                disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
@@ -35,6 +37,53 @@ def _sampler_choices():
         return comfy.samplers.KSampler.SAMPLERS, comfy.samplers.KSampler.SCHEDULERS
     except ImportError:  # outside ComfyUI (unit tests)
         return ["ddim", "euler", "euler_ancestral", "dpmpp_2m"], ["ddim_uniform", "normal", "karras"]
+
+
+class AttemptProgress:
+    """One progress bar over all the node's rounds: ComfyUI's sampler callback starts its own
+    bar at every call, so progress restarted at every attempt. Live previews go through the same
+    bar, and the last preview is the badged attempts themselves, so that a latent preview is
+    never what the node is left showing."""
+
+    def __init__(self, rounds: int, steps: int, node_id=None):
+        self.steps, self.round = steps, 0
+        self.bar = host.Progress(rounds * steps, node_id)
+
+    def sampler_callback(self, model):
+        previewer = None
+        try:
+            import latent_preview
+
+            previewer = latent_preview.get_previewer(model.load_device, model.model.latent_format)
+        except (ImportError, AttributeError):  # outside ComfyUI, or a model without a latent format
+            pass
+        offset = self.round * self.steps
+
+        def callback(step, x0, x, total_steps):
+            preview = previewer.decode_latent_to_preview_image("JPEG", x0) if previewer is not None else None
+            self.bar.set(offset + min(step + 1, self.steps), preview)
+
+        return callback
+
+    def end_round(self) -> None:
+        self.round += 1
+        self.bar.set(self.round * self.steps)
+
+    def finish(self, image) -> None:
+        self.bar.set(self.bar.total, ("PNG", image, max(image.size)))
+
+
+def attempt_strip(images: list, height: int = 256):
+    """The badged attempts side by side, for the node's last preview."""
+    from PIL import Image
+
+    ims = [im.convert("RGB").resize((max(1, round(im.width * height / im.height)), height)) for im in images]
+    strip = Image.new("RGB", (sum(im.width for im in ims) + 4 * (len(ims) - 1), height), (30, 30, 30))
+    x = 0
+    for im in ims:
+        strip.paste(im, (x, 0))
+        x += im.width + 4
+    return strip
 
 
 class RecurrentGenerate:
@@ -76,12 +125,14 @@ class RecurrentGenerate:
         init = host.pils_to_image([pl.product_image()])
         latent = vae.encode(init[..., :3])
         mask = torch.from_numpy(pl.inpaint_mask)[None].float()
-        bar = host.Progress(max_attempts, unique_id)
+        progress = AttemptProgress(-(-max_attempts // candidates), steps, unique_id)
 
         def generate(seeds):
             lat = {"samples": latent.repeat(len(seeds), 1, 1, 1), "noise_mask": mask,
                    "batch_index": [s - seed for s in seeds]}
-            out = self.sample(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, lat)
+            out = self.sample(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, lat,
+                              callback=progress.sampler_callback(model))
+            progress.end_round()
             decoded = vae.decode(out)
             return [pl.paste_back(im) for im in host.image_to_pils(decoded.reshape(-1, *decoded.shape[-3:]))]
 
@@ -90,7 +141,6 @@ class RecurrentGenerate:
 
         def on_attempt(a, n):
             host.progress_text(f"attempt {a.index + 1}/{n}: {a.label} ({a.p_available:.2f})", unique_id)
-            bar.update(1)
 
         def should_stop():
             host.check_cancel()  # raises ComfyUI's interruption itself
@@ -111,6 +161,7 @@ class RecurrentGenerate:
                       f"(attempt {res.chosen.index + 1}, {res.chosen.label}, P(Available) {res.chosen.p_available:.2f})")
         host.progress_text(report, unique_id)
         shown = [badge(a.image, a.label, a.p_available, a.accepted) for a in res.attempts]
+        progress.finish(attempt_strip(shown))
         dev = host.intermediate_device()
         return {"ui": {"images": save_previews(shown, "rf_recurrent"), "rf_verdicts": rows, "text": [report]},
                 "result": (host.pils_to_image([res.chosen.image]).to(dev),

@@ -203,6 +203,7 @@ class Progress:
     """comfy.utils.ProgressBar (also a cancel point in the server), or nothing."""
 
     def __init__(self, total: int, node_id=None):
+        self.total, self.current = total, 0
         try:
             import comfy.utils
 
@@ -211,8 +212,13 @@ class Progress:
             self.bar = None
 
     def update(self, n: int = 1, preview=None) -> None:
+        self.set(self.current + n, preview)
+
+    def set(self, value: int, preview=None) -> None:
+        """Progress at ``value`` of ``total``; ``preview`` is ComfyUI's ("JPEG"/"PNG", PIL image, max size)."""
+        self.current = max(0, min(int(value), self.total))
         if self.bar is not None:
-            self.bar.update_absolute(self.bar.current + n, None, preview)
+            self.bar.update_absolute(self.current, None, preview)
 
 
 class ManagedModule:

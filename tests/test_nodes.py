@@ -140,8 +140,10 @@ def _recurrent(rfnet, max_attempts, candidates, monkeypatch, calls):
     *_, placements = M["RFProductPlacement"]().place(img, 64, 64, 0.5, False, -1, 100, 200, mask)
     node = M["RFRecurrentGenerate"]()
 
-    def sample(model, seed, steps, cfg, sampler, scheduler, pos, neg, latent):
+    def sample(model, seed, steps, cfg, sampler, scheduler, pos, neg, latent, callback=None):
         calls.append({"seed": seed, "batch_index": list(latent["batch_index"]), "mask": latent["noise_mask"]})
+        for step in range(steps):  # the sampler reports each step through the node's callback
+            callback(step, latent["samples"], latent["samples"], steps)
         # brighter with the batch index: attempt i is accepted once its brightness passes the cut
         return torch.stack([torch.full(latent["samples"].shape[1:], 0.1 * (i + 1)) for i in latent["batch_index"]])
 
@@ -165,6 +167,20 @@ def test_recurrent_generate_stops_at_acceptance(monkeypatch, tmp_path):
     assert "accepted attempt 5 of 6" in report
     solid = torch.from_numpy(pl.alpha >= 1)
     assert torch.equal((image[0][solid] * 255).round().byte(), torch.from_numpy(pl.product[pl.alpha >= 1]))
+
+
+def test_recurrent_generate_progress_runs_once_across_attempts_and_ends_on_the_results(monkeypatch, tmp_path):
+    monkeypatch._tmp = tmp_path
+    seen = []
+    monkeypatch.setattr(host.Progress, "set", lambda self, v, preview=None: seen.append((self.total, v, preview)))
+    calls = []
+    _recurrent(ScriptedRFNet(0.45), 8, 2, monkeypatch, calls)  # accepted in round 3 of at most 4, 4 steps each
+    totals, values = {t for t, _, _ in seen}, [v for _, v, _ in seen]
+    assert totals == {16}  # one bar: 4 rounds of 4 steps, not a bar per attempt
+    assert values == sorted(values), "progress never restarts"
+    assert values[:4] == [1, 2, 3, 4] and 12 in values  # the third round ends at 12 of 16
+    fmt, strip, _ = seen[-1][2]  # the last preview is the badged attempts, not a latent
+    assert values[-1] == 16 and fmt == "PNG" and strip.width > 6 * strip.height
 
 
 def test_recurrent_generate_returns_the_best_when_none_passes(monkeypatch, tmp_path):
