@@ -101,8 +101,8 @@ class LoadProductFolder:
         not UTF-8) is a warning in the log, not an error."""
         import logging
 
-        from rfft.generate import display_name, find_products, name_problem
         from rfft.placement import ProductError, load_product
+        from rfft.products import display_name, find_products, name_problem
 
         base = host.input_dir()
         root = host.safe_join(base, folder)

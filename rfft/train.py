@@ -57,7 +57,7 @@ class NonFiniteLossError(InputError):
 def parse_args(argv=None, exit_on_error: bool = True):
     """The CLI's arguments. ``exit_on_error=False`` (library callers, the node): a bad argument
     raises InputError instead of argparse's SystemExit."""
-    from .generate import EXAMPLES
+    from .products import EXAMPLES
 
     cls = argparse.ArgumentParser if exit_on_error else _RaisingParser
     p = cls(prog=PROG, description=__doc__.split("\n\n")[0])
@@ -207,8 +207,8 @@ def _loading(*named):
 def _products(products_dir, flag: str = "--products") -> list:
     """Read every product cutout (cheap, before the models): [(path, cutout, meta)]. An
     unreadable file is skipped with a warning; none left is an InputError."""
-    from .generate import find_products
     from .placement import ProductError, load_product
+    from .products import find_products
 
     d = Path(products_dir)
     if not d.is_dir():
@@ -232,7 +232,7 @@ def _products(products_dir, flag: str = "--products") -> list:
 
 
 def _prompts(prompts_file):
-    from .generate import load_prompts
+    from .products import load_prompts
 
     try:
         return load_prompts(prompts_file)
