@@ -2,47 +2,51 @@
 
 A reward is any callable ``reward(images, prompts) -> (B,)`` on decoded images (B, 3, H, W) in
 0..1; higher is better. The paper used ImageReward, which needs downloaded weights; these two
-run offline:
+run offline, chosen by name (``python -m rfft.train --extra_reward NAME``):
 
-- ``contrast``: the image's standard deviation;
-- ``wall_colour``: how close the wall (the top band of the image, RF-Synth's rule for 'wall') is
-  to the colour the prompt names ("..., navy wall, ..."), as minus the mean absolute difference.
-  Prompts without a known wall colour get 0 and no gradient. It is RF-Synth's stand-in for an
-  aesthetic or prompt-following reward: the evaluation measures the same thing (wall colour match).
+- ``contrast``: the image's standard deviation (here);
+- ``wall_colour``: how close the wall is to the colour the prompt names, RF-Synth's reward
+  (rfsynth/rewards.py).
+
+:data:`REWARDS` maps each name to its function; a reward that lives outside rfft is imported
+only when it is looked up, so that importing rfft (and ``rfft.train``) never loads RF-Synth.
 """
 from __future__ import annotations
 
-import re
-from typing import Callable, Sequence
+import importlib
+from collections.abc import Mapping
+from typing import Callable, Iterator, Sequence
 
 import torch
-
-from rfsynth import rules
-from rfsynth.catalog import COLOURS, WALL_COLOURS
-
-_WALL = re.compile(r"\b(" + "|".join(sorted(map(re.escape, WALL_COLOURS), key=len, reverse=True)) + r") wall\b")
 
 
 def contrast(images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
     return images.flatten(1).std(dim=1)
 
 
-def wall_colour_named(prompt: str) -> str | None:
-    m = _WALL.search(prompt.lower())
-    return m.group(1) if m else None
+# name -> (module, function), in the order the CLI lists them
+_WHERE = {"contrast": (__name__, "contrast"), "wall_colour": ("rfsynth.rewards", "wall_colour")}
 
 
-def wall_colour(images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
-    band = images[:, :, : max(1, int(rules.WALL_BAND * images.shape[-2]))]
-    out = []
-    for img, prompt in zip(band, prompts):
-        name = wall_colour_named(prompt)
-        if name is None:
-            out.append(img.sum() * 0)
-            continue
-        target = torch.tensor(COLOURS[name][0], dtype=img.dtype, device=img.device) / 255.0
-        out.append(-(img - target[:, None, None]).abs().mean())
-    return torch.stack(out)
+class _Rewards(Mapping):
+    """{name: reward function}; each function is imported when it is looked up."""
+
+    def __getitem__(self, name: str) -> Callable:
+        module, attr = _WHERE[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_WHERE)
+
+    def __len__(self) -> int:
+        return len(_WHERE)
 
 
-REWARDS: dict[str, Callable] = {"contrast": contrast, "wall_colour": wall_colour}
+REWARDS: Mapping[str, Callable] = _Rewards()
+
+
+def __getattr__(name: str):
+    """``from rfft.rewards import wall_colour, wall_colour_named`` as before they moved to rfsynth."""
+    if name in ("wall_colour", "wall_colour_named"):
+        return getattr(importlib.import_module("rfsynth.rewards"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

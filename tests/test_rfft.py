@@ -142,8 +142,11 @@ def test_resume_is_exact_and_the_output_loads_in_diffusers(tmp_path, tiny_genera
 
 
 def test_wall_colour_reward_against_a_direct_computation():
-    from rfft.rewards import wall_colour, wall_colour_named
+    from rfft.rewards import REWARDS
     from rfsynth.catalog import COLOURS
+    from rfsynth.rewards import wall_colour, wall_colour_named
+
+    assert REWARDS["wall_colour"] is wall_colour  # rfft.train's --extra_reward wall_colour
 
     assert wall_colour_named("a lamp on a oak shelf, Sky Blue wall, warm light") == "sky blue"
     assert wall_colour_named("a lamp on a blue table") is None
