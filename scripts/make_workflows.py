@@ -47,9 +47,9 @@ CORE = {
 
 
 def _ours():
-    from test_pack import _import_pack  # noqa: E402  (tests/ is on the path below)
+    from pack_loader import import_pack  # scripts/pack_loader.py
 
-    return _import_pack().NODE_CLASS_MAPPINGS
+    return import_pack().NODE_CLASS_MAPPINGS
 
 
 def _io(cls_name: str, ours: dict):
@@ -304,7 +304,6 @@ def assets(out: Path) -> None:
 
 
 def main() -> int:
-    sys.path.insert(0, str(ROOT / "tests"))
     wf = ROOT / "workflows"
     wf.mkdir(exist_ok=True)
     flows = {"inspect_generated_image": inspect_flow(), "place_generate_inspect": generate_once_flow(),

@@ -12,15 +12,15 @@ import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
-from test_pack import _import_pack  # noqa: E402
+from pack_loader import import_pack  # noqa: E402  (scripts/pack_loader.py)
 
 from rfsynth.scene import render_sample  # noqa: E402
 
 
 def main() -> int:
-    nodes = _import_pack().NODE_CLASS_MAPPINGS
+    nodes = import_pack().NODE_CLASS_MAPPINGS
     host = sys.modules["reliable_ad_under_test.nodes.host"]
     tmp = Path(tempfile.mkdtemp())
     host.temp_dir = lambda: tmp

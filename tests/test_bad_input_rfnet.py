@@ -248,9 +248,9 @@ def test_nan_probabilities_are_never_available(insp):
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def node():
-    from test_pack import _import_pack
+    from pack_loader import import_pack
 
-    _import_pack()
+    import_pack()
     mod = sys.modules["reliable_ad_under_test.nodes.inspection"]
     return mod.RFNetInspect(), sys.modules["reliable_ad_under_test.nodes.host"]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_pack import _import_pack
+from pack_loader import import_pack
 
 from rfft import train as rtrain
 from rfft.generate import EXAMPLES
@@ -28,7 +28,7 @@ from rfnet.errors import InputError
 from rfsynth import make as rmake
 
 ROOT = Path(__file__).resolve().parents[1]
-PACK = _import_pack()
+PACK = import_pack()
 # diffusers and transformers give their loggers a handler on the sys.stderr of the moment they
 # first log; made now, it is pytest's, not a capsys stream that a later test finds closed
 for _lib in ("diffusers", "transformers"):

@@ -79,9 +79,9 @@ def server(tmp_path_factory):
 
 def test_startup_loads_every_node_without_failure(server):
     sys.path.insert(0, str(ROOT))
-    from test_pack import _import_pack
+    from pack_loader import import_pack
 
-    ours = _import_pack().NODE_CLASS_MAPPINGS
+    ours = import_pack().NODE_CLASS_MAPPINGS
     info = server["info"]
     for name, cls in ours.items():
         assert name in info, f"{name} missing from /object_info"

@@ -1,5 +1,4 @@
 """The pack as ComfyUI and pip see it."""
-import importlib.util
 import json
 import logging
 import re
@@ -12,24 +11,14 @@ try:
 except ModuleNotFoundError:  # Python 3.10, which pyproject claims: the same parser from PyPI
     import tomli as tomllib
 
+from pack_loader import import_pack  # scripts/pack_loader.py (conftest puts scripts/ on the path)
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _import_pack():
-    """Import the repository as ComfyUI does: a package from its folder's __init__.py."""
-    name = "reliable_ad_under_test"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+_import_pack = import_pack  # the name tests used when it lived here
 
 
 def test_pack_imports_as_a_comfyui_custom_node():
-    pack = _import_pack()
+    pack = import_pack()
     nodes, names = pack.NODE_CLASS_MAPPINGS, pack.NODE_DISPLAY_NAME_MAPPINGS
     # the nodes the workflows are wired with are all there (none silently left out)
     wired = {n["type"] for f in (ROOT / "workflows").glob("*.json")
@@ -45,7 +34,7 @@ def test_pack_imports_as_a_comfyui_custom_node():
 
 
 def test_a_failing_node_module_is_left_out_with_one_log_line(caplog):
-    _import_pack()
+    import_pack()
     loader = sys.modules["reliable_ad_under_test.nodes"]
     with caplog.at_level(logging.WARNING, logger="reliable_ad"):
         classes, names, failed = loader.load_nodes(("no_such_module",), package="reliable_ad_under_test.nodes")

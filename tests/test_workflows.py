@@ -3,7 +3,7 @@ them against a real server)."""
 import json
 from pathlib import Path
 
-from test_pack import _import_pack
+from pack_loader import import_pack
 from workflow_convert import CONTROL_VALUES, ui_to_api, validate_api, widget_slots
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def test_workflows_are_complete_ui_graphs_with_thumbnails():
 def _pack_info() -> dict:
     """object_info for the pack's own nodes, as the server serves it (JSON: tuples become lists)."""
     info = {}
-    for key, cls in _import_pack().NODE_CLASS_MAPPINGS.items():
+    for key, cls in import_pack().NODE_CLASS_MAPPINGS.items():
         spec = cls.INPUT_TYPES()
         info[key] = json.loads(json.dumps({"input": spec, "input_order": {k: list(v) for k, v in spec.items()}},
                                           default=str))
@@ -101,5 +101,5 @@ def test_every_workflow_has_the_widget_values_the_front_end_builds_for_our_nodes
 
 
 def test_rfft_train_keeps_its_seed_when_queued_again():
-    spec = _import_pack().NODE_CLASS_MAPPINGS["RFFTTrain"].INPUT_TYPES()["required"]["seed"]
+    spec = import_pack().NODE_CLASS_MAPPINGS["RFFTTrain"].INPUT_TYPES()["required"]["seed"]
     assert spec[1]["control_after_generate"] == "fixed"
