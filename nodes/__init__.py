@@ -16,7 +16,8 @@ log = logging.getLogger("reliable_ad")
 
 # Node modules of this package, in menu order. Each defines NODE_CLASS_MAPPINGS (and
 # optionally NODE_DISPLAY_NAME_MAPPINGS).
-NODE_MODULES: tuple[str, ...] = ("loaders", "products", "inspection", "generation", "feedback", "training")
+NODE_MODULES: tuple[str, ...] = ("loaders", "products", "inspection", "generation", "feedback", "review",
+                                  "training")
 
 
 def load_nodes(modules=NODE_MODULES, package: str = __name__):

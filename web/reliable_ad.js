@@ -1,6 +1,8 @@
-// Reliable AD: a verdict badge on RFNet Inspect and Recurrent Generate nodes.
+// Reliable AD: a verdict badge on RFNet Inspect and Recurrent Generate nodes, and the review grid
+// of Review & Label.
 // The nodes send {"rf_verdicts": [{label, p_available, accepted, ...}]} in their UI output;
 // the badge shows the first verdict (green Available, red with the defect) and how many passed.
+import { api } from "../../scripts/api.js";
 import { app } from "../../scripts/app.js";
 
 const NODES = new Set(["RFNetInspect", "RFRecurrentGenerate"]);
@@ -29,12 +31,130 @@ app.registerExtension({
       ctx.font = "bold 12px sans-serif";
       const w = ctx.measureText(text).width + 12;
       ctx.fillStyle = ok ? "#1e963c" : "#c82828";
+      // above the title bar, not on it: on the bar it covered the node's title
+      const top = -LiteGraph.NODE_TITLE_HEIGHT - 22;
       ctx.beginPath();
-      ctx.roundRect(this.size[0] - w - 6, -LiteGraph.NODE_TITLE_HEIGHT + 5, w, 18, 4);
+      ctx.roundRect(0, top, w, 18, 4);
       ctx.fill();
       ctx.fillStyle = "#fff";
-      ctx.fillText(text, this.size[0] - w, -LiteGraph.NODE_TITLE_HEIGHT + 18);
+      ctx.fillText(text, 6, top + 13);
       ctx.restore();
+    };
+  },
+});
+
+// Review & Label: the batch on the node, the least certain image first, with RFNet's verdict as
+// the pre-filled label. Each click is posted at once (POST /reliable_ad/review/label); the node
+// keeps only the batch's name in its properties, so after a reload the labels come back from the
+// server (GET /reliable_ad/review/batch).
+const LABEL_COLOURS = {
+  "Available": "#1e963c", "Space Mismatch": "#c8641e", "Size Mismatch": "#b4961e",
+  "Indistinctiveness": "#6e6eb4", "Shape Hallucination": "#c82828", "Unsuitable": "#646464",
+};
+
+function viewURL(item) {
+  const q = new URLSearchParams({ filename: item.filename, subfolder: item.subfolder, type: item.type });
+  return api.apiURL(`/view?${q}`);
+}
+
+function renderReview(node, batch) {
+  const root = node.rfReviewEl;
+  root.replaceChildren();
+  const head = document.createElement("div");
+  head.style.cssText = "font:12px sans-serif;color:#ddd;margin:2px 0 4px";
+  const count = () => batch.items.filter((x) => x.label).length;
+  const setHead = (msg) => {
+    head.textContent = `${batch.dataset}: ${count()}/${batch.items.length} labelled` + (msg ? ` — ${msg}` : "");
+  };
+  setHead();
+  root.appendChild(head);
+  const grid = document.createElement("div");
+  grid.style.cssText = "display:grid;grid-template-columns:repeat(auto-fill,minmax(132px,1fr));gap:6px";
+  root.appendChild(grid);
+  for (const item of batch.items) {
+    const cell = document.createElement("div");
+    cell.style.cssText = "border:2px solid #444;border-radius:4px;padding:2px;background:#222";
+    const img = document.createElement("img");
+    img.src = viewURL(item);
+    img.style.cssText = "width:100%;display:block;image-rendering:pixelated";
+    const info = document.createElement("div");
+    info.style.cssText = "font:10px sans-serif;color:#aaa;margin:2px 0";
+    info.textContent = `RFNet: ${item.rfnet} (${Number(item.p_available).toFixed(2)})`;
+    const buttons = document.createElement("div");
+    buttons.style.cssText = "display:flex;flex-wrap:wrap;gap:2px";
+    const current = item.label || item.rfnet;
+    const paint = () => {
+      cell.style.borderColor = item.label ? LABEL_COLOURS[item.label] || "#888" : "#444";
+      for (const b of buttons.children) {
+        const on = b.dataset.label === (item.label || current);
+        b.style.background = on ? LABEL_COLOURS[b.dataset.label] || "#888" : "#333";
+        b.style.fontWeight = item.label && on ? "bold" : "normal";
+      }
+    };
+    for (const label of batch.labels) {
+      const b = document.createElement("button");
+      b.dataset.label = label;
+      b.textContent = label === "Available" ? "OK" : label.split(" ").map((w) => w[0]).join("");
+      b.title = label;
+      b.style.cssText = "font:10px sans-serif;color:#fff;border:0;border-radius:3px;padding:1px 4px;cursor:pointer";
+      b.onclick = async () => {
+        try {
+          const r = await api.fetchApi("/reliable_ad/review/label", {
+            method: "POST", headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ dataset: batch.dataset, batch: batch.batch, index: item.index, label }),
+          });
+          const res = await r.json();
+          if (!r.ok || !res.ok) throw new Error(res.error || r.statusText);
+          item.label = res.label;
+          paint();
+          setHead();
+        } catch (e) {
+          setHead(`not saved: ${e.message}`);
+        }
+      };
+      buttons.appendChild(b);
+    }
+    cell.append(img, info, buttons);
+    grid.appendChild(cell);
+    paint();
+  }
+  node.setDirtyCanvas(true, true);
+}
+
+async function loadReview(node, ref) {
+  const q = new URLSearchParams({ dataset: ref.dataset, batch: ref.batch });
+  const r = await api.fetchApi(`/reliable_ad/review/batch?${q}`);
+  if (!r.ok) return;
+  const batch = await r.json();
+  if (batch.ok) renderReview(node, batch);
+}
+
+app.registerExtension({
+  name: "reliable_ad.review",
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (nodeData.name !== "RFReviewLabel") return;
+    const onNodeCreated = nodeType.prototype.onNodeCreated;
+    nodeType.prototype.onNodeCreated = function () {
+      onNodeCreated?.apply(this, arguments);
+      this.rfReviewEl = document.createElement("div");
+      this.rfReviewEl.style.cssText = "overflow:auto;max-height:100%";
+      this.addDOMWidget("review", "rf_review", this.rfReviewEl, { serialize: false });
+      this.setSize([Math.max(this.size[0], 460), Math.max(this.size[1], 420)]);
+    };
+    const onExecuted = nodeType.prototype.onExecuted;
+    nodeType.prototype.onExecuted = function (message) {
+      onExecuted?.apply(this, arguments);
+      const batch = message?.rf_review?.[0];
+      if (!batch) return;
+      this.properties = this.properties || {};
+      this.properties.rf_review = { dataset: batch.dataset, batch: batch.batch };
+      renderReview(this, batch);
+    };
+    const onConfigure = nodeType.prototype.onConfigure;
+    nodeType.prototype.onConfigure = function () {
+      onConfigure?.apply(this, arguments);
+      const ref = this.properties?.rf_review;
+      if (ref) loadReview(this, ref);  // after a reload: the labels are on the server
     };
   },
 });

@@ -1,0 +1,93 @@
+"""Review & Label: the node stores a batch for review, and the server route writes each click
+into the feedback dataset, refusing anything it did not offer."""
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from test_pack import _import_pack
+
+PACK = _import_pack()
+host = sys.modules["reliable_ad_under_test.nodes.host"]
+review = sys.modules["reliable_ad_under_test.nodes.review"]
+M = PACK.NODE_CLASS_MAPPINGS
+
+
+def _scene(label, seed):
+    from rfsynth.scene import render_sample
+
+    s = render_sample(seed, 64, label)
+    return s, torch.from_numpy(np.asarray(s.image, np.float32) / 255.0)[None]
+
+
+@pytest.fixture(scope="module")
+def batch_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("comfy_output")
+    rfnet = M["RFNetLoader"]().load("embedded")[0]
+    scenes = [_scene(lab, 30 + i) for i, lab in enumerate(["Available", "Space Mismatch", "Size Mismatch"])]
+    s0 = scenes[0][0]
+    a = np.asarray(s0.product.convert("RGBA"), np.float32) / 255.0
+    pimg, pmask = torch.from_numpy(a[..., :3])[None], torch.from_numpy(1.0 - a[..., 3])[None]
+    mp = pytest.MonkeyPatch()
+    mp.setattr(host, "output_dir", lambda: out)
+    res = M["RFReviewLabel"]().review(torch.cat([t for _, t in scenes]), pimg, rfnet, "红色 香水", s0.caption,
+                                      s0.prompt, product_mask=pmask)
+    mp.undo()
+    return out, res
+
+
+def test_the_node_offers_the_batch_least_certain_first_with_rfnets_labels(batch_out):
+    out, res = batch_out
+    (ui,) = res["ui"]["rf_review"]
+    assert res["result"][0] == f"红色 香水/{ui['batch']}"  # a Chinese dataset name with a space is kept
+    meta = json.loads((out / "rf_review" / "红色 香水" / ui["batch"] / "batch.json").read_text(encoding="utf-8"))
+    assert len(ui["items"]) == 3 and all(it["label"] is None for it in ui["items"])
+    tops = [max(it["probs"].values()) for it in ui["items"]]
+    assert tops == sorted(tops)  # the least sure first
+    for it in ui["items"]:
+        assert it["rfnet"] == max(it["probs"], key=it["probs"].get)  # pre-filled with RFNet's verdict
+        assert (out / it["subfolder"] / it["filename"]).is_file() and it["type"] == "output"
+    assert [it["index"] for it in ui["items"]] == meta["order"]
+
+
+def test_a_click_lands_in_the_dataset_and_a_second_click_changes_it(batch_out):
+    from rfnet.dataformat import SkipReport, read_records
+
+    out, res = batch_out
+    ui = res["ui"]["rf_review"][0]
+    post = {"dataset": ui["dataset"], "batch": ui["batch"], "index": 1, "label": "Size Mismatch"}
+    r = review.apply_label(out, post)
+    assert r["ok"] and r["labelled"] == 1 and r["total"] == 3
+    root = out / "rf_feedback" / "红色 香水"
+    _, recs, info = read_records(root, SkipReport())
+    assert [(x["id"], x["label"]) for x in recs] == [(f"rv_{ui['batch']}_001", "Size Mismatch")]
+    assert info["label_set"] == "rf1m6" and (root / recs[0]["image"]).is_file() and (root / recs[0]["product"]).is_file()
+    review.apply_label(out, {**post, "label": "available"})  # changed mind: one record, the new label
+    _, recs, _ = read_records(root, SkipReport())
+    assert [x["label"] for x in recs] == ["Available"]
+    # a reloaded page gets the labels back from the server
+    again = review.ui_batch(review.read_batch(out, ui["dataset"], ui["batch"]))
+    assert {it["index"]: it["label"] for it in again["items"]} == {0: None, 1: "Available", 2: None}
+
+
+@pytest.mark.parametrize("bad, why", [
+    ({"label": "Nice"}, "unknown label"),
+    ({"label": "Unavailable"}, "unknown label"),  # the coarse label names no defect
+    ({"dataset": "../红色 香水"}, "not a dataset name"),
+    ({"dataset": "elsewhere"}, "no review batch"),
+    ({"batch": "../../../etc"}, "not a review batch id"),
+    ({"index": 3}, "not an image of batch"),
+    ({"index": True}, "not an image of batch"),
+    ({"index": "0"}, "not an image of batch"),
+])
+def test_the_route_refuses_what_it_did_not_offer_and_writes_nothing(batch_out, bad, why):
+    out, res = batch_out
+    ui = res["ui"]["rf_review"][0]
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    post = {"dataset": ui["dataset"], "batch": ui["batch"], "index": 0, "label": "Available", **bad}
+    with pytest.raises(review.ReviewError, match=why):
+        review.apply_label(out, post)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    with pytest.raises(review.ReviewError):
+        review.apply_label(out, ["not", "an", "object"])
