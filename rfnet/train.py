@@ -128,6 +128,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--checkpointing_steps", type=int, default=500)
     g.add_argument("--checkpoints_total_limit", type=int, default=None)
     g.add_argument("--resume_from_checkpoint", default=None, help="a checkpoint folder or 'latest'")
+    g.add_argument("--calibrate_precision", type=float, default=None,
+                   help="after training, store in config.json the P(Available) at which this share of the "
+                        "validation images it accepts are Available (rfnet.calibrate); needs validation data")
     g.add_argument("--report_to", default="tensorboard", choices=["tensorboard", "none"])
     g.add_argument("--logging_steps", type=int, default=10)
     g.add_argument("--no_progress", action="store_true", help="no tqdm bar")
@@ -402,6 +405,9 @@ def check_args(args: argparse.Namespace) -> None:
         v = getattr(args, name, None)
         if v is not None and v < low:
             raise InputError(f"--{name} must be at least {low}, not {v}")
+    cp = getattr(args, "calibrate_precision", None)
+    if cp is not None and not 0 < cp <= 1:
+        raise InputError(f"--calibrate_precision is a share of accepted images in (0, 1], not {cp}")
     for name in ("learning_rate", "lr_decay_factor"):
         v = getattr(args, name)
         if not math.isfinite(v) or v <= 0:
@@ -450,7 +456,46 @@ def _resume(accelerator, out: Path, candidates: list[Path], explicit: bool) -> t
     return None
 
 
-def train(args: argparse.Namespace) -> Path:
+def label_counts(ds, labels: list[str]) -> dict[str, int]:
+    counts = np.bincount(np.asarray(ds.labels, dtype=np.int64), minlength=len(labels))
+    return {lab: int(c) for lab, c in zip(labels, counts)}
+
+
+def write_model_card(out: Path, args: argparse.Namespace, labels: list[str], train_set, val_set,
+                     val_report: dict | None, calibration: dict | None, steps: int) -> None:
+    """MODEL_CARD.md: what the model saw (each dataset, the label counts), how it was trained, and
+    how it did on its validation data."""
+    lines = [f"# RFNet: {out.name}", "", "Written by `python -m rfnet.train` (or the Train RFNet node).", "",
+             "## Data it saw", ""]
+    samples = getattr(args, "train_samples", None) or []
+    for i, d in enumerate(args.train_data):
+        cap = f" (first {samples[i]} samples)" if i < len(samples) and samples[i] else ""
+        lines.append(f"- `{d}`, split `{args.train_split}`{cap}")
+    lines += ["", "Training labels: " + ", ".join(f"{k} {v}" for k, v in label_counts(train_set, labels).items()),
+              f"({len(train_set)} samples; {train_set.skips.summary()})."]
+    if val_set is not None:
+        lines += ["", "Validation labels: " + ", ".join(f"{k} {v}" for k, v in label_counts(val_set, labels).items())
+                  + f" ({len(val_set)} samples)."]
+    lines += ["", "## Training", "", f"- initialised from: {args.init_from or 'the preset ' + str(args.preset)}",
+              f"- {steps} steps, batch {args.train_batch_size}, lr {args.learning_rate:g}, seed {args.seed}",
+              f"- depth maps: {args.depth_model}; salience maps: {args.salience_model}", ""]
+    if val_report:
+        a = val_report["available"]
+        lines += ["## Validation", "", f"- accuracy {val_report['accuracy']:.3f}, AP (Available) {a['ap']:.3f}, "
+                  f"Available precision {a['precision']:.3f}, recall {a['recall']:.3f}", ""]
+    if calibration:
+        note = "" if calibration["reached"] else " (the target was not reached: the most precise threshold)"
+        lines += [f"Acceptance threshold (config.json `acceptance_threshold`): P(Available) >= "
+                  f"{calibration['threshold']:.4f}, precision {calibration['precision']:.3f} and recall "
+                  f"{calibration['recall']:.3f} on validation, target precision {calibration['target_precision']:g}{note}.", ""]
+    fileio.write_text(out / "MODEL_CARD.md", "\n".join(lines))
+
+
+def train(args: argparse.Namespace, on_step=None) -> Path:
+    """Train (or fine-tune, with --init_from) and save to --output_dir. ``on_step(step, total,
+    status)`` is called after every optimizer step (status: loss, val_accuracy of the last
+    validation or None); an exception it raises (a cancel) stops training, and the last
+    checkpoint stays for a resume."""
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
     from tqdm.auto import tqdm
@@ -587,6 +632,7 @@ def train(args: argparse.Namespace) -> Path:
                disable=args.no_progress or not accelerator.is_local_main_process)
     model.train()
     t0, running, n_running = time.time(), 0.0, 0
+    val_report, last_val_acc = None, None
     done = global_step >= max_steps
     for epoch in range(start_epoch, num_epochs):
         if done:
@@ -619,6 +665,9 @@ def train(args: argparse.Namespace) -> Path:
                 continue
             global_step += 1
             bar.update(1)
+            if on_step is not None:
+                on_step(global_step, max_steps, {"loss": float(loss.detach().float().item()),
+                                                 "val_accuracy": last_val_acc})
             end_of_epoch = b_in_epoch >= len(loader)
             if global_step % args.logging_steps == 0 or global_step == max_steps:
                 row = {"step": global_step, "epoch": epoch, "loss": running / n_running,
@@ -638,7 +687,8 @@ def train(args: argparse.Namespace) -> Path:
         if val_loader is not None:
             y, p, _ = predict(model, val_loader, accelerator)
             if len(y):
-                rep = inspection_report(y, p, cfg.labels)
+                rep = val_report = inspection_report(y, p, cfg.labels)
+                last_val_acc = rep["accuracy"]
                 vloss = float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
                 log_row({"step": global_step, "epoch": epoch, "loss": "", "lr": "",
                          "val_loss": vloss, "val_accuracy": rep["accuracy"],
@@ -647,8 +697,12 @@ def train(args: argparse.Namespace) -> Path:
                          vloss, rep["accuracy"], rep["available"]["ap"])
     bar.close()
     accelerator.wait_for_everyone()
+    calibration = None
     if accelerator.is_main_process:
         accelerator.unwrap_model(model).save_pretrained(out)
+        if args.calibrate_precision is not None and val_loader is not None:
+            calibration = _calibrate(accelerator, model, val_loader, cfg, out, args.calibrate_precision)
+        write_model_card(out, args, cfg.labels, train_set, val_set, val_report, calibration, global_step)
         fileio.write_json(out / "skipped.json", {
             "train": train_set.skips.counts, "validation": val_set.skips.counts if val_set else {},
             "items": [list(x) for x in train_set.skips.items[:1000]],
@@ -661,6 +715,26 @@ def train(args: argparse.Namespace) -> Path:
     log.info(msg)
     print(msg)
     return out
+
+
+def _calibrate(accelerator, model, val_loader, cfg, out: Path, target: float) -> dict | None:
+    """The acceptance threshold on the validation data, written into out/config.json (as
+    rfnet.calibrate does from rfnet.evaluate's predictions)."""
+    from .metrics import threshold_for_precision
+
+    y, p, _ = predict(model, val_loader, accelerator)
+    if not len(y):
+        return None
+    res = threshold_for_precision(y == cfg.labels.index("Available"), p[:, cfg.labels.index("Available")], target)
+    res["data"] = "validation split of rfnet.train"
+    cfg_path = out / "config.json"
+    conf = json.loads(cfg_path.read_text(encoding="utf-8"))
+    conf["acceptance_threshold"] = round(res["threshold"], 6)
+    conf["acceptance_calibration"] = res
+    fileio.write_json(cfg_path, conf)
+    log.info("acceptance threshold %.4f: precision %.3f, recall %.3f on validation (target %g)",
+             res["threshold"], res["precision"], res["recall"], target)
+    return res
 
 
 def main(argv=None) -> int:

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -213,3 +214,46 @@ def test_init_from_missing_model_is_refused(toy_dataset, tmp_path):
     with pytest.raises(train.InputError, match="no config.json or model.safetensors"):
         train.train(train.parse_args(["--train_data", str(toy_dataset), "--output_dir", str(tmp_path / "o"),
                                       "--init_from", str(tmp_path)]))
+
+
+def test_calibration_model_card_progress_and_cancel(toy_dataset, tmp_path):
+    """What the Train RFNet node relies on: a progress call per step, a cancel that keeps the last
+    checkpoint, and at the end the calibrated threshold (as rfnet.calibrate finds it from
+    rfnet.evaluate's predictions) and a model card listing the data."""
+    from rfnet.dataformat import SkipReport, read_records
+    from rfnet.metrics import threshold_for_precision
+
+    out = tmp_path / "run"
+    argv = ["--max_train_steps", "5", "--checkpointing_steps", "2", "--label_set", "rf1m6",
+            "--calibrate_precision", "0.6", "--resume_from_checkpoint", "latest"]
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def cancel_at_3(step, total, status):
+        seen.append((step, total, status["loss"]))
+        if step == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train.train(_args(toy_dataset, out, *argv), on_step=cancel_at_3)
+    assert [s for s, _, _ in seen] == [1, 2, 3] and {t for _, t, _ in seen} == {5}
+    assert all(np.isfinite(loss) for _, _, loss in seen)
+    assert (out / "checkpoint-2").exists() and not (out / "model.safetensors").exists()
+    seen.clear()
+    train.train(_args(toy_dataset, out, *argv), on_step=lambda s, t, st: seen.append(s))
+    assert seen == [3, 4, 5]  # resumed from checkpoint-2
+
+    cfg = json.loads((out / "config.json").read_text())
+    ev = tmp_path / "eval"
+    evaluate.evaluate(evaluate.parse_args(["--model", str(out), "--data", str(toy_dataset), "--split", "val",
+                                           "--output_dir", str(ev)]))
+    preds = [json.loads(x) for x in (ev / "predictions.jsonl").read_text().splitlines()]
+    want = threshold_for_precision([p["label"] == "Available" for p in preds], [p["p_available"] for p in preds], 0.6)
+    assert cfg["acceptance_threshold"] == pytest.approx(want["threshold"], abs=1e-5)
+    assert cfg["acceptance_calibration"]["accepted"] == want["accepted"]
+    card = (out / "MODEL_CARD.md").read_text()
+    _, recs, _ = read_records(toy_dataset, SkipReport())
+    n_avail = sum(r["label"] == "Available" and r.get("split", "train") == "train" for r in recs)
+    assert str(toy_dataset) in card and f"Available {n_avail}," in card and "Acceptance threshold" in card
