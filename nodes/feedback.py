@@ -15,6 +15,12 @@ host.require("safetensors")
 LABELS = ["Available", "Space Mismatch", "Size Mismatch", "Indistinctiveness", "Shape Hallucination", "Unsuitable"]
 
 
+def feedback_split(sample_id: str) -> str:
+    """One labelled image in five goes to validation, by its id (stable across reruns): Train
+    RFNet measures and calibrates on it."""
+    return "val" if int(hashlib.sha1(sample_id.encode()).hexdigest(), 16) % 5 == 0 else "train"
+
+
 class Feedback:
     DESCRIPTION = ("Adds the images, labelled by you, to an RF dataset in output/rf_feedback/NAME (depth "
                    "and salience are computed by the trainer). One label for the batch, or one per image "
@@ -80,7 +86,7 @@ class Feedback:
             if sid in writer:
                 continue
             writer.add(sid, im, prods[min(i, len(prods) - 1)], lab, caption=caption, prompt=prompt,
-                       source={"generator": "comfyui", "feedback": "designer"})
+                       split=feedback_split(sid), source={"generator": "comfyui", "feedback": "designer"})
             written += 1
         return {"ui": {"text": [f"{written} image(s) added to {root}"]},
                 "result": (f"{written} image(s) added to {root} ({', '.join(chosen)})",)}

@@ -28,7 +28,7 @@ from . import host
 
 host.require("timm", "transformers", "safetensors", "cv2")
 
-from .feedback import LABELS  # noqa: E402
+from .feedback import LABELS, feedback_split  # noqa: E402
 
 REVIEW_DIR = "rf_review"
 FEEDBACK_DIR = "rf_feedback"
@@ -148,7 +148,7 @@ def apply_label(output_root: Path, payload) -> dict:
             with Image.open(d / f"product_{min(index, meta['products'] - 1):03d}.png") as im:
                 product = im.copy()
             writer.add(sid, image, product, label, caption=meta["caption"], prompt=meta["prompt"],
-                       source={"generator": "comfyui", "feedback": "designer review", "rfnet": item["rfnet"],
+                       split=feedback_split(sid), source={"generator": "comfyui", "feedback": "designer review", "rfnet": item["rfnet"],
                                "p_available": item["p_available"]})
         item["label"] = label
         write_json(d / "batch.json", meta)

@@ -155,5 +155,186 @@ class RFFTTrain:
         return {"ui": {"text": [f"ControlNet written to {dst}"]}, "result": (str(dst), img)}
 
 
-NODE_CLASS_MAPPINGS = {"RFFTTrain": RFFTTrain}
-NODE_DISPLAY_NAME_MAPPINGS = {"RFFTTrain": "RFFT Train (ControlNet)"}
+
+
+# The learning curve on RF-Gen (docs/RESULTS.md, issue 16): below about a hundred labelled images
+# fine-tuning moves nothing that acceptance depends on, so a run needs at least this many images
+# on each side of the decision, Available and defects.
+MIN_LABELS_PER_SIDE = 50
+
+
+def count_labels(root) -> dict[str, int]:
+    from rfnet.dataformat import SkipReport, read_records
+
+    counts: dict[str, int] = {}
+    for r in read_records(root, SkipReport())[1]:
+        counts[r["label"]] = counts.get(r["label"], 0) + 1
+    return counts
+
+
+def check_enough_labels(counts: dict[str, int], where) -> None:
+    avail = counts.get("Available", 0)
+    defects = sum(v for k, v in counts.items() if k != "Available")
+    if avail < MIN_LABELS_PER_SIDE or defects < MIN_LABELS_PER_SIDE:
+        have = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no labels"
+        raise ValueError(
+            f"{where} has {avail} Available and {defects} defect labels ({have}); Train RFNet needs at least "
+            f"{MIN_LABELS_PER_SIDE} of each (below about a hundred labels fine-tuning does not change what is "
+            f"accepted). Label more with Review & Label, then queue again.")
+
+
+def accuracy_curve(rows: list[dict]) -> Image.Image:
+    """Training loss and validation accuracy against the step, from rfnet.train's train_log.csv."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    tr = [(r["step"], r["loss"]) for r in rows if r.get("loss") is not None]
+    va = [(r["step"], r["val_accuracy"]) for r in rows if r.get("val_accuracy") is not None]
+    if tr:
+        ax.plot(*zip(*tr), label="training loss")
+    ax.set_xlabel("step")
+    if va:
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*va), "o-", color="tab:green", label="validation accuracy")
+        ax2.set_ylim(0, 1)
+        ax2.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return Image.open(buf).convert("RGB")
+
+
+def _read_log(path) -> list[dict]:
+    import csv
+
+    rows = []
+    if path.exists():
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                row = {}
+                for k, v in r.items():
+                    try:
+                        row[k] = float(v) if v not in ("", None) else None
+                    except ValueError:
+                        row[k] = None
+                rows.append(row)
+    return rows
+
+
+class TrainRFNet:
+    DESCRIPTION = ("Fine-tunes an RFNet on the images you labelled (Review & Label or Feedback write them to "
+                   "output/rf_feedback/DATASET), with RF-Synth scenes mixed in so that it keeps what it knew. The "
+                   "result, with its calibrated acceptance threshold and a model card, goes to models/rfnet/NAME; "
+                   "pick it in Load RFNet. Cancelling keeps the last checkpoint; queue again to resume.")
+    CATEGORY = "Reliable AD/training"
+    RETURN_TYPES = ("STRING", "IMAGE")
+    RETURN_NAMES = ("rfnet_path", "curve")
+    OUTPUT_NODE = True
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        rfs = ["embedded"] + host.list_models("rfnet", ("config.json",))
+        return {"required": {
+            "dataset": ("STRING", {"default": "feedback", "tooltip": "your labels: a folder name under output/rf_feedback"}),
+            "init_from": (rfs, {"tooltip": "the RFNet to start from: the embedded one or a folder in models/rfnet"}),
+            "mix_rfsynth": ("INT", {"default": 1000, "min": 0, "max": 100000,
+                                    "tooltip": "RF-Synth scenes mixed in (made once, kept in output/rf_feedback)"}),
+            "name": ("STRING", {"default": "my_rfnet", "tooltip": "output folder name in models/rfnet"}),
+            "steps": ("INT", {"default": 300, "min": 1, "max": 100000}),
+            "learning_rate": ("FLOAT", {"default": 5e-4, "min": 1e-7, "max": 1e-2, "step": 1e-5}),
+            "batch_size": ("INT", {"default": 16, "min": 1, "max": 256}),
+            "target_precision": ("FLOAT", {"default": 0.9, "min": 0.5, "max": 1.0, "step": 0.01,
+                                          "tooltip": "the acceptance threshold keeps this share of accepted "
+                                                     "validation images Available"}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "control_after_generate": "fixed",
+                             "tooltip": "training seed; keep it fixed so that queueing again resumes the same run"}),
+            "checkpointing_steps": ("INT", {"default": 50, "min": 1, "max": 100000}),
+        }, "optional": {
+            "extra_data": ("STRING", {"default": "", "tooltip": "another RF dataset folder under output/ to mix in, "
+                                                              "e.g. RF-Gen images (optional)"}),
+        }, "hidden": {"unique_id": "UNIQUE_ID"}}
+
+    def run(self, dataset, init_from, mix_rfsynth, name, steps, learning_rate, batch_size, target_precision, seed,
+            checkpointing_steps, extra_data="", unique_id=None):
+        from rfnet.embedded import embedded_path
+        from rfnet.train import parse_args, train
+
+        out_root = host.output_dir()
+        labels = host.safe_join(out_root / "rf_feedback", host.safe_name(dataset))
+        if labels is None or not (labels / "manifest.jsonl").is_file():
+            raise ValueError(f"no labelled images in output/rf_feedback/{host.safe_name(dataset)}: label some with "
+                             "Review & Label (or Feedback) first")
+        check_enough_labels(count_labels(labels), f"output/rf_feedback/{labels.name}")
+        data, samples = [str(labels)], [0]
+        if extra_data.strip():
+            extra = host.safe_join(out_root, extra_data.strip())
+            if extra is None or not (extra / "manifest.jsonl").is_file():
+                raise ValueError(f"extra_data {extra_data!r}: no RF dataset (manifest.jsonl) there inside ComfyUI's output")
+            data.append(str(extra))
+            samples.append(0)
+        if mix_rfsynth:
+            data.append(str(self.rfsynth_mix(out_root, mix_rfsynth)))
+            samples.append(mix_rfsynth)
+        init = str(embedded_path("rfnet")) if init_from == "embedded" else str(host.resolve_model("rfnet", init_from))
+        safe = host.safe_name(name, "my_rfnet")
+        run_dir = out_root / "rfnet_runs" / safe
+        argv = ["--train_data", *data, "--train_samples", *map(str, samples), "--validation_data", str(labels),
+                "--output_dir", str(run_dir), "--init_from", init, "--max_train_steps", str(steps),
+                "--learning_rate", str(learning_rate), "--lr_decay_epoch", "0", "--train_batch_size", str(batch_size),
+                "--seed", str(seed), "--checkpointing_steps", str(checkpointing_steps), "--checkpoints_total_limit", "2",
+                "--resume_from_checkpoint", "latest", "--calibrate_precision", str(target_precision),
+                "--depth_model", "embedded", "--salience_model", "embedded", "--ignore_stored_maps",
+                "--report_to", "none", "--no_progress", "--logging_steps", "1"]
+        args = parse_args(argv)
+        bar = host.Progress(steps, unique_id)
+
+        def on_step(step, total, status):
+            bar.set(step)
+            acc = status.get("val_accuracy")
+            host.progress_text(f"step {step}/{total}: loss {status['loss']:.4f}"
+                               + (f", validation accuracy {acc:.1%}" if acc is not None else ""), unique_id)
+            host.check_cancel()  # raises on cancel; the last checkpoint stays, a new run resumes it
+
+        with torch.inference_mode(False), torch.enable_grad(), _no_system_exit("Train RFNet"):
+            train(args, on_step)
+        dst = None
+        for d in host.model_dirs("rfnet")[:1]:
+            dst = host.safe_join(d, safe)
+        if dst is None:
+            dst = run_dir / "rfnet_export"
+        import shutil
+
+        from rfnet.fileio import atomic_dir
+
+        with atomic_dir(dst) as tmp:
+            for item in ("config.json", "model.safetensors", "inspector.json", "MODEL_CARD.md", "tokenizer"):
+                src = run_dir / item
+                if src.is_dir():
+                    shutil.copytree(src, tmp / item)
+                elif src.exists():
+                    shutil.copy2(src, tmp / item)
+        curve = accuracy_curve(_read_log(run_dir / "logs" / "train_log.csv"))
+        img = torch.from_numpy(np.asarray(curve, np.float32) / 255.0)[None]
+        return {"ui": {"text": [f"RFNet written to {dst}; pick it in Load RFNet (press R to refresh)"]},
+                "result": (str(dst), img)}
+
+    @staticmethod
+    def rfsynth_mix(out_root, n: int):
+        """RF-Synth scenes to mix in, made once per count (seed 0: the embedded model's own world)."""
+        from rfsynth.make import make
+
+        root = out_root / "rf_feedback" / f"_rfsynth_{n}"
+        if not (root / "dataset.json").is_file() or not (root / "manifest.jsonl").is_file():
+            make(root, n, size=128, seed=0, splits="train=1", workers=1, progress=False)
+        return root
+
+
+NODE_CLASS_MAPPINGS = {"RFFTTrain": RFFTTrain, "RFTrainRFNet": TrainRFNet}
+NODE_DISPLAY_NAME_MAPPINGS = {"RFFTTrain": "RFFT Train (ControlNet)", "RFTrainRFNet": "Train RFNet (from your labels)"}

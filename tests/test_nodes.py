@@ -31,7 +31,7 @@ def test_every_node_loads_with_a_schema():
     assert not N.FAILED, N.FAILED
     assert set(M) == {"RFNetLoader", "RFDepthModelLoader", "RFSalienceModelLoader", "RFProductPlacement",
                       "RFPasteProduct", "RFLoadProductFolder", "RFDepthMap", "RFSalienceMap", "RFNetInspect",
-                      "RFRecurrentGenerate", "RFFeedback", "RFReviewLabel", "RFFTTrain"}
+                      "RFRecurrentGenerate", "RFFeedback", "RFReviewLabel", "RFFTTrain", "RFTrainRFNet"}
     for name, cls in M.items():
         spec = cls.INPUT_TYPES()
         assert "required" in spec and cls.DESCRIPTION and cls.CATEGORY.startswith("Reliable AD")

@@ -91,3 +91,52 @@ def test_the_route_refuses_what_it_did_not_offer_and_writes_nothing(batch_out, b
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     with pytest.raises(review.ReviewError):
         review.apply_label(out, ["not", "an", "object"])
+
+
+def test_train_rfnet_refuses_too_few_labels_then_trains_calibrates_and_resumes(tmp_path, monkeypatch):
+    from rfnet.model import RFNet
+    from rfsynth.make import make
+
+    out, models = tmp_path / "output", tmp_path / "models"
+    monkeypatch.setattr(host, "output_dir", lambda: out)
+    monkeypatch.setattr(host, "model_dirs", lambda kind: [models / kind])
+    node = M["RFTrainRFNet"]()
+    kw = dict(dataset="我的 标注", init_from="embedded", mix_rfsynth=16, name="我的 检查器", steps=4, learning_rate=1e-3,
+              batch_size=8, target_precision=0.6, seed=0, checkpointing_steps=2)
+    with pytest.raises(ValueError, match="Review & Label"):
+        node.run(**kw)  # nothing labelled yet
+    few = out / "rf_feedback" / "我的 标注"
+    make(few, 30, size=64, seed=5, splits="train=0.8,val=0.2", workers=1, progress=False)
+    with pytest.raises(ValueError, match="at least 50 of each"):
+        node.run(**kw)
+    import shutil
+
+    shutil.rmtree(few)
+    make(few, 170, size=64, seed=5, splits="train=0.8,val=0.2", workers=1, progress=False)
+
+    class Cancel(Exception):
+        pass
+
+    calls = {"n": 0}
+
+    def cancel_at_third_step():
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Cancel
+
+    monkeypatch.setattr(host, "check_cancel", cancel_at_third_step)
+    with pytest.raises(Cancel):
+        node.run(**kw)
+    run_dir = out / "rfnet_runs" / "我的 检查器"
+    assert (run_dir / "checkpoint-2").exists() and not (models / "rfnet" / "我的 检查器").exists()
+    monkeypatch.setattr(host, "check_cancel", lambda: None)
+    path, curve = node.run(**kw)["result"]  # queued again: resumes from checkpoint-2
+    assert path == str(models / "rfnet" / "我的 检查器")
+    cfg = json.loads((models / "rfnet" / "我的 检查器" / "config.json").read_text())
+    assert 0 <= cfg["acceptance_threshold"] <= 1 and cfg["acceptance_calibration"]["target_precision"] == 0.6
+    card = (models / "rfnet" / "我的 检查器" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "我的 标注" in card and "_rfsynth_16" in card
+    RFNet.from_pretrained(models / "rfnet" / "我的 检查器")
+    assert curve.shape[0] == 1 and curve.shape[-1] == 3 and float(curve.std()) > 0
+    steps = [r["step"] for r in __import__("csv").DictReader(open(run_dir / "logs" / "train_log.csv")) if r["loss"]]
+    assert steps == ["1", "2", "3", "4"]  # step 3 was cancelled and run again from checkpoint-2: logged once
