@@ -148,15 +148,15 @@ def apply_controlnet(f: Flow, pos, neg, cn, pl, vae):
 
 def inspect_flow() -> Flow:
     f = Flow("Inspect a generated image with RFNet")
-    prod = f.add("LoadImage", (0, 0), [PRODUCT, "image"], title="product cutout")
-    gen = f.add("LoadImage", (0, 360), [GENERATED, "image"], title="generated image")
+    prod = f.add("LoadImage", (0, 0), [PRODUCT, "image"], title="product cutout", size=(315, 360))
+    gen = f.add("LoadImage", (0, 420), [GENERATED, "image"], title="generated image", size=(315, 360))
     rf = f.add("RFNetLoader", (350, 0), ["embedded", "auto"])
     ins = f.add("RFNetInspect", (700, 0), [CAPTION, 0.0], size=(340, 420))
     f.link(rf, 0, ins, "rfnet")
     f.link(prod, 0, ins, "product")
     f.link(prod, 1, ins, "product_mask")
     f.link(gen, 0, ins, "images")
-    f.note((350, 200), "RFNet says Available, or which defect it sees. The embedded model was trained on "
+    f.note((330, 200), "RFNet says Available, or which defect it sees. The embedded model was trained on "
                        "RF-Synth; put your own RFNet folder in models/rfnet and pick it in the loader.")
     return f
 
@@ -167,7 +167,7 @@ def generate_once_flow() -> Flow:
     prod = f.add("LoadImage", (0, 620), [PRODUCT, "image"], title="product cutout")
     pl = placement(f, (prod, 0), (350, 480), (prod, 1))
     ap = apply_controlnet(f, pos, neg, cn, pl, vae)
-    enc = f.add("VAEEncode", (700, 330))
+    enc = f.add("VAEEncode", (700, 330), size=(300, 80))
     f.link(pl, 0, enc, "pixels")
     f.link(*vae, enc, "vae")
     nm = f.add("SetLatentNoiseMask", (700, 450))
@@ -178,13 +178,13 @@ def generate_once_flow() -> Flow:
     f.link(ap, 0, ks, "positive")
     f.link(ap, 1, ks, "negative")
     f.link(nm, 0, ks, "latent_image")
-    dec = f.add("VAEDecode", (1050, 300))
+    dec = f.add("VAEDecode", (1050, 300), size=(300, 80))
     f.link(ks, 0, dec, "samples")
     f.link(*vae, dec, "vae")
-    paste = f.add("RFPasteProduct", (1050, 400))
+    paste = f.add("RFPasteProduct", (1050, 420), size=(300, 80))
     f.link(dec, 0, paste, "images")
     f.link(pl, 3, paste, "placement")
-    rf = f.add("RFNetLoader", (1050, 520), ["embedded", "auto"])
+    rf = f.add("RFNetLoader", (1050, 540), ["embedded", "auto"])
     ins = f.add("RFNetInspect", (1400, 0), [CAPTION, 0.0], size=(340, 420))
     f.link(rf, 0, ins, "rfnet")
     f.link(prod, 0, ins, "product")
@@ -232,8 +232,8 @@ def recurrent_flow(lora: bool, folder: bool) -> Flow:
 
 def feedback_flow() -> Flow:
     f = Flow("Collect designer feedback for retraining RFNet")
-    prod = f.add("LoadImage", (0, 0), [PRODUCT, "image"], title="product cutout")
-    gen = f.add("LoadImage", (0, 360), [GENERATED, "image"], title="generated image")
+    prod = f.add("LoadImage", (0, 0), [PRODUCT, "image"], title="product cutout", size=(315, 360))
+    gen = f.add("LoadImage", (0, 420), [GENERATED, "image"], title="generated image", size=(315, 360))
     rf = f.add("RFNetLoader", (350, 0), ["embedded", "auto"])
     ins = f.add("RFNetInspect", (700, 0), [CAPTION, 0.0], size=(340, 420))
     f.link(rf, 0, ins, "rfnet")
@@ -247,6 +247,46 @@ def feedback_flow() -> Flow:
     f.note((1100, 0), "Look at RFNet's verdict, set the label you see, queue. Images are added to "
                       "output/rf_feedback/feedback. Retrain: python -m rfnet.train --train_data "
                       "output/rf_feedback/feedback --init_from <your RFNet> ...")
+    return f
+
+
+def review_flow() -> Flow:
+    f = Flow("Review and label generated images for your own RFNet")
+    model, vae, pos, neg, cn = sd_front(f)
+    src = f.add("RFLoadProductFolder", (0, 620), ["products", 0, "increment"], size=(300, 200))
+    pl = placement(f, (src, 0), (350, 480), (src, 1))
+    ap = apply_controlnet(f, pos, neg, cn, pl, vae)
+    rf = f.add("RFNetLoader", (700, 330), ["embedded", "auto"])
+    rg = f.add("RFRecurrentGenerate", (1050, 0), [CAPTION, 0, "randomize", 40, 7.5, "ddim", "ddim_uniform", 4, 4, 0.0],
+               size=(340, 480))
+    for a, slot, name in ((model[0], model[1], "model"), (ap, 0, "positive"), (ap, 1, "negative"),
+                          (vae[0], vae[1], "vae"), (pl, 3, "placement"), (rf, 0, "rfnet")):
+        f.link(a, slot, rg, name)
+    for node, name in ((rg, "caption"),):
+        f.nodes[node - 1]["inputs"].append({"name": name, "type": "STRING", "link": None, "widget": {"name": name}})
+    f.link(src, 2, rg, "caption")
+    rv = f.add("RFReviewLabel", (1450, 0), ["feedback", CAPTION, POSITIVE], size=(560, 620))
+    f.link(rg, 1, rv, "images")
+    f.link(src, 0, rv, "product")
+    f.link(src, 1, rv, "product_mask")
+    f.link(rf, 0, rv, "rfnet")
+    f.nodes[rv - 1]["inputs"].append({"name": "caption", "type": "STRING", "link": None, "widget": {"name": "caption"}})
+    f.link(src, 2, rv, "caption")
+    f.note((0, 880), "Each queued run generates 4 attempts for the next product and shows them in Review & Label, the "
+                     "least certain first, with RFNet's verdict. Click the label you see: it is saved at once into "
+                     "output/rf_feedback/feedback. With 50 Available and 50 defects, run train_rfnet_from_labels.")
+    return f
+
+
+def train_rfnet_flow() -> Flow:
+    f = Flow("Train your own RFNet from your labels")
+    tr = f.add("RFTrainRFNet", (0, 0), ["feedback", "embedded", 1000, "my_rfnet", 300, 5e-4, 16, 0.9, 0, "fixed", 50,
+                                        ""], size=(380, 420))
+    prev = f.add("PreviewImage", (430, 0), title="loss and validation accuracy", size=(420, 320))
+    f.link(tr, 1, prev, "images")
+    f.note((430, 380), "Fine-tunes RFNet on output/rf_feedback/feedback (label with Review & Label first) with RF-Synth "
+                       "scenes mixed in, and writes models/rfnet/my_rfnet with its acceptance threshold and a model "
+                       "card. Cancel keeps the last checkpoint; queue again to resume. Then pick my_rfnet in Load RFNet.")
     return f
 
 
@@ -309,7 +349,8 @@ def main() -> int:
     flows = {"inspect_generated_image": inspect_flow(), "place_generate_inspect": generate_once_flow(),
              "recurrent_generate_lora": recurrent_flow(True, False),
              "recurrent_generate_product_folder": recurrent_flow(False, True),
-             "collect_feedback": feedback_flow(), "rfft_train_controlnet": rfft_flow()}
+             "collect_feedback": feedback_flow(), "rfft_train_controlnet": rfft_flow(),
+             "review_and_label": review_flow(), "train_rfnet_from_labels": train_rfnet_flow()}
     for name, f in flows.items():
         ui = f.ui()
         (wf / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")

@@ -103,3 +103,20 @@ def test_every_workflow_has_the_widget_values_the_front_end_builds_for_our_nodes
 def test_rfft_train_keeps_its_seed_when_queued_again():
     spec = import_pack().NODE_CLASS_MAPPINGS["RFFTTrain"].INPUT_TYPES()["required"]["seed"]
     assert spec[1]["control_after_generate"] == "fixed"
+
+
+# the front end draws a node's title bar above its position, and grows Load Image to show its picture
+TITLE_H, GROWN_H = 30, {"LoadImage": 340, "PreviewImage": 260}
+
+
+def test_no_two_nodes_of_a_workflow_overlap():
+    for f in sorted((ROOT / "workflows").glob("*.json")):
+        boxes = []
+        for n in json.loads(f.read_text(encoding="utf-8"))["nodes"]:
+            (x, y), (w, h) = n["pos"], n["size"]
+            h = max(h, GROWN_H.get(n["type"], 0))
+            boxes.append((n.get("title") or n["type"], x, y - TITLE_H, x + w, y + h))
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1:]:
+                apart = a[3] <= b[1] or b[3] <= a[1] or a[4] <= b[2] or b[4] <= a[2]
+                assert apart, f"{f.name}: {a[0]!r} and {b[0]!r} overlap"
