@@ -52,6 +52,12 @@ const LABEL_COLOURS = {
   "Indistinctiveness": "#6e6eb4", "Shape Hallucination": "#c82828", "Unsuitable": "#646464",
 };
 
+// short, distinct button texts (the initials of Space and Size Mismatch are the same)
+const SHORT = {
+  "Available": "OK", "Space Mismatch": "Space", "Size Mismatch": "Size",
+  "Indistinctiveness": "Indist.", "Shape Hallucination": "Shape", "Unsuitable": "Unsuit.",
+};
+
 function viewURL(item) {
   const q = new URLSearchParams({ filename: item.filename, subfolder: item.subfolder, type: item.type });
   return api.apiURL(`/view?${q}`);
@@ -94,7 +100,7 @@ function renderReview(node, batch) {
     for (const label of batch.labels) {
       const b = document.createElement("button");
       b.dataset.label = label;
-      b.textContent = label === "Available" ? "OK" : label.split(" ").map((w) => w[0]).join("");
+      b.textContent = SHORT[label] || label;
       b.title = label;
       b.style.cssText = "font:10px sans-serif;color:#fff;border:0;border-radius:3px;padding:1px 4px;cursor:pointer";
       b.onclick = async () => {
