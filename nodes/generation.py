@@ -159,6 +159,9 @@ class RecurrentGenerate:
         else:
             report = (f"no attempt accepted in {len(res.attempts)}: returning the most probably Available one "
                       f"(attempt {res.chosen.index + 1}, {res.chosen.label}, P(Available) {res.chosen.p_available:.2f})")
+        if any(str(a.info.get("note") or "").startswith("outside the inspector's training data") for a in res.attempts):
+            report += ("; RFNet has not seen images like these, so it accepts none on its own: label them with "
+                       "Review & Label and train your own inspector with Train RFNet")
         host.progress_text(report, unique_id)
         shown = [badge(a.image, a.label, a.p_available, a.accepted) for a in res.attempts]
         progress.finish(attempt_strip(shown))

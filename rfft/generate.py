@@ -270,6 +270,14 @@ def report(done: list[dict], out: Path, max_k: int, args: dict, warnings: list[s
     lines += ["", "![available rate and time against attempts](fig6.png)", ""]
     if failed:
         lines += ["## Skipped products", ""] + [f"- {d['product']}: {d['error']}" for d in failed] + [""]
+    outside = sorted({d["product"] for d in done for r in d.get("attempts", [])
+                      if str(r.get("note") or "").startswith("outside the inspector's training data")})
+    if outside:  # the inspector cannot vouch for these: a person's labels can (the paper's loop)
+        lines += ["## Outside the inspector's training data", "",
+                  f"RFNet has not seen products or images like these {len(outside)}, so its verdicts on them are "
+                  "not accepted on their own: " + ", ".join(outside) + ". Label such images with the Review & Label "
+                  "node (or Feedback) and fine-tune an inspector on them with Train RFNet (or python -m rfnet.train "
+                  "--init_from embedded ...).", ""]
     if warned:
         lines += ["## Warnings", ""] + [f"- {w}" for w in warned] + [""]
     fileio.write_text(out / "report.md", "\n".join(lines))

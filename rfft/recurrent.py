@@ -88,7 +88,8 @@ def recurrent_generate(generate: Callable[[list[int]], Sequence[Any]],
         for j, (s, im, v) in enumerate(zip(seeds, images, verdicts)):
             a = Attempt(index=len(attempts), round=rnd, seed=s, label=v.label,
                         p_available=float(v.p_available), accepted=bool(v.accepted),
-                        probs=dict(getattr(v, "probs", {}) or {}), seconds=share, image=im)
+                        probs=dict(getattr(v, "probs", {}) or {}), seconds=share, image=im,
+                        info={"note": v.note} if getattr(v, "note", None) else {})
             attempts.append(a)
             if on_attempt is not None:
                 on_attempt(a, max_attempts)

@@ -144,6 +144,7 @@ class Inspector:
         self.default_threshold = check_threshold(getattr(cfg, "acceptance_threshold", None))
         self.threshold = check_threshold(threshold) if threshold is not None else self.default_threshold
         self.device = device
+        self.novelty = None  # rfnet.ood's statistics of the training data, when the folder has them
 
     @classmethod
     def from_pretrained(cls, folder, depth: str | None = None, salience: str | None = None,
@@ -168,7 +169,11 @@ class Inspector:
         depth, salience = depth or "fallback", salience or "fallback"
         d = make_extractor("depth", depth, allow_download) if model.config.use_depth else None
         s = make_extractor("salience", salience, allow_download) if model.config.use_salience else None
-        return cls(model, tok, d, s, threshold, device, dtype)
+        insp = cls(model, tok, d, s, threshold, device, dtype)
+        from .ood import load as load_novelty
+
+        insp.novelty = load_novelty(folder)
+        return insp
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -214,6 +219,20 @@ class Inspector:
         if len(captions) != b:
             raise InputError(f"{len(captions)} captions for {b} generated images: pass one caption, "
                              "or one per generated image")
+        if self.novelty:  # unlike the training data: say so instead of a confident verdict
+            from .ood import NOTE, alphas, edge_softness, features
+
+            if "edges" in self.novelty:  # hard matting (or a wide feather) reads as damage to it
+                lo, hi = self.novelty["edges"].tolist()
+                soft = [edge_softness(a) if a is not None else None for a in alphas(product)]
+                soft = soft * b if len(soft) == 1 else soft
+                notes = [n or (NOTE.format(what="product edges, e.g. hard matting,")
+                               if e is not None and not lo <= e <= hi else None) for n, e in zip(notes, soft)]
+            for kind, x in (("product", p), ("generated", g)):
+                if kind in self.novelty:
+                    far = self.novelty[kind].outside(features(self.model, x)).tolist()
+                    what = "product" if kind == "product" else "image"
+                    notes = [n or (NOTE.format(what=what) if f else None) for n, f in zip(notes, far)]
         if depth is None or salience is None:
             d, s = self.maps(g)
             depth = d if depth is None else depth
@@ -244,7 +263,7 @@ class Inspector:
         if not bool(torch.isfinite(p).all()):  # probabilities from elsewhere: same rule
             p, note = _no_available(p), note or "non-finite model output"
         label = self.labels[int(p.argmax())]
-        if note is not None and label == AVAILABLE:
+        if note is not None and label == AVAILABLE and not note.startswith(OUTSIDE):
             # an image that cannot be judged fairly (constant, tiny, non-finite) is never called
             # Available, whatever the model says: its label is the model's most probable defect
             label = self.labels[1 + int(p[1:].argmax())]
@@ -252,6 +271,11 @@ class Inspector:
         accepted = label == AVAILABLE if self.threshold is None else pa >= self.threshold
         return Verdict(label, pa, {n: float(v) for n, v in zip(self.labels, p)},
                        accepted and note is None, note)
+
+
+# the start of rfnet.ood's note: such an image keeps the model's label (it is not known to be
+# damaged, only unfamiliar) but is not accepted without a person's look
+OUTSIDE = "outside the inspector's training data"
 
 
 def check_threshold(threshold):

@@ -108,3 +108,20 @@ def test_all_attempts_measures_and_other_inspectors_rejudge_the_same_inputs(tmp_
     perfect = f6.curve_for(products, None, 3, "perfect")
     want = [sum(any(r["oracle"] == "Available" for r in d["attempts"][:k]) for d in products) for k in (1, 2, 3)]
     assert [r["available"] for r in perfect] == want  # a perfect inspector delivers whenever one of k is good
+
+
+def test_report_points_to_the_labelling_loop_for_products_outside_the_inspectors_data(tmp_path):
+    from rfft.generate import report
+
+    def att(i, note=None):
+        r = {"attempt": i, "round": i, "seed": i, "label": "Unsuitable", "p_available": 0.1, "accepted": False,
+             "probs": {}, "seconds": 0.1, "chosen": i == 1}
+        return {**r, "note": note} if note else r
+
+    outside = "outside the inspector's training data (product edges, e.g. hard matting, unlike any it was trained on)"
+    done = [{"product": "红色 口红.png", "status": "rejected", "attempts": [att(0, outside), att(1, outside)]},
+            {"product": "b.png", "status": "rejected", "attempts": [att(0), att(1)]}]
+    report(done, tmp_path, 2, {"attempts": 2})
+    text = (tmp_path / "report.md").read_text(encoding="utf-8")
+    section = text.split("## Outside the inspector's training data", 1)[1]
+    assert "红色 口红.png" in section and "b.png" not in section and "Review & Label" in section
