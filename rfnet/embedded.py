@@ -40,8 +40,9 @@ def export(src: str | Path, kind: str, dtype: str = "float16") -> Path:
     card = (dst / "MODEL_CARD.md").read_text() if (dst / "MODEL_CARD.md").exists() else None
     with atomic_dir(dst) as tmp:
         shutil.copy2(src / "config.json", tmp / "config.json")
-        if (src / "inspector.json").exists():
-            shutil.copy2(src / "inspector.json", tmp / "inspector.json")
+        for extra in ("inspector.json", "ood.safetensors"):  # its pairing, its training data's statistics
+            if (src / extra).exists():
+                shutil.copy2(src / extra, tmp / extra)
         if (src / "tokenizer").exists():
             shutil.copytree(src / "tokenizer", tmp / "tokenizer")
         state = load_file(str(src / "model.safetensors"))
