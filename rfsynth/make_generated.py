@@ -189,8 +189,14 @@ def _runner(workers: int, generator: str, threads: int):
     """``run(jobs)`` over a pool of worker processes, or in this process for one worker (the
     pipeline then stays loaded between calls, which tests and small sets rely on)."""
     if workers <= 1:
+        import torch
+
+        before = torch.get_num_threads()  # the caller's, given back: a test after this one trains with it
         _init_worker(generator, threads)
-        yield lambda jobs: map(run_job, jobs)
+        try:
+            yield lambda jobs: map(run_job, jobs)
+        finally:
+            torch.set_num_threads(before)
         return
     ctx = get_context("fork" if sys.platform != "win32" else "spawn")
     with ctx.Pool(workers, initializer=_init_worker, initargs=(generator, threads)) as pool:
