@@ -130,19 +130,14 @@ def safe_probs(logits: torch.Tensor) -> torch.Tensor:
 
 
 def sincos_2d(h: int, w: int, dim: int, device=None, dtype=None) -> torch.Tensor:
-    """Fixed 2-D sine-cosine position code (h*w, dim), as in MAE; works at any map size."""
+    """Fixed 2-D sine-cosine position code (h*w, dim), as in MAE; works at any map size. timm's
+    (columns: sin y, cos y, sin x, cos x; bit-equal to the hand-written code it replaced, the
+    trained models depend on that order)."""
+    from timm.layers import build_sincos2d_pos_embed
+
     if dim % 4:
         raise ValueError(f"position code needs a width divisible by 4, got {dim}")
-    q = dim // 4
-    omega = 1.0 / (10000 ** (torch.arange(q, device=device, dtype=torch.float32) / q))
-    ys, xs = torch.meshgrid(
-        torch.arange(h, device=device, dtype=torch.float32),
-        torch.arange(w, device=device, dtype=torch.float32),
-        indexing="ij",
-    )
-    oy = ys.reshape(-1, 1) * omega
-    ox = xs.reshape(-1, 1) * omega
-    return torch.cat([oy.sin(), oy.cos(), ox.sin(), ox.cos()], dim=1).to(dtype)
+    return build_sincos2d_pos_embed([h, w], dim, interleave_sin_cos=True, device=device).to(dtype)
 
 
 class FeatureFilter(nn.Module):

@@ -159,6 +159,17 @@ def test_sincos_position_code_distinguishes_positions():
     assert torch.cdist(p, p).add(torch.eye(12) * 10).min() > 0.1
 
 
+@pytest.mark.parametrize("h, w, dim", [(1, 1, 4), (3, 4, 16), (8, 8, 64), (5, 11, 128)])
+def test_sincos_is_bit_equal_to_the_formula_the_trained_models_learned_with(h, w, dim):
+    # MAE's code written out: columns sin(y w), cos(y w), sin(x w), cos(x w), w = 1e4^(-i/(dim/4))
+    q = dim // 4
+    omega = 1.0 / (10000 ** (torch.arange(q, dtype=torch.float32) / q))
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                            indexing="ij")
+    oy, ox = ys.reshape(-1, 1) * omega, xs.reshape(-1, 1) * omega
+    assert torch.equal(sincos_2d(h, w, dim), torch.cat([oy.sin(), oy.cos(), ox.sin(), ox.cos()], dim=1))
+
+
 def test_bf16_inference_agrees_with_fp32():
     torch.manual_seed(0)
     m32 = RFNet(tiny_config()).eval()
