@@ -423,8 +423,12 @@ class AdInpaintPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         return mask * latents + (1 - mask) * z.to(latents.dtype)
 
     def initial_noise(self, seeds: Sequence[int], shape) -> torch.Tensor:
-        # Drawn on the CPU per seed, so an image's seed reproduces it on any device and batch.
-        return torch.cat([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+        # Drawn on the CPU, one generator per seed, so an image's seed reproduces it on any
+        # device and in any batch (diffusers' randn_tensor with a list of generators).
+        from diffusers.utils.torch_utils import randn_tensor
+
+        gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        return randn_tensor((len(gens), *shape[1:]), generator=gens, device=torch.device("cpu"))
 
     # ---- a whole run -------------------------------------------------------------------------
     @torch.no_grad()

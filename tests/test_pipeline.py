@@ -172,3 +172,9 @@ def test_lora_with_a_scale(tmp_path, tiny_generator):
     pipe.set_adapters(["lora0"], adapter_weights=[1.0])
     one = np.asarray(pipe(pl, "a vase", seeds=[2], num_inference_steps=2).raw[0]).astype(int)
     assert np.abs(one - base).max() > 3
+
+
+def test_initial_noise_is_each_seeds_own_draw_as_before(pipe):
+    # the embedded figures were made with this noise: per seed, torch.randn on a fresh CPU generator
+    want = torch.cat([torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(s)) for s in (7, 2**40)])
+    assert torch.equal(pipe.initial_noise([7, 2**40], (1, 4, 8, 8)), want)
