@@ -19,7 +19,7 @@ gradients and add time, not memory: the schedule here is 2 steps with the gradie
   encoder released, and the low-memory AdamW of rfft/optim.py (block-scaled float8 moments, each
   parameter stepped as its gradient completes, so the gradients never all exist). These are the
   flags ``--mixed_precision bf16 --gradient_checkpointing --release_text_encoder --optimizer
-  adamw_8bit --step_in_backward`` of ``python -m rfft.train``.
+  adamw_float8 --step_in_backward`` of ``python -m rfft.train``.
 
 Every variant holds its optimizer's moments from the start, as a run does from its second step
 on. Peak resident memory is also sampled every 20 ms and reported per phase (build, forward,

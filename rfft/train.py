@@ -54,6 +54,10 @@ class NonFiniteLossError(InputError):
     large. Training stops before the bad update is stepped or saved."""
 
 
+# old option names that still work
+OPTIMIZER_ALIASES = {"adamw_8bit": "adamw_float8"}
+
+
 def parse_args(argv=None, exit_on_error: bool = True):
     """The CLI's arguments. ``exit_on_error=False`` (library callers, the node): a bad argument
     raises InputError instead of argparse's SystemExit."""
@@ -83,12 +87,14 @@ def parse_args(argv=None, exit_on_error: bool = True):
     p.add_argument("--lr_warmup_steps", type=int, default=0)
     p.add_argument("--adam_weight_decay", type=float, default=1e-2)
     p.add_argument("--max_grad_norm", type=float, default=1.0)
-    p.add_argument("--optimizer", default="adamw", choices=["adamw", "adamw_lowmem", "adamw_8bit"],
-                   help="adamw_lowmem: bfloat16 moments; adamw_8bit: block-scaled float8 moments (rfft/optim.py); "
-                        "with --step_in_backward each parameter steps as soon as its gradient is ready, so "
-                        "gradients never all exist")
+    p.add_argument("--optimizer", default="adamw", type=lambda v: OPTIMIZER_ALIASES.get(v, v),
+                   choices=["adamw", "adamw_lowmem", "adamw_float8", "adamw_bnb_8bit"],
+                   help="adamw_lowmem: bfloat16 moments; adamw_float8: block-scaled float8 moments (rfft/optim.py, "
+                        "any device; adamw_8bit is its old name); adamw_bnb_8bit: bitsandbytes' 8-bit AdamW (a "
+                        "CUDA GPU with bitsandbytes installed). With --step_in_backward (lowmem, float8) each "
+                        "parameter steps as soon as its gradient is ready, so gradients never all exist")
     p.add_argument("--step_in_backward", action="store_true",
-                   help="with adamw_lowmem or adamw_8bit and no gradient accumulation; gradient clipping is skipped")
+                   help="with adamw_lowmem or adamw_float8 and no gradient accumulation; gradient clipping is skipped")
     p.add_argument("--mixed_precision", default="no", choices=["no", "fp16", "bf16"])
     p.add_argument("--checkpointing_steps", type=int, default=50)
     p.add_argument("--checkpoints_total_limit", type=int, default=2)
@@ -143,8 +149,8 @@ def validate_args(a) -> None:
             raise InputError(f"--{name} must be {'positive' if strict else '0 or more'}, got {v}")
     if a.step_in_backward and a.gradient_accumulation_steps != 1:
         raise InputError("--step_in_backward needs --gradient_accumulation_steps 1")
-    if a.step_in_backward and a.optimizer == "adamw":
-        raise InputError("--step_in_backward needs --optimizer adamw_lowmem or adamw_8bit")
+    if a.step_in_backward and a.optimizer not in ("adamw_lowmem", "adamw_float8"):
+        raise InputError("--step_in_backward needs --optimizer adamw_lowmem or adamw_float8")
     out = Path(a.output_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"--output_dir {out} is a file, not a folder")
@@ -320,12 +326,19 @@ def train(a, on_step=None) -> int:
                                release_text_encoder=True)
         log.info("cached %d prompt embeddings and released the text encoder", n)
 
-    if a.optimizer in ("adamw_lowmem", "adamw_8bit"):
+    if a.optimizer in ("adamw_lowmem", "adamw_float8"):
         from .optim import LowMemoryAdamW
 
         opt = LowMemoryAdamW(controlnet.parameters(), lr=a.learning_rate, weight_decay=a.adam_weight_decay,
-                             state_dtype="float8" if a.optimizer == "adamw_8bit" else torch.bfloat16,
+                             state_dtype="float8" if a.optimizer == "adamw_float8" else torch.bfloat16,
                              step_in_backward=a.step_in_backward)
+    elif a.optimizer == "adamw_bnb_8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise InputError("--optimizer adamw_bnb_8bit needs bitsandbytes (pip install bitsandbytes) and a CUDA "
+                             "GPU; on a CPU use adamw_float8") from None
+        opt = bnb.optim.AdamW8bit(controlnet.parameters(), lr=a.learning_rate, weight_decay=a.adam_weight_decay)
     else:
         opt = torch.optim.AdamW(controlnet.parameters(), lr=a.learning_rate, weight_decay=a.adam_weight_decay)
     lr_sched = get_scheduler(a.lr_scheduler, opt, num_warmup_steps=a.lr_warmup_steps * acc.num_processes,

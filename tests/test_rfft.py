@@ -219,3 +219,13 @@ def test_cached_prompts_survive_releasing_the_text_encoder(tiny_generator):
     assert torch.equal(pipe.encode_prompt(["a vase on a marble table", ""]), want)
     with pytest.raises(ValueError, match="cache_prompts"):
         pipe.encode_prompt(["a cup on a shelf"])
+
+
+def test_optimizer_names_say_what_they_are_and_the_old_one_still_works():
+    from rfft.train import parse_args
+
+    out = ["--output_dir", "runs/x"]
+    assert parse_args([*out, "--optimizer", "adamw_8bit"]).optimizer == "adamw_float8"  # the old name: float8 moments
+    assert parse_args([*out, "--optimizer", "adamw_float8"]).optimizer == "adamw_float8"
+    with pytest.raises(SystemExit):
+        parse_args([*out, "--optimizer", "sgd"])
