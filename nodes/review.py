@@ -164,7 +164,10 @@ def register_routes() -> bool:
         from server import PromptServer
     except ImportError:
         return False
-    routes = PromptServer.instance.routes
+    routes = getattr(getattr(PromptServer, "instance", None), "routes", None)
+    if routes is None:  # ComfyUI imported without its server (a script): the node works, clicks cannot
+        host.log.warning("[reliable_ad] no ComfyUI server: Review & Label cannot save clicks in this process")
+        return False
 
     @routes.post("/reliable_ad/review/label")
     async def post_label(request):

@@ -140,3 +140,54 @@ def test_train_rfnet_refuses_too_few_labels_then_trains_calibrates_and_resumes(t
     assert curve.shape[0] == 1 and curve.shape[-1] == 3 and float(curve.std()) > 0
     steps = [r["step"] for r in __import__("csv").DictReader(open(run_dir / "logs" / "train_log.csv")) if r["loss"]]
     assert steps == ["1", "2", "3", "4"]  # step 3 was cancelled and run again from checkpoint-2: logged once
+
+
+def test_the_routes_answer_as_comfyuis_server_would_call_them(batch_out, monkeypatch):
+    """register_routes with stand-ins for ComfyUI's PromptServer and aiohttp: the handlers' status
+    codes and bodies (a real server: tests/test_comfyui.py)."""
+    import asyncio
+    import types
+
+    out, res = batch_out
+    ui = res["ui"]["rf_review"][0]
+    handlers = {}
+
+    class Routes:
+        def post(self, path):
+            return lambda f: handlers.setdefault(("POST", path), f)
+
+        def get(self, path):
+            return lambda f: handlers.setdefault(("GET", path), f)
+
+    class Response:
+        def __init__(self, body, status=200):
+            self.body, self.status = body, status
+
+    web = types.SimpleNamespace(json_response=lambda body, status=200: Response(body, status))
+    monkeypatch.setitem(sys.modules, "aiohttp", types.SimpleNamespace(web=web))
+    monkeypatch.setitem(sys.modules, "server", types.SimpleNamespace(
+        PromptServer=types.SimpleNamespace(instance=types.SimpleNamespace(routes=Routes()))))
+    monkeypatch.setattr(host, "output_dir", lambda: out)
+    assert review.register_routes()
+
+    class Request:
+        def __init__(self, body=None, query=None):
+            self.body, self.query = body, query or {}
+
+        async def json(self):
+            if isinstance(self.body, Exception):
+                raise self.body
+            return self.body
+
+    post, get = handlers[("POST", "/reliable_ad/review/label")], handlers[("GET", "/reliable_ad/review/batch")]
+    ok = asyncio.run(post(Request({"dataset": ui["dataset"], "batch": ui["batch"], "index": 2, "label": "Unsuitable"})))
+    assert ok.status == 200 and ok.body["ok"] and ok.body["label"] == "Unsuitable"
+    bad = asyncio.run(post(Request({"dataset": ui["dataset"], "batch": ui["batch"], "index": 2, "label": "bad"})))
+    assert bad.status == 400 and "unknown label" in bad.body["error"]
+    assert asyncio.run(post(Request(ValueError("not JSON")))).status == 400
+    state = asyncio.run(get(Request(query={"dataset": ui["dataset"], "batch": ui["batch"]})))
+    assert state.status == 200 and {it["index"]: it["label"] for it in state.body["items"]}[2] == "Unsuitable"
+    assert asyncio.run(get(Request(query={"dataset": "../x", "batch": ui["batch"]}))).status == 404
+    # without a server (ComfyUI imported by a script) the node still loads
+    monkeypatch.setitem(sys.modules, "server", types.SimpleNamespace(PromptServer=types.SimpleNamespace()))
+    assert review.register_routes() is False
