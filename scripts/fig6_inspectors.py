@@ -50,21 +50,24 @@ def read_run(run: Path) -> list[dict]:
     return products
 
 
-def parse_spec(spec: str) -> tuple[str, str, float | None]:
-    """NAME=DIR[@THRESHOLD] (DIR may be 'embedded')."""
+def parse_spec(spec: str) -> tuple[str, str, float | str | None]:
+    """NAME=DIR[@THRESHOLD] (DIR may be 'embedded'; THRESHOLD a probability, or 'top': accept when
+    Available is the most probable class, whatever the model's calibrated threshold)."""
     name, sep, rest = spec.partition("=")
     if not sep or not name or not rest:
         raise SystemExit(f"--inspector {spec!r}: expected NAME=DIR or NAME=DIR@THRESHOLD")
     folder, _, t = rest.partition("@")
-    return name, folder, float(t) if t else None
+    return name, folder, ("top" if t == "top" else float(t)) if t else None
 
 
-def judge_all(products: list[dict], run: Path, folder: str, threshold: float | None) -> list[list[dict]]:
+def judge_all(products: list[dict], run: Path, folder: str, threshold) -> list[list[dict]]:
     """Each attempt's verdict by one inspector: label, p_available, accepted."""
     from rfft.generate import check_inspector
     from rfnet.inspect import Inspector
 
-    insp = Inspector.from_pretrained(check_inspector(folder), threshold=threshold)
+    insp = Inspector.from_pretrained(check_inspector(folder), threshold=None if threshold == "top" else threshold)
+    if threshold == "top":
+        insp.threshold = None
     out = []
     for d in products:
         with Image.open(run / "inspected" / f"{d['name']}.png") as im:
