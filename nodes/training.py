@@ -68,7 +68,7 @@ class RFFTTrain:
         return {"required": {
             "generator": (gens, {"tooltip": "a diffusers SD1.5 folder in models/diffusers, or the embedded generator"}),
             "controlnet": (cns, {"tooltip": "the canny ControlNet to start from (a diffusers folder in models/controlnet)"}),
-            "rfnet": (rfs,),
+            "rfnet": (rfs, {"tooltip": "the inspector whose feedback trains the ControlNet: the embedded one or a folder in models/rfnet (Train RFNet writes one from your labels)"}),
             "products": ("STRING", {"default": "products", "tooltip": "a folder of cutouts inside ComfyUI's input folder"}),
             "prompts": ("STRING", {"default": "[{\"prompt\": \"a {product} on a marble table, beige wall, soft daylight\", "
                                               "\"negative_prompt\": \"\", \"image_scale\": 0.5}]", "multiline": True,
