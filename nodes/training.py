@@ -28,6 +28,17 @@ def _no_system_exit(node: str):
         raise RuntimeError(f"{node} stopped: {e.code if e.code is not None else 'exit'}") from None
 
 
+def _figure_image(fig) -> Image.Image:
+    """A matplotlib figure as an RGB image (the nodes' curve outputs)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return Image.open(buf).convert("RGB")
+
+
 def loss_curve(rows: list[dict]) -> Image.Image:
     import matplotlib
 
@@ -42,11 +53,7 @@ def loss_curve(rows: list[dict]) -> Image.Image:
     ax.set_xlabel("step")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return Image.open(buf).convert("RGB")
+    return _figure_image(fig)
 
 
 class RFFTTrain:
@@ -203,11 +210,7 @@ def accuracy_curve(rows: list[dict]) -> Image.Image:
         ax2.legend(loc="upper right", fontsize=8)
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return Image.open(buf).convert("RGB")
+    return _figure_image(fig)
 
 
 def _read_log(path) -> list[dict]:
