@@ -140,7 +140,8 @@ class RecurrentGenerate:
             return inspect_images(rfnet, [pl.cutout], host.pils_to_image(images), caption, threshold=threshold)
 
         def on_attempt(a, n):
-            host.progress_text(f"attempt {a.index + 1}/{n}: {a.label} ({a.p_available:.2f})", unique_id)
+            host.node_status(unique_id, f"attempt {a.index + 1}/{n}: {a.label} {a.p_available:.2f}",
+                             "green" if a.accepted else "red")
 
         def should_stop():
             host.check_cancel()  # raises ComfyUI's interruption itself
@@ -162,7 +163,7 @@ class RecurrentGenerate:
         if any(str(a.info.get("note") or "").startswith("outside the inspector's training data") for a in res.attempts):
             report += ("; RFNet has not seen images like these, so it accepts none on its own: label them with "
                        "Review & Label and train your own inspector with Train RFNet")
-        host.progress_text(report, unique_id)
+        host.log.info("[reliable_ad] Recurrent Generate: %s", report)
         shown = [badge(a.image, a.label, a.p_available, a.accepted) for a in res.attempts]
         progress.finish(attempt_strip(shown))
         dev = host.intermediate_device()

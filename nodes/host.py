@@ -199,6 +199,20 @@ def progress_text(text: str, node_id) -> None:
         log.info("[reliable_ad] %s", text)
 
 
+def node_status(node_id, text: str, colour: str = "grey") -> None:
+    """A line of status for the node's badge (web/reliable_ad.js draws it above the title). Not
+    ComfyUI's progress text: the front end draws that over the node's image preview."""
+    if node_id is None:
+        return
+    try:
+        from server import PromptServer
+
+        srv = PromptServer.instance
+        srv.send_sync("reliable_ad.status", {"node": str(node_id), "text": text, "colour": colour}, srv.client_id)
+    except (ImportError, AttributeError):
+        log.info("[reliable_ad] %s", text)
+
+
 class Progress:
     """comfy.utils.ProgressBar (also a cancel point in the server), or nothing."""
 

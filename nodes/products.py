@@ -87,6 +87,7 @@ class LoadProductFolder:
         return {"required": {
             "folder": ("STRING", {"default": "products", "tooltip": "a folder inside ComfyUI's input folder"}),
             "index": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "control_after_generate": True,
+                              "rf_control_default": "increment",  # each queued run takes the next product
                               "tooltip": "which product (wraps around the folder)"}),
         }}
 

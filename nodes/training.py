@@ -88,9 +88,11 @@ class RFFTTrain:
             "num_inference_steps": ("INT", {"default": 40, "min": 2, "max": 200}),
             "grad_steps_window": ("INT", {"default": 10, "min": 1, "max": 200}),
             "batch_size": ("INT", {"default": 1, "min": 1, "max": 64}),
-            # "fixed": the front end gives every INT named seed a control widget; randomize (its
-            # default) would train a resumed run with a new seed when the designer queues again
-            "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "control_after_generate": "fixed",
+            # the front end gives the seed a control widget set to randomize, which would train a
+            # resumed run with a new seed when the designer queues again: web/reliable_ad.js sets a
+            # fresh node's control to rf_control_default (a string here would rename the widget)
+            "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "control_after_generate": True,
+                             "rf_control_default": "fixed",
                              "tooltip": "training seed; keep it fixed so that queueing again resumes the same run"}),
             "checkpointing_steps": ("INT", {"default": 25, "min": 1, "max": 100000}),
         }, "hidden": {"unique_id": "UNIQUE_ID"}}
@@ -256,7 +258,8 @@ class TrainRFNet:
             "target_precision": ("FLOAT", {"default": 0.9, "min": 0.5, "max": 1.0, "step": 0.01,
                                           "tooltip": "the acceptance threshold keeps this share of accepted "
                                                      "validation images Available"}),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "control_after_generate": "fixed",
+            "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "control_after_generate": True,
+                             "rf_control_default": "fixed",
                              "tooltip": "training seed; keep it fixed so that queueing again resumes the same run"}),
             "checkpointing_steps": ("INT", {"default": 50, "min": 1, "max": 100000}),
         }, "optional": {

@@ -199,7 +199,8 @@ def recurrent_flow(lora: bool, folder: bool) -> Flow:
     f = Flow("Recurrent Generate" + (" with a LoRA" if lora else "") + (" over a product folder" if folder else ""))
     model, vae, pos, neg, cn = sd_front(f, lora)
     if folder:
-        src = f.add("RFLoadProductFolder", (0, 620), ["products", 0, "increment"])
+        # five outputs and three widgets: the front end draws it 216 high whatever the file says
+        src = f.add("RFLoadProductFolder", (0, 620), ["products", 0, "increment"], size=(300, 200))
         cap = (src, 2)
     else:
         src = f.add("LoadImage", (0, 620), [PRODUCT, "image"], title="product cutout")
@@ -225,7 +226,7 @@ def recurrent_flow(lora: bool, folder: bool) -> Flow:
     prev = f.add("PreviewImage", (1450, 330), title="every attempt")
     f.link(rg, 1, prev, "images")
     if folder:
-        f.note((0, 800), "Copy your cutouts to ComfyUI/input/products (products.json or NAME.txt give captions). "
+        f.note((0, 880), "Copy your cutouts to ComfyUI/input/products (products.json or NAME.txt give captions). "
                          "Each queued run takes the next product (index: increment); queue the folder's count.")
     return f
 
@@ -274,7 +275,7 @@ def review_flow() -> Flow:
     f.link(src, 2, rv, "caption")
     f.note((0, 880), "Each queued run generates 4 attempts for the next product and shows them in Review & Label, the "
                      "least certain first, with RFNet's verdict. Click the label you see: it is saved at once into "
-                     "output/rf_feedback/feedback. With 50 Available and 50 defects, run train_rfnet_from_labels.")
+                     "output/rf_feedback/feedback. With 50 Available and 50 defects, run the workflow Train RFNet from your labels.")
     return f
 
 
@@ -346,15 +347,16 @@ def assets(out: Path) -> None:
 def main() -> int:
     wf = ROOT / "workflows"
     wf.mkdir(exist_ok=True)
-    flows = {"inspect_generated_image": inspect_flow(), "place_generate_inspect": generate_once_flow(),
-             "recurrent_generate_lora": recurrent_flow(True, False),
-             "recurrent_generate_product_folder": recurrent_flow(False, True),
-             "collect_feedback": feedback_flow(), "rfft_train_controlnet": rfft_flow(),
-             "review_and_label": review_flow(), "train_rfnet_from_labels": train_rfnet_flow()}
+    flows = {"1 Inspect a generated image 检查生成图": inspect_flow(), "2 Place, generate and inspect 放置 生成 检查": generate_once_flow(),
+             "3 Recurrent Generate with a LoRA 循环生成 LoRA": recurrent_flow(True, False),
+             "4 Recurrent Generate over a product folder 批量循环生成": recurrent_flow(False, True),
+             "5 Collect feedback 收集反馈": feedback_flow(), "8 RFFT fine-tune the ControlNet 微调 ControlNet": rfft_flow(),
+             "6 Review and label 审核标注": review_flow(), "7 Train RFNet from your labels 用标注训练检查器": train_rfnet_flow()}
     for name, f in flows.items():
         ui = f.ui()
         (wf / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")
-        thumbnail(ui, wf / f"{name}.jpg")
+        if not (wf / f"{name}.jpg").exists():  # the real ones are browser screenshots (setup_browser_tests.sh)
+            thumbnail(ui, wf / f"{name}.jpg")
     assets(wf / "assets")
     print(f"wrote {len(flows)} workflows to {wf}")
     return 0

@@ -5,76 +5,25 @@ Set COMFYUI_DIR to a ComfyUI checkout (and COMFYUI_PYTHON to a Python with its r
 this pack's, if not the one running the tests); skipped, saying why, otherwise.
 """
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
+from comfy_server import COMFY, NO_COMFY, PY, ROOT, comfy_found, comfy_server, get, post, run_prompt
 from workflow_convert import ui_to_api, validate_api
 
-ROOT = Path(__file__).resolve().parents[1]
-COMFY = os.environ.get("COMFYUI_DIR")
-PY = os.environ.get("COMFYUI_PYTHON", sys.executable)
-pytestmark = pytest.mark.skipif(not COMFY or not (Path(COMFY) / "main.py").exists(),
-                                reason="no ComfyUI: set COMFYUI_DIR to a ComfyUI checkout (see README, Tests)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url, timeout=10):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return json.loads(r.read())
-
-
-def _post(url, obj):
-    req = urllib.request.Request(url, json.dumps(obj).encode(), {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read())
+pytestmark = pytest.mark.skipif(not comfy_found(), reason=NO_COMFY)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("comfy")
-    (base / "custom_nodes").mkdir()
-    (base / "custom_nodes" / "reliable_ad").symlink_to(ROOT, target_is_directory=True)
-    (base / "custom_nodes" / "rf_test_nodes").symlink_to(ROOT / "tests" / "comfy_test_nodes", target_is_directory=True)
-    shutil.copytree(ROOT / "rfft" / "examples" / "products", base / "input" / "products")
-    for f in (ROOT / "workflows" / "assets").glob("*.png"):
-        shutil.copy(f, base / "input" / f.name)
-    port = _free_port()
-    log = open(base / "server.log", "w")
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([PY, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-                             "--disable-auto-launch", "--disable-api-nodes", "--base-directory", str(base),
-                             "--database-url", "sqlite:///:memory:"],
-                            cwd=COMFY, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 240
-    info = None
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            info = _get(url + "/object_info", timeout=5)
-            break
-        except OSError:
-            time.sleep(1)
-    if info is None:
-        proc.kill()
-        pytest.fail("ComfyUI did not start:\n" + (base / "server.log").read_text()[-3000:])
-    yield {"url": url, "info": info, "log": base / "server.log", "base": base}
-    proc.terminate()
     try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        with comfy_server(tmp_path_factory.mktemp("comfy")) as s:
+            yield s
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 def test_startup_loads_every_node_without_failure(server):
@@ -106,18 +55,14 @@ def test_every_example_workflow_converts_and_validates(server):
 
 
 def _run(server, api, timeout=300):
-    pid = _post(server["url"] + "/prompt", {"prompt": api})["prompt_id"]
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        hist = _get(server["url"] + f"/history/{pid}")
-        if pid in hist and hist[pid].get("status", {}).get("completed") is not None:
-            return hist[pid]
-        time.sleep(0.5)
-    pytest.fail(f"prompt {pid} did not finish in {timeout} s")
+    try:
+        return run_prompt(server, api, timeout)
+    except TimeoutError as e:
+        pytest.fail(str(e))
 
 
 def test_inspection_workflow_runs_end_to_end(server):
-    ui = json.loads((ROOT / "workflows" / "inspect_generated_image.json").read_text())
+    ui = json.loads(next((ROOT / "workflows").glob("*Inspect a generated image*.json")).read_text())
     api = ui_to_api(ui, server["info"])
     assert not validate_api(api, server["info"])
     h = _run(server, api)
@@ -190,17 +135,17 @@ def test_a_failing_training_node_is_a_node_error_and_the_queue_goes_on(server):
 
 def test_cancel_stops_recurrent_generate_within_a_step(server):
     api = _tiny_recurrent(steps=400, attempts=5, candidates=1)
-    pid = _post(server["url"] + "/prompt", {"prompt": api})["prompt_id"]
+    pid = post(server["url"] + "/prompt", {"prompt": api})["prompt_id"]
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until it runs, then into the sampling of attempt 1
-        if _get(server["url"] + "/queue")["queue_running"]:
+        if get(server["url"] + "/queue")["queue_running"]:
             break
         time.sleep(0.2)
     time.sleep(8)
     t0 = time.time()
     urllib.request.urlopen(urllib.request.Request(server["url"] + "/interrupt", b"{}", method="POST"), timeout=10)
     while time.time() - t0 < 60:
-        hist = _get(server["url"] + f"/history/{pid}")
+        hist = get(server["url"] + f"/history/{pid}")
         if pid in hist and hist[pid].get("status", {}).get("completed") is not None:
             break
         time.sleep(0.1)

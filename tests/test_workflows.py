@@ -100,9 +100,18 @@ def test_every_workflow_has_the_widget_values_the_front_end_builds_for_our_nodes
     assert checked >= 10
 
 
-def test_rfft_train_keeps_its_seed_when_queued_again():
-    spec = import_pack().NODE_CLASS_MAPPINGS["RFFTTrain"].INPUT_TYPES()["required"]["seed"]
-    assert spec[1]["control_after_generate"] == "fixed"
+def test_training_seeds_stay_fixed_and_the_product_folder_increments_when_queued_again():
+    """The front end sets every control widget to randomize; web/reliable_ad.js sets a fresh node's
+    to rf_control_default (tests/test_browser.py checks it in the front end). A string in
+    control_after_generate would rename the control widget instead, as it did."""
+    nodes = import_pack().NODE_CLASS_MAPPINGS
+    for cls, name, want in (("RFFTTrain", "seed", "fixed"), ("RFTrainRFNet", "seed", "fixed"),
+                            ("RFLoadProductFolder", "index", "increment")):
+        spec = nodes[cls].INPUT_TYPES()["required"][name][1]
+        assert spec["control_after_generate"] is True, cls
+        assert spec["rf_control_default"] == want, cls
+    js = (ROOT / "web" / "reliable_ad.js").read_text(encoding="utf-8")
+    assert "rf_control_default" in js
 
 
 # the front end draws a node's title bar above its position, and grows Load Image to show its picture

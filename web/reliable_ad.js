@@ -1,11 +1,51 @@
 // Reliable AD: a verdict badge on RFNet Inspect and Recurrent Generate nodes, and the review grid
 // of Review & Label.
 // The nodes send {"rf_verdicts": [{label, p_available, accepted, ...}]} in their UI output;
-// the badge shows the first verdict (green Available, red with the defect) and how many passed.
+// the badge shows the chosen verdict (green Available, red with the defect) and how many passed.
 import { api } from "../../scripts/api.js";
 import { app } from "../../scripts/app.js";
 
 const NODES = new Set(["RFNetInspect", "RFRecurrentGenerate"]);
+
+// The front end draws a node's latest live (latent) preview in preference to its output images
+// and drops it only when the node runs again, so Recurrent Generate's badged attempts stayed
+// hidden behind its last latent preview. Once the node has executed, its outputs are what to show.
+function dropLivePreview(node) {
+  const previews = app.nodePreviewImages;
+  if (!previews) return;
+  const keys = [String(node.id)];
+  if (node.graph && node.graph !== app.graph && node.graph.id) keys.push(`${node.graph.id}:${node.id}`);
+  for (const key of keys) delete previews[key];
+  // and the outputs count as new, so the next draw shows them even if a draw came in between
+  node.images = null;
+}
+
+const COLOURS = { green: "#1e963c", red: "#c82828", orange: "#d2821e", grey: "#555" };
+const OUTSIDE = "outside the inspector's training data";
+
+// What the badge says: while a node runs, its latest status line (an attempt's verdict, sent as
+// "reliable_ad.status"; ComfyUI's progress text would be drawn over the image preview); after it,
+// the chosen verdict and how many passed, or that the images are unlike the inspector's data.
+function badgeOf(node) {
+  if (node.rfStatus) return { text: node.rfStatus.text, colour: COLOURS[node.rfStatus.colour] || COLOURS.grey };
+  const v = node.rfVerdicts;
+  if (!v || !v.length) return null;
+  const chosen = v.find((x) => x.chosen) || v[0];
+  const passed = v.filter((x) => x.accepted).length;
+  const count = v.length > 1 ? `  (${passed}/${v.length} passed)` : "";
+  if (!chosen.accepted && String(chosen.note || "").startsWith(OUTSIDE)) {
+    return { text: `${OUTSIDE}: label with Review & Label, then Train RFNet${count}`, colour: COLOURS.orange };
+  }
+  const text = `${chosen.accepted ? "Available" : chosen.label}  ${Number(chosen.p_available).toFixed(2)}${count}`;
+  return { text, colour: chosen.accepted ? COLOURS.green : COLOURS.red };
+}
+
+api.addEventListener("reliable_ad.status", ({ detail }) => {
+  const node = app.graph?.getNodeById(Number(detail.node)) ?? app.graph?.getNodeById(detail.node);
+  if (!node) return;
+  node.rfStatus = detail;
+  node.setDirtyCanvas(true, true);
+});
 
 app.registerExtension({
   name: "reliable_ad.badge",
@@ -15,29 +55,26 @@ app.registerExtension({
     nodeType.prototype.onExecuted = function (message) {
       onExecuted?.apply(this, arguments);
       this.rfVerdicts = message?.rf_verdicts || null;
+      this.rfStatus = null;
+      if (message?.images?.length) dropLivePreview(this);
       this.setDirtyCanvas(true, true);
     };
     const onDrawForeground = nodeType.prototype.onDrawForeground;
     nodeType.prototype.onDrawForeground = function (ctx) {
       onDrawForeground?.apply(this, arguments);
-      const v = this.rfVerdicts;
-      if (!v || !v.length || this.flags?.collapsed) return;
-      const chosen = v.find((x) => x.chosen) || v[0];
-      const ok = !!chosen.accepted;
-      const passed = v.filter((x) => x.accepted).length;
-      const text = `${ok ? "Available" : chosen.label}  ${Number(chosen.p_available).toFixed(2)}` +
-        (v.length > 1 ? `  (${passed}/${v.length} passed)` : "");
+      const b = badgeOf(this);
+      if (!b || this.flags?.collapsed) return;
       ctx.save();
       ctx.font = "bold 12px sans-serif";
-      const w = ctx.measureText(text).width + 12;
-      ctx.fillStyle = ok ? "#1e963c" : "#c82828";
+      const w = ctx.measureText(b.text).width + 12;
+      ctx.fillStyle = b.colour;
       // above the title bar, not on it: on the bar it covered the node's title
       const top = -LiteGraph.NODE_TITLE_HEIGHT - 22;
       ctx.beginPath();
       ctx.roundRect(0, top, w, 18, 4);
       ctx.fill();
       ctx.fillStyle = "#fff";
-      ctx.fillText(text, 6, top + 13);
+      ctx.fillText(b.text, 6, top + 13);
       ctx.restore();
     };
   },
@@ -124,6 +161,8 @@ function renderReview(node, batch) {
     grid.appendChild(cell);
     paint();
   }
+  const [w, h] = node.computeSize();
+  node.setSize([Math.max(node.size[0], w), Math.max(node.size[1], h)]);
   node.setDirtyCanvas(true, true);
 }
 
@@ -144,7 +183,13 @@ app.registerExtension({
       onNodeCreated?.apply(this, arguments);
       this.rfReviewEl = document.createElement("div");
       this.rfReviewEl.style.cssText = "overflow:auto;max-height:100%";
-      this.addDOMWidget("review", "rf_review", this.rfReviewEl, { serialize: false });
+      // not saved with the workflow (the labels live on the server); as the core's own DOM
+      // widgets do, on the widget itself: the option alone still saved an empty value
+      // room for a row of cells with their buttons: the grid was cut below the images
+      const grid = this.addDOMWidget("review", "rf_review", this.rfReviewEl, {
+        serialize: false, getMinHeight: () => (this.rfReviewEl.childElementCount ? 240 : 40),
+      });
+      grid.serialize = false;
       this.setSize([Math.max(this.size[0], 460), Math.max(this.size[1], 420)]);
     };
     const onExecuted = nodeType.prototype.onExecuted;
@@ -161,6 +206,39 @@ app.registerExtension({
       onConfigure?.apply(this, arguments);
       const ref = this.properties?.rf_review;
       if (ref) loadReview(this, ref);  // after a reload: the labels are on the server
+    };
+  },
+});
+
+// Every node of the pack is at least as wide as its title: the front end sizes a new node by its
+// widgets alone, which cut titles such as "Paste Product Back" and "Depth Map (RF)".
+const measure = document.createElement("canvas").getContext("2d");
+
+function titleWidth(title) {
+  measure.font = `${LiteGraph.NODE_TEXT_SIZE ?? 14}px ${LiteGraph.NODE_FONT ?? "Arial"}`;
+  // the title's text, the collapse dot on its left and some room on the right
+  return Math.ceil(measure.measureText(title).width) + (LiteGraph.NODE_TITLE_HEIGHT ?? 30) + 20;
+}
+
+app.registerExtension({
+  name: "reliable_ad.widths",
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (!String(nodeData.category || "").startsWith("Reliable AD")) return;
+    // The front end sets every control widget of a new node to randomize. The training seeds must
+    // stay fixed (queueing again resumes the same run) and Load Product Folder must increment (each
+    // queued run takes the next product): their inputs name the mode in rf_control_default.
+    const inputs = { ...(nodeData.input?.required || {}), ...(nodeData.input?.optional || {}) };
+    const controls = Object.entries(inputs).filter(([, spec]) => spec?.[1]?.rf_control_default)
+      .map(([name, spec]) => [name, spec[1].rf_control_default]);
+    const onNodeCreated = nodeType.prototype.onNodeCreated;
+    nodeType.prototype.onNodeCreated = function () {
+      onNodeCreated?.apply(this, arguments);
+      const w = titleWidth(this.title || nodeData.display_name || nodeData.name);
+      if (this.size[0] < w) this.setSize([w, this.size[1]]);
+      for (const [name, mode] of controls) {
+        const control = this.widgets?.find((x) => x.name === name)?.linkedWidgets?.[0];
+        if (control) control.value = mode;  // a loaded workflow's own value replaces it afterwards
+      }
     };
   },
 });
