@@ -347,11 +347,14 @@ def assets(out: Path) -> None:
 def main() -> int:
     wf = ROOT / "workflows"
     wf.mkdir(exist_ok=True)
-    flows = {"1 Inspect a generated image 检查生成图": inspect_flow(), "2 Place, generate and inspect 放置 生成 检查": generate_once_flow(),
+    flows = {"1 Inspect a generated image 检查生成图": inspect_flow(),
+             "2 Place, generate and inspect 放置 生成 检查": generate_once_flow(),
              "3 Recurrent Generate with a LoRA 循环生成 LoRA": recurrent_flow(True, False),
              "4 Recurrent Generate over a product folder 批量循环生成": recurrent_flow(False, True),
-             "5 Collect feedback 收集反馈": feedback_flow(), "8 RFFT fine-tune the ControlNet 微调 ControlNet": rfft_flow(),
-             "6 Review and label 审核标注": review_flow(), "7 Train RFNet from your labels 用标注训练检查器": train_rfnet_flow()}
+             "5 Collect feedback 收集反馈": feedback_flow(),
+             "6 Review and label 审核标注": review_flow(),
+             "7 Train RFNet from your labels 用标注训练检查器": train_rfnet_flow(),
+             "8 RFFT fine-tune the ControlNet 微调 ControlNet": rfft_flow()}
     for name, f in flows.items():
         ui = f.ui()
         (wf / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")

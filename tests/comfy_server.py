@@ -89,3 +89,25 @@ def run_prompt(server, api, timeout=300) -> dict:
             return hist[pid]
         time.sleep(0.5)
     raise TimeoutError(f"prompt {pid} did not finish in {timeout} s")
+
+
+def tiny_recurrent(steps: int, attempts: int, candidates: int) -> dict:
+    """A tiny SD1.5-structured MODEL, VAE and ControlNet (test node) through core ControlNet
+    apply, Product Placement, and Recurrent Generate with the embedded RFNet."""
+    return {
+        "1": {"class_type": "RFTestTinySD", "inputs": {"seed": 0}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": "reliable_ad_product.png"}},
+        "3": {"class_type": "RFProductPlacement", "inputs": {
+            "product": ["2", 0], "mask": ["2", 1], "width": 64, "height": 64, "image_scale": 0.5,
+            "keep_location": False, "dilate": -1, "low_threshold": 100, "high_threshold": 200}},
+        "4": {"class_type": "ControlNetApplyAdvanced", "inputs": {
+            "positive": ["1", 3], "negative": ["1", 4], "control_net": ["1", 2], "image": ["3", 2],
+            "vae": ["1", 1], "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0}},
+        "5": {"class_type": "RFNetLoader", "inputs": {"model_name": "embedded", "dtype": "auto"}},
+        "6": {"class_type": "RFRecurrentGenerate", "inputs": {
+            "model": ["1", 0], "positive": ["4", 0], "negative": ["4", 1], "vae": ["1", 1],
+            "placement": ["3", 3], "rfnet": ["5", 0], "caption": "Vela teal perfume 15ml", "seed": 5,
+            "steps": steps, "cfg": 7.5, "sampler_name": "ddim", "scheduler": "ddim_uniform",
+            "max_attempts": attempts, "candidates": candidates, "threshold": 0.0}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "rf_test"}},
+    }

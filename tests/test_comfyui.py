@@ -11,7 +11,7 @@ import time
 import urllib.request
 
 import pytest
-from comfy_server import COMFY, NO_COMFY, PY, ROOT, comfy_found, comfy_server, get, post, run_prompt
+from comfy_server import COMFY, NO_COMFY, PY, ROOT, comfy_found, comfy_server, get, post, run_prompt, tiny_recurrent
 from workflow_convert import ui_to_api, validate_api
 
 pytestmark = pytest.mark.skipif(not comfy_found(), reason=NO_COMFY)
@@ -73,30 +73,8 @@ def test_inspection_workflow_runs_end_to_end(server):
                                               "Indistinctiveness", "Shape Hallucination"}
 
 
-def _tiny_recurrent(steps: int, attempts: int, candidates: int) -> dict:
-    """A tiny SD1.5-structured MODEL, VAE and ControlNet (test node) through core ControlNet
-    apply, Product Placement, and Recurrent Generate with the embedded RFNet."""
-    return {
-        "1": {"class_type": "RFTestTinySD", "inputs": {"seed": 0}},
-        "2": {"class_type": "LoadImage", "inputs": {"image": "reliable_ad_product.png"}},
-        "3": {"class_type": "RFProductPlacement", "inputs": {
-            "product": ["2", 0], "mask": ["2", 1], "width": 64, "height": 64, "image_scale": 0.5,
-            "keep_location": False, "dilate": -1, "low_threshold": 100, "high_threshold": 200}},
-        "4": {"class_type": "ControlNetApplyAdvanced", "inputs": {
-            "positive": ["1", 3], "negative": ["1", 4], "control_net": ["1", 2], "image": ["3", 2],
-            "vae": ["1", 1], "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0}},
-        "5": {"class_type": "RFNetLoader", "inputs": {"model_name": "embedded", "dtype": "auto"}},
-        "6": {"class_type": "RFRecurrentGenerate", "inputs": {
-            "model": ["1", 0], "positive": ["4", 0], "negative": ["4", 1], "vae": ["1", 1],
-            "placement": ["3", 3], "rfnet": ["5", 0], "caption": "Vela teal perfume 15ml", "seed": 5,
-            "steps": steps, "cfg": 7.5, "sampler_name": "ddim", "scheduler": "ddim_uniform",
-            "max_attempts": attempts, "candidates": candidates, "threshold": 0.0}},
-        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "rf_test"}},
-    }
-
-
 def test_recurrent_generate_with_a_tiny_sd15_model(server):
-    api = _tiny_recurrent(steps=3, attempts=3, candidates=2)
+    api = tiny_recurrent(steps=3, attempts=3, candidates=2)
     assert not validate_api(api, server["info"])
     h = _run(server, api)
     assert h["status"]["status_str"] == "success", json.dumps(h["status"])[:2000]
@@ -134,7 +112,7 @@ def test_a_failing_training_node_is_a_node_error_and_the_queue_goes_on(server):
 
 
 def test_cancel_stops_recurrent_generate_within_a_step(server):
-    api = _tiny_recurrent(steps=400, attempts=5, candidates=1)
+    api = tiny_recurrent(steps=400, attempts=5, candidates=1)
     pid = post(server["url"] + "/prompt", {"prompt": api})["prompt_id"]
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until it runs, then into the sampling of attempt 1

@@ -183,9 +183,9 @@ app.registerExtension({
       onNodeCreated?.apply(this, arguments);
       this.rfReviewEl = document.createElement("div");
       this.rfReviewEl.style.cssText = "overflow:auto;max-height:100%";
-      // not saved with the workflow (the labels live on the server); as the core's own DOM
-      // widgets do, on the widget itself: the option alone still saved an empty value
-      // room for a row of cells with their buttons: the grid was cut below the images
+      // Not saved with the workflow (the labels live on the server): set on the widget itself, as
+      // the core's DOM widgets do, since the option alone still saved an empty value. The minimum
+      // height leaves room for a row of cells with their buttons (they were cut below the images).
       const grid = this.addDOMWidget("review", "rf_review", this.rfReviewEl, {
         serialize: false, getMinHeight: () => (this.rfReviewEl.childElementCount ? 240 : 40),
       });
@@ -210,8 +210,9 @@ app.registerExtension({
   },
 });
 
-// Every node of the pack is at least as wide as its title: the front end sizes a new node by its
-// widgets alone, which cut titles such as "Paste Product Back" and "Depth Map (RF)".
+// A new node of the pack: at least as wide as its title (the front end sizes a new node by its
+// widgets alone, which cut titles such as "Paste Product Back" and "Depth Map (RF)"), with its
+// control widgets in the modes its inputs ask for.
 const measure = document.createElement("canvas").getContext("2d");
 
 function titleWidth(title) {
@@ -221,7 +222,7 @@ function titleWidth(title) {
 }
 
 app.registerExtension({
-  name: "reliable_ad.widths",
+  name: "reliable_ad.new_nodes",
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (!String(nodeData.category || "").startsWith("Reliable AD")) return;
     // The front end sets every control widget of a new node to randomize. The training seeds must
