@@ -120,7 +120,7 @@ def scene():
     """A 64 px RF-Synth scene the embedded model passes as Available."""
     from rfsynth.scene import render_sample as synth
 
-    return synth(11, 64, "Available")
+    return synth(10, 64, "Available")
 
 
 def as_tensor(im: Image.Image) -> torch.Tensor:

@@ -94,7 +94,13 @@ def test_inspector_accepts_at_the_calibrated_threshold_unless_told_otherwise(tmp
     calibrated = Inspector.from_pretrained(model)
     assert calibrated.threshold == calibrated.default_threshold == 0.999
     assert Inspector.from_pretrained(model, threshold=0.2).threshold == 0.2  # an explicit value wins
-    assert Inspector.from_pretrained(embedded_path("rfnet")).threshold is None  # uncalibrated: argmax
+    emb = json.loads((embedded_path("rfnet") / "config.json").read_text())["acceptance_threshold"]
+    assert Inspector.from_pretrained(embedded_path("rfnet")).threshold == emb  # the embedded model's own
+    cfg["acceptance_threshold"] = None
+    (model / "config.json").write_text(json.dumps(cfg))
+    assert Inspector.from_pretrained(model).threshold is None  # uncalibrated: argmax
+    cfg["acceptance_threshold"] = 0.999
+    (model / "config.json").write_text(json.dumps(cfg))
     gen = torch.rand(3, 3, 64, 64)
     prod = torch.rand(1, 3, 64, 64)
     vs = calibrated(prod, gen, "Lumi red vase")

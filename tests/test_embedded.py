@@ -92,3 +92,21 @@ def test_main_job_runs_offline_on_the_embedded_defaults(tmp_path):
     for f in ("manifest.jsonl", "contact_sheet.png", "report.md", "fig6.png"):
         assert (tmp_path / f).stat().st_size > 0
     assert "judged by the RF-Synth oracle" in (tmp_path / "report.md").read_text()
+
+
+def test_embedded_inspector_knows_its_training_data(fresh_samples):
+    """The embedded RFNet ships a calibrated threshold and out-of-distribution statistics: a
+    fresh RF-Synth cutout is inside them, the same cutout hard-matted is not."""
+    from PIL import Image
+
+    from rfnet.inspect import OUTSIDE, Inspector
+
+    insp = Inspector.from_pretrained(embedded_path("rfnet"), depth="embedded", salience="embedded")
+    assert 0.5 < insp.threshold < 1 and {"product", "generated", "edges"} <= set(insp.novelty)
+    s = next(s for s in fresh_samples if s.label == "Available")
+    hard = np.asarray(s.product.convert("RGBA")).copy()
+    hard[..., 3] = np.where(hard[..., 3] >= 128, 255, 0)
+    soft_v = insp(s.product, s.image, s.caption)[0]
+    hard_v = insp(Image.fromarray(hard, "RGBA"), s.image, s.caption)[0]
+    assert soft_v.note is None or "matting" not in soft_v.note
+    assert hard_v.note.startswith(OUTSIDE) and "matting" in hard_v.note and not hard_v.accepted

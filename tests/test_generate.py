@@ -83,10 +83,16 @@ def test_prompt_config_in_release_format(tmp_path):
 def test_all_attempts_measures_and_other_inspectors_rejudge_the_same_inputs(tmp_path, tiny_generator):
     import importlib.util
 
+    from rfnet.embedded import embedded_path
+
     prods = _products(tmp_path)
     out = tmp_path / "measure"
+    # the tiny generator draws noise, which the embedded inspector's out-of-distribution check
+    # never accepts; without its statistics, threshold 0 accepts every judgeable attempt
+    rfnet = tmp_path / "rfnet_no_ood"
+    shutil.copytree(embedded_path("rfnet"), rfnet, ignore=shutil.ignore_patterns("ood.safetensors"))
     argv = ["--products", str(prods), "--out", str(out), "--generator", str(tiny_generator), "--attempts", "3",
-            "--steps", "2", "--seed", "7", "--threshold", "0.0", "--all_attempts"]
+            "--steps", "2", "--seed", "7", "--threshold", "0.0", "--all_attempts", "--rfnet", str(rfnet)]
     assert main(argv) == 0  # threshold 0 accepts every attempt, so only the option keeps it going
     good = [json.loads(p.read_text()) for p in (out / "done").glob("*.json")]
     good = [d for d in good if d["status"] != "skipped"]
