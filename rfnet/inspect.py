@@ -25,15 +25,13 @@ import torch
 
 from .errors import InputError, cli_errors
 from .extractors import Extractor, make_extractor
+from .images import MIN_SIDE, clean, to_batch
 from .labels import AVAILABLE
+from .ood import NOTE, alphas, edge_softness, features
+from .ood import load as load_novelty
 
 log = logging.getLogger("rfnet.inspect")
 PROG = "python -m rfnet.inspect"
-
-# An image with a shorter side than this has no room for a product in a scene; the extractors
-# and the encoder would only see interpolation. Judged (the batch is resized), never accepted.
-MIN_SIDE = 16
-
 
 @dataclass
 class Verdict:
@@ -46,63 +44,6 @@ class Verdict:
     def to_dict(self) -> dict:
         return {"label": self.label, "p_available": self.p_available, "accepted": self.accepted,
                 "probs": self.probs, "note": self.note}
-
-
-def image_problem(x: torch.Tensor) -> str | None:
-    """Why a (C, H, W) image in 0..1 cannot be judged fairly, or None."""
-    h, w = x.shape[-2:]
-    if h == 0 or w == 0:
-        return f"image is {w}x{h}: empty"
-    if not bool(torch.isfinite(x).all()):
-        return "non-finite pixels (NaN or inf)"
-    if min(h, w) < MIN_SIDE:
-        return f"image is {w}x{h}, smaller than {MIN_SIDE} px"
-    if float((x.amax(dim=(-2, -1)) - x.amin(dim=(-2, -1))).max()) < 0.5 / 255:  # per channel
-        return "constant image (every pixel the same colour)"
-    return None
-
-
-def _clean(x: torch.Tensor) -> torch.Tensor:
-    """NaN and -inf to 0, +inf to 1: what the model sees of a non-finite image (its verdict is
-    rejected anyway); keeps one bad image from touching the batch's others."""
-    return torch.nan_to_num(x.float(), nan=0.0, posinf=1.0, neginf=0.0)
-
-
-def _to_batch(x, rgb: bool = True, with_problems: bool = False):
-    """PIL images, a list of them, or a (B, C, H, W) / (C, H, W) tensor in 0..1, as one
-    (B, 3, H, W) batch (images of other sizes resized to the first good one's). With
-    ``with_problems``: also each image's :func:`image_problem`, found before any resizing."""
-    from .data import to_rgb_tensor
-
-    if torch.is_tensor(x):
-        if x.dim() not in (3, 4):
-            raise InputError(f"images must be (B, C, H, W) or (C, H, W) tensors, not {tuple(x.shape)}")
-        x = (x if x.dim() == 4 else x[None]).float()
-        if x.shape[1] not in (1, 3, 4):
-            raise InputError(f"images must have 1, 3 or 4 channels (B, C, H, W), not {tuple(x.shape)}")
-        if rgb and x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        if rgb and x.shape[1] == 4:  # RGBA: composite on white, as products are shown
-            a = x[:, 3:4]
-            x = x[:, :3] * a + (1 - a)
-        problems = [image_problem(t) for t in x]
-        if 0 in x.shape[-2:]:
-            x = x.new_zeros(*x.shape[:2], MIN_SIDE, MIN_SIDE)
-        out = _clean(x)
-    else:
-        items = x if isinstance(x, (list, tuple)) else [x]
-        if not items:
-            raise InputError("no images given")
-        ts = [to_rgb_tensor(im) for im in items]
-        problems = [image_problem(t) for t in ts]
-        ok = [t for t, pr in zip(ts, problems) if pr is None] or [t for t in ts if t.numel()] or [None]
-        size = ok[0].shape[-2:] if ok[0] is not None else (MIN_SIDE, MIN_SIDE)
-        ts = [t if t.shape[-2:] == size else
-              torch.zeros(3, *size) if not t.numel() else
-              torch.nn.functional.interpolate(t[None], size=size, mode="bilinear",
-                                              align_corners=False, antialias=True)[0] for t in ts]
-        out = _clean(torch.stack(ts))
-    return (out, problems) if with_problems else out
 
 
 def _no_available(p: torch.Tensor) -> torch.Tensor:
@@ -170,7 +111,6 @@ class Inspector:
         d = make_extractor("depth", depth, allow_download) if model.config.use_depth else None
         s = make_extractor("salience", salience, allow_download) if model.config.use_salience else None
         insp = cls(model, tok, d, s, threshold, device, dtype)
-        from .ood import load as load_novelty
 
         insp.novelty = load_novelty(folder)
         return insp
@@ -195,8 +135,8 @@ class Inspector:
     def judge(self, product, generated, captions, depth=None, salience=None):
         """((B, C) probabilities, [note or None per image]): the model's view and what makes
         an image unfit to be accepted whatever the model says."""
-        g, notes = _to_batch(generated, with_problems=True)
-        p, p_notes = _to_batch(product, with_problems=True)
+        g, notes = to_batch(generated, with_problems=True)
+        p, p_notes = to_batch(product, with_problems=True)
         b = g.shape[0]
         if p.shape[0] not in (1, b):
             raise InputError(f"{p.shape[0]} product images for {b} generated images: "
@@ -220,8 +160,6 @@ class Inspector:
             raise InputError(f"{len(captions)} captions for {b} generated images: pass one caption, "
                              "or one per generated image")
         if self.novelty:  # unlike the training data: say so instead of a confident verdict
-            from .ood import NOTE, alphas, edge_softness, features
-
             if "edges" in self.novelty:  # hard matting (or a wide feather) reads as damage to it
                 lo, hi = self.novelty["edges"].tolist()
                 soft = [edge_softness(a) if a is not None else None for a in alphas(product)]
@@ -292,7 +230,7 @@ def check_threshold(threshold):
 
 
 def _maps(m, device, b: int | None = None, name: str = "map", notes: list | None = None) -> torch.Tensor:
-    t = m if torch.is_tensor(m) else _to_batch(m)
+    t = m if torch.is_tensor(m) else to_batch(m)
     if t.dim() == 3:
         t = t[:, None] if t.shape[0] != 1 else t[None]
     if t.shape[1] == 3:
@@ -303,7 +241,7 @@ def _maps(m, device, b: int | None = None, name: str = "map", notes: list | None
         for i, ok in enumerate(torch.isfinite(t.float()).flatten(1).all(1).tolist()):
             if not ok and notes[i] is None:
                 notes[i] = f"non-finite pixels in the {name} map"
-    return _clean(t).to(device)
+    return clean(t).to(device)
 
 
 def main(argv=None) -> int:

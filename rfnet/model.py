@@ -423,7 +423,7 @@ class RFNet(_Persistent):
         fold_bn: batch norm folded into the preceding convolution (torch.fx), when the
           backbone can be traced; the stored weights are unchanged.
         encoder_chunk: at most this many images per encoder call; large batches thrash the
-          CPU's caches (4 images, one sample, is the fastest measured here). None: one call.
+          CPU's caches (the default, 4 images: one sample, is the fastest in docs/BENCHMARKS.md). None: one call.
         compile: torch.compile the encoder (tens of seconds once, faster afterwards).
         """
         self.eval()

@@ -161,7 +161,7 @@ def _images(records, base: Path, key: str) -> list:
 def dataset_features(model, roots: list[str], samples: list[int], split: str, batch: int = 64):
     """Features of each kind over the datasets' records (the first N of each; 0: all)."""
     from .dataformat import SkipReport, read_records
-    from .inspect import _to_batch
+    from .images import to_batch
 
     recs = []
     for root, n in zip(roots, samples):
@@ -176,7 +176,7 @@ def dataset_features(model, roots: list[str], samples: list[int], split: str, ba
         chunk = recs[i:i + batch]
         for kind in KINDS:
             ims = [_images([r], b, "product" if kind == "product" else "image")[0] for b, r in chunk]
-            out[kind].append(features(model, _to_batch(ims)))
+            out[kind].append(features(model, to_batch(ims)))
             if kind == "product":
                 edges += [edge_softness(a) for a in alphas(ims)]
     return {k: torch.cat(v) for k, v in out.items()}, edges

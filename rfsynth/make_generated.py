@@ -71,7 +71,7 @@ DEFAULT_RECIPES = (
     Recipe("lift", guidance=7.5, steps=40, lift=0.15),
     Recipe("lift25", guidance=7.5, steps=40, lift=0.25),
 )
-DAMAGE_P = 0.14  # share of jobs with a damaged cutout (Unsuitable): about 9% of the labels
+DAMAGE_P = 0.14  # share of jobs with a damaged cutout (Unsuitable); the label shares it gives: docs/RFSYNTH.md
 
 
 def draw_job(seed: int, index: int, recipes: tuple[Recipe, ...], size: int, images_per_job: int,

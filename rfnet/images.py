@@ -1,0 +1,69 @@
+"""Images as RFNet takes them: PIL images, lists of them or tensors in 0..1, turned into one
+(B, 3, H, W) batch, with what makes an image impossible to judge fairly (empty, non-finite,
+constant, tiny). Shared by rfnet.inspect and rfnet.ood."""
+from __future__ import annotations
+
+import torch
+
+from .errors import InputError
+
+# An image with a shorter side than this has no room for a product in a scene; the extractors
+# and the encoder would only see interpolation. Judged (the batch is resized), never accepted.
+MIN_SIDE = 16
+
+
+def image_problem(x: torch.Tensor) -> str | None:
+    """Why a (C, H, W) image in 0..1 cannot be judged fairly, or None."""
+    h, w = x.shape[-2:]
+    if h == 0 or w == 0:
+        return f"image is {w}x{h}: empty"
+    if not bool(torch.isfinite(x).all()):
+        return "non-finite pixels (NaN or inf)"
+    if min(h, w) < MIN_SIDE:
+        return f"image is {w}x{h}, smaller than {MIN_SIDE} px"
+    if float((x.amax(dim=(-2, -1)) - x.amin(dim=(-2, -1))).max()) < 0.5 / 255:  # per channel
+        return "constant image (every pixel the same colour)"
+    return None
+
+
+def clean(x: torch.Tensor) -> torch.Tensor:
+    """NaN and -inf to 0, +inf to 1: what the model sees of a non-finite image (its verdict is
+    rejected anyway); keeps one bad image from touching the batch's others."""
+    return torch.nan_to_num(x.float(), nan=0.0, posinf=1.0, neginf=0.0)
+
+
+def to_batch(x, rgb: bool = True, with_problems: bool = False):
+    """PIL images, a list of them, or a (B, C, H, W) / (C, H, W) tensor in 0..1, as one
+    (B, 3, H, W) batch (images of other sizes resized to the first good one's). With
+    ``with_problems``: also each image's :func:`image_problem`, found before any resizing."""
+    from .data import to_rgb_tensor
+
+    if torch.is_tensor(x):
+        if x.dim() not in (3, 4):
+            raise InputError(f"images must be (B, C, H, W) or (C, H, W) tensors, not {tuple(x.shape)}")
+        x = (x if x.dim() == 4 else x[None]).float()
+        if x.shape[1] not in (1, 3, 4):
+            raise InputError(f"images must have 1, 3 or 4 channels (B, C, H, W), not {tuple(x.shape)}")
+        if rgb and x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if rgb and x.shape[1] == 4:  # RGBA: composite on white, as products are shown
+            a = x[:, 3:4]
+            x = x[:, :3] * a + (1 - a)
+        problems = [image_problem(t) for t in x]
+        if 0 in x.shape[-2:]:
+            x = x.new_zeros(*x.shape[:2], MIN_SIDE, MIN_SIDE)
+        out = clean(x)
+    else:
+        items = x if isinstance(x, (list, tuple)) else [x]
+        if not items:
+            raise InputError("no images given")
+        ts = [to_rgb_tensor(im) for im in items]
+        problems = [image_problem(t) for t in ts]
+        ok = [t for t, pr in zip(ts, problems) if pr is None] or [t for t in ts if t.numel()] or [None]
+        size = ok[0].shape[-2:] if ok[0] is not None else (MIN_SIDE, MIN_SIDE)
+        ts = [t if t.shape[-2:] == size else
+              torch.zeros(3, *size) if not t.numel() else
+              torch.nn.functional.interpolate(t[None], size=size, mode="bilinear",
+                                              align_corners=False, antialias=True)[0] for t in ts]
+        out = clean(torch.stack(ts))
+    return (out, problems) if with_problems else out
