@@ -125,6 +125,9 @@ def _load_ckpt(path: Path):
 
 # ---------------------------------------------------------------------------------------------
 def train_vae(a, images: torch.Tensor, out: Path):
+    # seeded: torch seeds its default generator at random in each process, so an unseeded
+    # initialisation made every run different (the committed weights came from one such run)
+    torch.manual_seed(a.seed)
     vae = C.build_vae("tiny")
     opt = torch.optim.AdamW(vae.parameters(), lr=a.vae_lr, weight_decay=0.0)
     step = 0
@@ -168,10 +171,16 @@ def encode_all(vae, images: torch.Tensor, batch: int = 256) -> tuple[torch.Tenso
         d = vae.encode(images[i:i + batch]).latent_dist
         means.append(d.mean)
         stds.append(d.std)
-    return torch.cat(means), torch.cat(stds)
+    # contiguous, as they come back from the cache file: the VAE returns them channels-last, and
+    # the UNet's convolutions round differently on that layout, so a resumed run drifted
+    return torch.cat(means).contiguous(), torch.cat(stds).contiguous()
 
 
-def train_diffusion(a, mean, std, ctrl, ids_full, ids_generic, ids_empty, tok, out: Path):
+def train_diffusion(a, mean, std, scale: float, ctrl, ids_full, ids_generic, ids_empty, tok, vae, out: Path):
+    """Stage 2 on the VAE's latents (``mean``, ``std``, times the latent ``scale``); returns the
+    exponential moving average of the text encoder, UNet and ControlNet."""
+    from diffusers.optimization import get_scheduler
+
     torch.manual_seed(a.seed)
     unet = C.build_unet("tiny")
     controlnet = C.build_controlnet(unet, "tiny")
@@ -181,7 +190,6 @@ def train_diffusion(a, mean, std, ctrl, ids_full, ids_generic, ids_empty, tok, o
     ema = copy.deepcopy(models).requires_grad_(False)
     opt = torch.optim.AdamW(models.parameters(), lr=a.learning_rate, weight_decay=1e-2)
     sched = C.build_scheduler("DDPMScheduler")
-    acp = sched.alphas_cumprod
     step = 0
     ck = _latest(out, "checkpoint")
     if ck is not None:
@@ -191,25 +199,26 @@ def train_diffusion(a, mean, std, ctrl, ids_full, ids_generic, ids_empty, tok, o
         opt.load_state_dict(osd)
         step = st["step"]
         log.info("diffusion: resumed from %s", ck)
+    # linear warm-up, then constant; at step s the rate is lr * min(1, (s + 1) / warmup), so the
+    # schedule starts one step in (its epoch 0 would train the first step at rate 0)
+    for pg in opt.param_groups:
+        pg["initial_lr"] = a.learning_rate
+    lr_sched = get_scheduler("constant_with_warmup", opt, num_warmup_steps=a.lr_warmup_steps, last_epoch=step)
     models.train()
     n = len(mean)
     t0 = time.time()
     while step < a.max_train_steps:
         g = _gen(a.seed, 2, step)
         idx = torch.randint(n, (a.train_batch_size,), generator=g)
-        z0 = (mean[idx].float() + std[idx].float() * torch.randn(mean[idx].shape, generator=g)) * a.scale
+        z0 = (mean[idx].float() + std[idx].float() * torch.randn(mean[idx].shape, generator=g)) * scale
         noise = torch.randn(z0.shape, generator=g)
         t = torch.randint(0, sched.config.num_train_timesteps, (len(idx),), generator=g)
-        ab = acp[t].view(-1, 1, 1, 1)
-        zt = ab.sqrt() * z0 + (1 - ab).sqrt() * noise
+        zt = sched.add_noise(z0, noise, t)
         u = torch.rand(len(idx), generator=g)
         ids = torch.where((u < a.empty_prompt_p)[:, None], ids_empty[None].expand(len(idx), -1),
                           torch.where((u < a.empty_prompt_p + a.generic_prompt_p)[:, None],
                                       ids_generic[idx], ids_full[idx]))
         cond = ctrl[idx].float().div(255).unsqueeze(1).expand(-1, 3, -1, -1)
-        lr = a.learning_rate * min(1.0, (step + 1) / a.lr_warmup_steps)
-        for pg in opt.param_groups:
-            pg["lr"] = lr
         h = text_encoder(ids)[0]
         down, mid = controlnet(zt, t, encoder_hidden_states=h, controlnet_cond=cond, return_dict=False)
         pred = unet(zt, t, encoder_hidden_states=h, down_block_additional_residuals=down,
@@ -219,7 +228,12 @@ def train_diffusion(a, mean, std, ctrl, ids_full, ids_generic, ids_empty, tok, o
         loss.backward()
         torch.nn.utils.clip_grad_norm_(models.parameters(), 1.0)
         opt.step()
+        lr = lr_sched.get_last_lr()[0]
+        lr_sched.step()
         step += 1
+        # diffusers' EMAModel has the same decay warm-up one step later and rounds its update
+        # differently (sub_ against lerp_): the embedded generator's model card reproduces
+        # bit for bit with this one, so it stays
         decay = min(a.ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
             for pe, pm in zip(ema.parameters(), models.parameters()):
@@ -235,7 +249,7 @@ def train_diffusion(a, mean, std, ctrl, ids_full, ids_generic, ids_empty, tok, o
             _save_ckpt(out / f"checkpoint-{step}", tensors, opt.state_dict(), step, {})
             _prune(out, "checkpoint", a.checkpoints_total_limit)
             if a.export_every and step % a.export_every == 0:
-                export(ema, out / f"export-{step}", tok, a, step=step)
+                export(ema, out / f"export-{step}", tok, a, vae, step=step)
     return ema
 
 
@@ -244,12 +258,11 @@ def _metric(out: Path, rec: dict) -> None:
         f.write(json.dumps(rec) + "\n")
 
 
-def export(ema: torch.nn.ModuleDict, dst: Path, tok, a, vae=None, step: int | None = None) -> Path:
+def export(ema: torch.nn.ModuleDict, dst: Path, tok, a, vae, step: int | None = None) -> Path:
     """A diffusers-layout generator folder: what ``rfft.pipeline.load_parts`` and
     ``AdInpaintPipeline.load`` read."""
     from .pipeline import save_generator
 
-    vae = vae if vae is not None else a._vae
     save_generator(dst, unet=ema["unet"], controlnet=ema["controlnet"], vae=vae,
                    text_encoder=ema["text_encoder"], tokenizer=tok, scheduler=C.build_scheduler(),
                    extra={"trained_by": "python -m rfft.train_generator", "data": Path(a.data).name,
@@ -326,18 +339,17 @@ def main(argv=None) -> int:
 
         mean, std = encode_all(vae, images)
         save_file({"mean": mean.contiguous(), "std": std.contiguous()}, str(cache))
-    a.scale = float(1.0 / mean.std())
-    vae.register_to_config(scaling_factor=a.scale)
-    a._vae = vae
-    log.info("latent scale %.4f", a.scale)
+    scale = float(1.0 / mean.std())
+    vae.register_to_config(scaling_factor=scale)
+    log.info("latent scale %.4f", scale)
     del images
 
     tok = build_prompt_tokenizer(prompts)
     ids_full = tokenize(tok, prompts)
     ids_generic = tokenize(tok, [GENERIC.sub("a product on a ", q) for q in prompts])
     ids_empty = tokenize(tok, [""])[0]
-    ema = train_diffusion(a, mean, std, torch.from_numpy(ctrl), ids_full, ids_generic, ids_empty, tok, out)
-    export(ema, out / "final", tok, a)
+    ema = train_diffusion(a, mean, std, scale, torch.from_numpy(ctrl), ids_full, ids_generic, ids_empty, tok, vae, out)
+    export(ema, out / "final", tok, a, vae)
     log.info("done: %s", out / "final")
     return 0
 
