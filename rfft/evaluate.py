@@ -68,13 +68,37 @@ def background_stats(a: np.ndarray, b: np.ndarray, alpha: np.ndarray) -> tuple[f
     return div, det
 
 
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of a rate k / n (sound near 0 and 1, where the normal
+    approximation leaves [0, 1])."""
+    if n <= 0:
+        raise ValueError("wilson_interval needs n > 0")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
+
+
+def paired_difference(a, b, z: float = 1.96) -> tuple[float, float, float]:
+    """Rate of ``a`` minus rate of ``b`` over the same jobs (0/1 outcomes, job for job), with the
+    95% interval of the mean of the per-job differences (normal approximation). Pairing removes
+    what the jobs share: two configurations judged on the same products and seeds differ by much
+    less than two independent samples' intervals suggest."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise ValueError(f"paired_difference needs two equal-length 1-D outcome lists, got {a.shape} and {b.shape}")
+    d = a - b
+    half = z * d.std(ddof=1) / np.sqrt(len(d))
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+
+
 def evaluate(pipe, inspector, jobs: list[dict], seeds: tuple[int, int], steps: int = 40, guidance: float = 7.5,
              negative_prompt: str = "", save_dir=None) -> dict:
     """Every job with two seeds; the first image is judged, both give diversity."""
     from .placement import place
 
     S = pipe.unet.config.sample_size * pipe.latent_factor
-    labels, agree, wall_ok, surf_ok, rows = Counter(), 0, 0, 0, []
+    labels, agree, agree_top, wall_ok, surf_ok, rows = Counter(), 0, 0, 0, 0, []
     rf_ok, divs, dets, gen_s = 0, [], [], 0.0
     for i, job in enumerate(jobs):
         pl = place(job["cutout"], S, job["scale"])
@@ -90,20 +114,24 @@ def evaluate(pipe, inspector, jobs: list[dict], seeds: tuple[int, int], steps: i
         labels[v.label] += 1
         rf_ok += r.accepted
         agree += r.accepted == (v.label == "Available")
+        agree_top += (r.label == "Available") == (v.label == "Available")
         wall_ok += w == job["wall"]
         surf_ok += m == job["material"]
         divs.append(d)
         dets.append(det)
         rows.append({"i": i, "prompt": job["prompt"], "oracle": v.label, "rfnet": r.label,
-                     "p_available": round(r.p_available, 4), "wall_seen": w, "material_seen": m,
+                     "p_available": round(r.p_available, 4), "accepted": r.accepted, "note": r.note, "wall_seen": w, "material_seen": m,
                      "diversity": round(d, 2), "detail": round(det, 2)})
         if save_dir is not None and i < 32:
             save_image(Path(save_dir) / f"{i:03d}_{v.label.replace(' ', '_')}.png", img)
     n = len(jobs)
     return {"jobs": n, "available_rate_oracle": labels["Available"] / n, "available_rate_rfnet": rf_ok / n,
+            "available_rate_oracle_ci95": wilson_interval(labels["Available"], n),
+            "available_rate_rfnet_ci95": wilson_interval(rf_ok, n), "rfnet_threshold": inspector.threshold,
             "labels": dict(labels), "wall_colour_match": wall_ok / n, "wall_chance": 1 / len(WALL_COLOURS),
             "material_match": surf_ok / n, "material_chance": 1 / len(MATERIALS),
-            "rfnet_oracle_agreement": agree / n, "background_diversity": float(np.mean(divs)),
+            "rfnet_oracle_agreement": agree / n, "rfnet_oracle_agreement_top_class": agree_top / n,
+            "background_diversity": float(np.mean(divs)),
             "background_detail": float(np.mean(dets)), "seconds_per_image": gen_s / n, "rows": rows}
 
 

@@ -172,16 +172,38 @@ def stage_report(a) -> None:
     out.mkdir(parents=True, exist_ok=True)
     img_dir.mkdir(parents=True, exist_ok=True)
     rows = {r["name"]: r for r in (json.loads(p.read_text()) for p in sorted((RUNS / "eval").glob("*.json")))}
-    head = ["| configuration | available (oracle) | available (RFNet) | RFNet-oracle agreement | wall colour match | "
-            "material match | background diversity | background detail |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    from rfft.evaluate import paired_difference, wilson_interval
+
+    head = ["| configuration | jobs | available (oracle) [95% CI] | paired difference from original [95% CI] | "
+            "available (RFNet) [95% CI] | RFNet-oracle agreement | wall colour match | material match | "
+            "background diversity (paired difference) | background detail |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     order = ["original", "negprompt", "none", "kl_b1", "cc_b1", "kl_b0.1", "cc_b0.1", "kl_b10", "cc_b10", "cc_b1+wall_colour",
              f"none@lr{10 * LR:g}", f"cc_b1@lr{10 * LR:g}"]
     lines = list(head)
+
+    def ok(r):  # per job, in job order: oracle-Available or not
+        return [x["oracle"] == "Available" for x in sorted(r["rows"], key=lambda x: x["i"])]
+
+    def div(r):
+        return [x["diversity"] for x in sorted(r["rows"], key=lambda x: x["i"])]
+
+    base = rows.get("original")
     for n in [n for n in order if n in rows] + sorted(set(rows) - set(order)):
         r = rows[n]
-        lines.append(f"| {n} | {r['available_rate_oracle']:.1%} | {r['available_rate_rfnet']:.1%} | "
-                     f"{r['rfnet_oracle_agreement']:.1%} | {r['wall_colour_match']:.1%} | {r['material_match']:.1%} | "
-                     f"{r['background_diversity']:.1f} | {r['background_detail']:.2f} |")
+        jobs = r["jobs"]
+        o_lo, o_hi = wilson_interval(round(r["available_rate_oracle"] * jobs), jobs)
+        f_lo, f_hi = wilson_interval(round(r["available_rate_rfnet"] * jobs), jobs)
+        paired, dd = "", ""
+        if base is not None and n != "original" and base["jobs"] == jobs:
+            d, lo, hi = paired_difference(ok(r), ok(base))
+            paired = f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+            d, lo, hi = paired_difference(div(r), div(base))
+            dd = f" ({d:+.1f} [{lo:+.1f}, {hi:+.1f}])"
+        lines.append(f"| {n} | {jobs} | {r['available_rate_oracle']:.1%} [{o_lo:.1%}, {o_hi:.1%}] | {paired} | "
+                     f"{r['available_rate_rfnet']:.1%} [{f_lo:.1%}, {f_hi:.1%}] | {r['rfnet_oracle_agreement']:.1%} | "
+                     f"{r['wall_colour_match']:.1%} | {r['material_match']:.1%} | "
+                     f"{r['background_diversity']:.1f}{dd} | {r['background_detail']:.2f} |")
     (out / "tables.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -229,3 +229,47 @@ def test_optimizer_names_say_what_they_are_and_the_old_one_still_works():
     assert parse_args([*out, "--optimizer", "adamw_float8"]).optimizer == "adamw_float8"
     with pytest.raises(SystemExit):
         parse_args([*out, "--optimizer", "sgd"])
+
+
+def test_rate_intervals_against_hand_computations():
+    """Table 3's intervals: Wilson's for a rate, the paired one for a difference of two
+    configurations on the same jobs."""
+    import math
+
+    from rfft.evaluate import paired_difference, wilson_interval
+
+    lo, hi = wilson_interval(0, 10)
+    assert lo == pytest.approx(0, abs=1e-12) and hi == pytest.approx(1.96 ** 2 / (10 + 1.96 ** 2))
+    lo, hi = wilson_interval(62, 100)  # its ends are the rates x with |0.62 - x| = z sqrt(x (1 - x) / n)
+    for x in (lo, hi):
+        assert (0.62 - x) ** 2 == pytest.approx(1.96 ** 2 * x * (1 - x) / 100)
+    assert lo < 0.62 < hi and hi - lo == pytest.approx(0.187, abs=1e-3)
+    d, lo, hi = paired_difference([1, 1, 0, 0], [0, 1, 0, 1])  # differences 1, 0, 0, -1
+    half = 1.96 * math.sqrt(2 / 3) / 2
+    assert d == 0 and (lo, hi) == pytest.approx((-half, half))
+    d, lo, hi = paired_difference([1] * 30 + [0] * 70, [1] * 20 + [0] * 80)  # 10 jobs gained, none lost
+    assert d == pytest.approx(0.1) and lo > 0
+    with pytest.raises(ValueError):
+        paired_difference([1, 0], [1])
+
+
+def test_evaluate_counts_match_its_rows(tiny_generator):
+    """rfft.evaluate's rates, agreements and intervals are those of the per-job rows it writes."""
+    from rfft.evaluate import draw_jobs, evaluate, wilson_interval
+    from rfft.pipeline import AdInpaintPipeline
+    from rfnet.embedded import embedded_path
+    from rfnet.inspect import Inspector
+
+    pipe = AdInpaintPipeline.load(str(tiny_generator))
+    pipe.set_progress_bar_config(disable=True)
+    insp = Inspector.from_pretrained(embedded_path("rfnet"), threshold=0.0)
+    insp.novelty = None  # noise from random weights: let the threshold alone decide
+    res = evaluate(pipe, insp, draw_jobs(4711, 4), (1, 100), steps=2)
+    rows = res["rows"]
+    assert res["jobs"] == len(rows) == 4 and [r["i"] for r in rows] == [0, 1, 2, 3]
+    k = sum(r["oracle"] == "Available" for r in rows)
+    assert res["available_rate_oracle"] == k / 4 and res["available_rate_oracle_ci95"] == wilson_interval(k, 4)
+    assert res["available_rate_rfnet"] == sum(r["accepted"] for r in rows) / 4 == 1.0  # threshold 0
+    assert res["rfnet_oracle_agreement"] == k / 4
+    top = sum((r["rfnet"] == "Available") == (r["oracle"] == "Available") for r in rows) / 4
+    assert res["rfnet_oracle_agreement_top_class"] == top and res["rfnet_threshold"] == 0.0
