@@ -55,11 +55,19 @@ def tiny_inputs(b=2, size=40, seed=0, vocab=120, length=7):
 
 @pytest.fixture(scope="session")
 def toy_dataset(tmp_path_factory):
-    from toyset import write_toy_dataset
-
-    root = tmp_path_factory.mktemp("toy")
-    write_toy_dataset(root, n=64, seed=5)
+    """64 RF-Synth samples at 64 px (seed 5), the paper's five cases (no Unsuitable: the default
+    label set has no place for it), split 70/15/15."""
+    root = tmp_path_factory.mktemp("toy") / "rfsynth"
+    write_small_rfsynth(root, 64, seed=5)
     return root
+
+
+def write_small_rfsynth(root, n: int, seed: int):
+    from rfsynth.make import make
+
+    make(root, n, size=64, seed=seed, splits="train=0.7,val=0.15,test=0.15", workers=1, progress=False,
+         priors="Available=0.4,Unsuitable=0,Space Mismatch=0.15,Size Mismatch=0.15,Indistinctiveness=0.15,"
+                "Shape Hallucination=0.15")
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from toyset import render_sample
 
 from rfnet import evaluate, train
 from rfnet import inspect as rinspect
@@ -26,6 +25,7 @@ from rfnet.data import RFDataset, RFDatasetWriter, user_cache_dir
 from rfnet.embedded import embedded_path
 from rfnet.errors import InputError
 from rfnet.inspect import Inspector
+from rfsynth.scene import render_sample as synth
 
 EMBEDDED = embedded_path("rfnet")
 TINY = ["--preset", "tiny", "--image_size", "32", "--width", "32", "--train_batch_size", "8",
@@ -58,7 +58,8 @@ def write_dataset(root: Path, n: int = 4, maps: bool = True, split: str = "test"
     ids = []
     for i in range(n):
         case = ["Available", "Space Mismatch", "Indistinctiveness", "Shape Hallucination"][i % 4]
-        img, prod, cap, prompt = render_sample(100 + i, case)
+        s = synth(100 + i, 64, case)
+        img, prod, cap, prompt = s.image, s.product, s.caption, s.prompt
         grey = Image.new("L", img.size, 128)
         w.add(f"g{i}", img, prod, case, cap, prompt, split,
               depth=grey if maps else None, salience=grey if maps else None)
@@ -118,8 +119,6 @@ def insp():
 @pytest.fixture(scope="module")
 def scene():
     """A 64 px RF-Synth scene the embedded model passes as Available."""
-    from rfsynth.scene import render_sample as synth
-
     return synth(10, 64, "Available")
 
 
@@ -379,7 +378,7 @@ def test_bomb_sixteen_bit_non_utf8_and_odd_records_in_one_dataset(tmp_path, corp
     root = tmp_path / "ds"
     ids = write_dataset(root, 3)
     shutil.copy(corpus / "bomb.png", root / "images" / "bomb.png")
-    sixteen_bit(render_sample(5, "Available")[0]).save(root / "images" / "deep.png")
+    sixteen_bit(synth(5, 64, "Available").image).save(root / "images" / "deep.png")
     append_records(root, {"id": "bomb", "image": "images/bomb.png"},
                    {"id": "deep", "image": "images/deep.png"},
                    {"id": "numeric_image", "image": 5},

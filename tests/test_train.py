@@ -28,6 +28,10 @@ def _weights(folder):
     return load_file(str(Path(folder) / "model.safetensors"))
 
 
+def _split_size(data, split):
+    return sum(json.loads(line)["split"] == split for line in (data / "manifest.jsonl").read_text().splitlines())
+
+
 def _same(a, b):
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a) == 0.0
 
@@ -43,7 +47,8 @@ def test_train_then_evaluate(toy_dataset, tmp_path):
     assert len(list(out.glob("checkpoint-*"))) == 2  # the total limit holds
     assert list((out / "logs").rglob("events.out.tfevents*"))  # TensorBoard
     rows = list(csv.DictReader(open(out / "logs" / "train_log.csv")))
-    # 45 train samples / batch 8 = 6 steps an epoch; the lr is divided by 10 at epoch 1
+    # 47 train samples / batch 8 = 6 steps an epoch; the lr is divided by 10 at epoch 1
+    assert -(-_split_size(toy_dataset, "train") // 8) == 6
     lrs = {int(r["step"]): float(r["lr"]) for r in rows if r["lr"]}
     assert lrs[5] == pytest.approx(1e-4) and lrs[10] == pytest.approx(1e-5)
     assert any(r["val_ap"] for r in rows)
@@ -56,9 +61,10 @@ def test_train_then_evaluate(toy_dataset, tmp_path):
     for f in ("metrics.json", "predictions.jsonl", "pr_curve.png", "confusion_matrix.png"):
         assert (ev / f).exists(), f
     saved = json.loads((ev / "metrics.json").read_text())
-    assert saved["available"] == report["available"] and saved["n"] == 10
+    n_test = _split_size(toy_dataset, "test")
+    assert saved["available"] == report["available"] and saved["n"] == n_test > 0
     preds = [json.loads(l) for l in (ev / "predictions.jsonl").read_text().splitlines()]
-    assert len(preds) == 10 and all(abs(sum(p["probs"].values()) - 1) < 1e-4 for p in preds)
+    assert len(preds) == n_test and all(abs(sum(p["probs"].values()) - 1) < 1e-4 for p in preds)
 
 
 def test_resume_continues_exactly(toy_dataset, tmp_path):
@@ -164,7 +170,7 @@ def test_single_image_baseline_trains_and_evaluates(toy_dataset, tmp_path):
     assert not (out / "tokenizer").exists()
     report = evaluate.evaluate(evaluate.parse_args(
         ["--model", str(out), "--data", str(toy_dataset), "--output_dir", str(tmp_path / "ev")]))
-    assert report["n"] == 10
+    assert report["n"] == _split_size(toy_dataset, "test") > 0
     g = torch.rand(2, 3, 32, 32)
     assert torch.allclose(m(generated=g).probs, m(generated=g, product=torch.rand(2, 3, 32, 32)).probs)
 
@@ -172,7 +178,7 @@ def test_single_image_baseline_trains_and_evaluates(toy_dataset, tmp_path):
 def test_init_from_fine_tunes_the_given_model_on_several_datasets(toy_dataset, tmp_path):
     """--init_from starts from that model's weights, tokenizer and config (its acceptance
     threshold dropped: new weights need a new calibration); several --train_data are one set."""
-    from toyset import write_toy_dataset
+    from conftest import write_small_rfsynth
 
     base = tmp_path / "base"
     train.train(_args(toy_dataset, base, "--max_train_steps", "2", "--label_set", "rf1m6"))
@@ -180,7 +186,7 @@ def test_init_from_fine_tunes_the_given_model_on_several_datasets(toy_dataset, t
     cfg["acceptance_threshold"] = 0.7
     (base / "config.json").write_text(json.dumps(cfg))
     other = tmp_path / "other"
-    write_toy_dataset(other, n=16, seed=9)
+    write_small_rfsynth(other, 16, seed=9)
     out = tmp_path / "tuned"
     # lr so small that one step cannot move a weight visibly: the result is the start point
     args = train.parse_args(["--train_data", str(toy_dataset), str(other), "--output_dir", str(out),
