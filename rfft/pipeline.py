@@ -191,27 +191,22 @@ def load_parts(path="embedded", controlnet=None, config=None, dtype=torch.float3
     overrides the folder's own ControlNet (a diffusers ControlNet folder). ``controlnet_dtype``
     (default ``dtype``): RFFT loads the frozen parts straight in bfloat16, never as a float32
     copy, and the ControlNet it trains in float32."""
-    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
-    from transformers import AutoTokenizer, CLIPTextModel
+    from diffusers import ControlNetModel
 
     root = _resolve(path)
     if root.is_file():
         return _load_single_file(root, controlnet, config, dtype, controlnet_dtype or dtype)
-    kw = dict(torch_dtype=dtype, local_files_only=True)
-    parts = dict(
-        unet=UNet2DConditionModel.from_pretrained(root, subfolder="unet", **kw),
-        vae=AutoencoderKL.from_pretrained(root, subfolder="vae", **kw),
-        text_encoder=CLIPTextModel.from_pretrained(root, subfolder="text_encoder", **kw),
-        tokenizer=AutoTokenizer.from_pretrained(root / "tokenizer", local_files_only=True),
-        scheduler=DDIMScheduler.from_pretrained(root, subfolder="scheduler", local_files_only=True),
-    )
     cn = Path(controlnet) if controlnet is not None else root / "controlnet"
     if not (cn / "config.json").exists():
         raise GeneratorNotFoundError(
             f"no ControlNet at {cn}: pass a canny ControlNet folder (diffusers format, e.g. "
             "lllyasviel/sd-controlnet-canny downloaded by hand)")
-    parts["controlnet"] = ControlNetModel.from_pretrained(cn, **{**kw, "torch_dtype": controlnet_dtype or dtype})
-    return parts
+    # diffusers reads model_index.json and loads each part with its class; components the
+    # folder has and this pipeline does not take (an SD1.5 folder's safety checker) are left out
+    pipe = AdInpaintPipeline.from_pretrained(
+        root, controlnet=ControlNetModel.from_pretrained(cn, torch_dtype=controlnet_dtype or dtype, local_files_only=True),
+        dtype=dtype, local_files_only=True)
+    return dict(pipe.components)
 
 
 def _load_single_file(ckpt: Path, controlnet, config, dtype, controlnet_dtype) -> dict:

@@ -178,3 +178,30 @@ def test_initial_noise_is_each_seeds_own_draw_as_before(pipe):
     # the embedded figures were made with this noise: per seed, torch.randn on a fresh CPU generator
     want = torch.cat([torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(s)) for s in (7, 2**40)])
     assert torch.equal(pipe.initial_noise([7, 2**40], (1, 4, 8, 8)), want)
+
+
+def test_an_sd15_style_folder_loads_with_a_separate_controlnet(tmp_path):
+    """A diffusers SD1.5 folder as people have them: a StableDiffusionPipeline index with a
+    (removed) safety checker and a feature extractor, no ControlNet inside; the parts this
+    pipeline does not take are left out, and the ControlNet comes from --controlnet."""
+    import json
+    import shutil
+
+    from rfft.pipeline import EMBEDDED
+
+    d = tmp_path / "sd15 模型"
+    shutil.copytree(EMBEDDED, d, ignore=shutil.ignore_patterns("controlnet", "MODEL_CARD.md"))
+    idx = json.loads((d / "model_index.json").read_text())
+    idx.pop("controlnet")
+    idx.update({"_class_name": "StableDiffusionPipeline", "safety_checker": [None, None],
+                "requires_safety_checker": False, "feature_extractor": ["transformers", "CLIPImageProcessor"]})
+    (d / "model_index.json").write_text(json.dumps(idx))
+    (d / "feature_extractor").mkdir()
+    (d / "feature_extractor" / "preprocessor_config.json").write_text(json.dumps(
+        {"image_processor_type": "CLIPImageProcessor", "size": 224, "crop_size": 224}))
+    with pytest.raises(GeneratorNotFoundError, match="no ControlNet"):
+        load_parts(d)
+    parts = load_parts(d, controlnet=EMBEDDED / "controlnet")
+    assert sorted(parts) == ["controlnet", "scheduler", "text_encoder", "tokenizer", "unet", "vae"]
+    want = load_parts("embedded")
+    assert all(torch.equal(a, b) for a, b in zip(parts["unet"].state_dict().values(), want["unet"].state_dict().values()))
