@@ -120,3 +120,29 @@ def test_report_intervals_only_when_asked():
     assert lo <= r["available"]["ap"] <= hi
     lo, hi = r["accuracy_ci95"]
     assert lo <= r["accuracy"] <= hi and hi - lo > 0
+
+
+def test_metrics_equal_scikit_learns():
+    """The hand-written metrics are scikit-learn's (kept so that ComfyUI users need no
+    scikit-learn and scipy to train an inspector): AP, the PR curve, the confusion matrix and
+    per-class precision, recall and F1, on random data with many tied scores."""
+    skm = pytest.importorskip("sklearn.metrics", reason="pip install scikit-learn (the test extra has it)")
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        n = int(rng.integers(5, 300))
+        y = rng.integers(0, 6, n)
+        if not (y == 0).any():
+            y[0] = 0
+        s = np.round(rng.random(n), int(rng.integers(1, 4)))  # 1-3 decimals: ties
+        is_ava = y == 0
+        assert average_precision(is_ava, s) == pytest.approx(skm.average_precision_score(is_ava, s), abs=1e-12)
+        p, r, thr = pr_curve(is_ava, s)
+        sp, sr, sthr = skm.precision_recall_curve(is_ava, s)
+        keep = sthr >= thr.min()  # scikit-learn lists thresholds low to high and adds (1, 0)
+        assert np.allclose(p, sp[:-1][keep][::-1]) and np.allclose(r, sr[:-1][keep][::-1])
+        pred = rng.integers(0, 6, n)
+        assert (confusion_matrix(y, pred, 6) == skm.confusion_matrix(y, pred, labels=list(range(6)))).all()
+        rep = inspection_report(y, np.eye(6)[pred] * 0.9 + 0.02, [str(i) for i in range(6)])
+        sp, sr, sf, _ = skm.precision_recall_fscore_support(y, pred, labels=list(range(6)), zero_division=0)
+        got = rep["available"]
+        assert (got["precision"], got["recall"], got["f1"]) == pytest.approx((sp[0], sr[0], sf[0]))
