@@ -3,8 +3,9 @@ Available class, with a per-class report and a confusion matrix.
 
 An image is predicted Available when Available is its most probable class (the verdict RFNet
 gives). AP ranks images by P(Available) and is the area under the step-wise precision-recall
-curve, sum_n (R_n - R_{n-1}) P_n over distinct thresholds, as scikit-learn computes it (tests/test_metrics.py checks them against scikit-learn; the
-engine does not depend on it, so a ComfyUI user can train an inspector without it and scipy).
+curve, sum_n (R_n - R_{n-1}) P_n over distinct thresholds, as scikit-learn computes it.
+tests/test_metrics.py checks every function here against scikit-learn; the engine does not
+depend on it, so a ComfyUI user trains an inspector without scikit-learn and scipy.
 
 Test sets are finite, so rfnet.evaluate also reports 95% percentile-bootstrap intervals for AP
 and accuracy: they say how far a figure may move on another test seed of the same size, and
