@@ -21,15 +21,13 @@ import csv
 import json
 import logging
 import math
-import os
-import re
-import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
+from rfnet import checkpoints
 from rfnet.errors import InputError, cli_errors
 
 from .rewards import REWARDS
@@ -37,8 +35,6 @@ from .rewards import REWARDS
 log = logging.getLogger("rfft.train")
 
 PROG = "python -m rfft.train"
-CHECKPOINT_RE = re.compile(r"checkpoint-(\d+)")
-MANIFEST = "rfft_checkpoint.json"  # written last into a checkpoint: its files and their sizes
 
 
 class _RaisingParser(argparse.ArgumentParser):
@@ -348,8 +344,8 @@ def train(a, on_step=None) -> int:
 
     step, last_ck = 0, None
     if a.resume_from_checkpoint:
-        last_ck = _resume(acc, out, a.resume_from_checkpoint)
-        step = _checkpoint_step(last_ck) if last_ck else 0
+        last_ck = checkpoints.resume(acc, out, a.resume_from_checkpoint)
+        step = checkpoints.step_of(last_ck) if last_ck else 0
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "args.json").write_text(json.dumps(vars(a), indent=1))
@@ -399,7 +395,7 @@ def train(a, on_step=None) -> int:
         if step % a.checkpointing_steps == 0 or step == stop_at:
             if not _all_finite(controlnet):  # never a checkpoint of inf/NaN weights
                 raise non_finite("a ControlNet weight", step)
-            _checkpoint(acc, out, step, a.checkpoints_total_limit)
+            checkpoints.save(acc, out, step, a.checkpoints_total_limit)
             last_ck = out / f"checkpoint-{step}"
         if val and acc.is_main_process and (step % a.validation_steps == 0 or step == a.max_train_steps):
             _validate(pipe, acc.unwrap_model(controlnet), val, out, step, a)
@@ -416,125 +412,6 @@ def train(a, on_step=None) -> int:
 
 def _all_finite(model) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
-
-
-def _checkpoint_step(p: Path) -> int | None:
-    m = CHECKPOINT_RE.fullmatch(p.name)
-    return int(m.group(1)) if m else None
-
-
-def _checkpoints(out: Path) -> list[Path]:
-    """The ``checkpoint-N`` folders, oldest first. Anything else named checkpoint-* (a
-    ``checkpoint-foo`` someone made, a ``.tmp`` a kill left) is not one and is left alone."""
-    found = [p for p in out.glob("checkpoint-*") if p.is_dir() and _checkpoint_step(p) is not None]
-    return sorted(found, key=_checkpoint_step)
-
-
-def _broken(ck: Path) -> str | None:
-    """Why ``ck`` is not an intact checkpoint, or None. The manifest, written last, lists every
-    file with its size: a missing or truncated file shows. (Checkpoints without a manifest,
-    from before it existed, need accelerate's files to be there and not empty.)"""
-    man = ck / MANIFEST
-    if man.exists():
-        try:
-            files = json.loads(man.read_text())["files"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            return f"unreadable {MANIFEST} ({e})"
-        for name, size in files.items():
-            f = ck / name
-            if not f.is_file():
-                return f"{name} is missing"
-            if f.stat().st_size != size:
-                return (f"{name} is {'truncated' if f.stat().st_size < size else 'of the wrong size'} "
-                        f"({f.stat().st_size} of {size} bytes)")
-        return None
-    names = {p.name for p in ck.iterdir() if p.is_file() and p.stat().st_size > 0}
-    if not any(n.startswith(("model", "pytorch_model")) for n in names):
-        return "no model weights"
-    for need in ("optimizer.bin", "scheduler.bin"):
-        if need not in names:
-            return f"{need} is missing or empty"
-    return None
-
-
-def _resume(acc, out: Path, which: str) -> Path | None:
-    """Load the checkpoint to resume from and return it (None: start fresh). ``latest`` takes
-    the newest intact one, saying which it skipped and why; a checkpoint named explicitly must
-    be intact."""
-    if which != "latest":
-        p = Path(which)
-        ck = p if p.exists() else out / which
-        if not ck.is_dir() or _checkpoint_step(ck) is None:
-            raise InputError(f"--resume_from_checkpoint {which}: no checkpoint-N folder there (or in {out})")
-        why = _broken(ck)
-        if why:
-            raise InputError(f"--resume_from_checkpoint {ck}: not an intact checkpoint ({why}); "
-                             "pass 'latest' to take the newest intact one")
-        with _loading(("--resume_from_checkpoint", ck)):
-            acc.load_state(str(ck))
-        log.info("resumed from %s (step %d)", ck, _checkpoint_step(ck))
-        return ck
-    if out.is_dir():
-        stray = [p.name for p in out.glob("checkpoint-*") if p.is_dir() and _checkpoint_step(p) is None
-                 and not p.name.endswith(".tmp")]
-        if stray:
-            log.warning("ignoring %s in %s: not checkpoint-N folders", ", ".join(sorted(stray)), out)
-    skipped, tried_loading = [], False
-    for ck in reversed(_checkpoints(out)) if out.is_dir() else []:
-        why = _broken(ck)
-        if why is None:
-            try:
-                acc.load_state(str(ck))
-            except Exception as e:  # a file that is whole by size but still unreadable
-                tried_loading = True
-                why = f"cannot load it ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})"
-        if why:
-            skipped.append(f"{ck.name} ({why})")
-            log.warning("skipping %s: %s", ck, why)
-            continue
-        if skipped:
-            log.warning("resuming from %s, the newest intact checkpoint; skipped %s", ck.name, "; ".join(skipped))
-        log.info("resumed from %s (step %d)", ck, _checkpoint_step(ck))
-        return ck
-    if tried_loading:  # a failed load may have changed some weights: starting fresh from them would be wrong
-        raise InputError(f"no checkpoint in {out} could be loaded (skipped {'; '.join(skipped)}); "
-                         "remove the broken ones or choose a new --output_dir")
-    if skipped:
-        log.warning("no intact checkpoint in %s (skipped %s): starting fresh", out, "; ".join(skipped))
-    else:
-        log.info("no checkpoint in %s: starting fresh", out)
-    return None
-
-
-def _checkpoint(acc, out: Path, step: int, limit: int) -> None:
-    """accelerate's state, written to a temporary folder and renamed: a kill never leaves a
-    half checkpoint under a checkpoint-N name. The manifest (file sizes) lets a resume tell a
-    checkpoint truncated later (a full disk, a bad copy) from an intact one."""
-    final = out / f"checkpoint-{step}"
-    tmp = out / f"checkpoint-{step}.tmp"
-    if acc.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
-    acc.wait_for_everyone()
-    acc.save_state(str(tmp))
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        files = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
-        (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1))
-        _fsync_dir(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-        for old in _checkpoints(out)[:-limit] if limit else []:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def _fsync_dir(d: Path) -> None:
-    """Flush the checkpoint's files before the rename makes it count (a power cut otherwise
-    can leave a checkpoint-N whose files are empty)."""
-    for p in d.rglob("*"):
-        if p.is_file():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
 
 
 def _save_controlnet(controlnet, dst: Path) -> None:

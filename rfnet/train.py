@@ -17,9 +17,6 @@ import csv
 import json
 import logging
 import math
-import os
-import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import fileio
+from . import checkpoints, fileio
 from .data import Collator, RFDataset
 from .dataformat import SkipReport, read_records
 from .errors import InputError, cli_errors
@@ -245,15 +242,10 @@ def _model_inputs(batch: dict) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Checkpoints
 # ---------------------------------------------------------------------------------------------
-_CKPT = re.compile(r"^checkpoint-(\d+)$")
-
-
 def list_checkpoints(out: Path) -> list[Path]:
     """checkpoint-N folders with their trainer_state.json, oldest first (a stray checkpoint-foo
-    or a half-written .tmp-checkpoint-N is not one)."""
-    found = [(int(m.group(1)), p) for p in out.glob("checkpoint-*")
-             if (m := _CKPT.match(p.name)) and (p / "trainer_state.json").exists()]
-    return [p for _, p in sorted(found)]
+    or a half-written checkpoint-N.tmp is not one)."""
+    return [p for p in checkpoints.list_checkpoints(out) if (p / "trainer_state.json").exists()]
 
 
 def read_trainer_state(ckpt: Path) -> dict:
@@ -277,23 +269,9 @@ def read_trainer_state(ckpt: Path) -> dict:
 
 
 def save_checkpoint(accelerator, out: Path, state: dict, limit: int | None) -> Path:
-    """accelerate's full state plus our position, in a temporary folder renamed into place."""
-    final = out / f"checkpoint-{state['global_step']}"
-    tmp = out / f".tmp-checkpoint-{state['global_step']}"
-    if accelerator.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    if accelerator.is_main_process:
-        fileio.write_json(tmp / "trainer_state.json", state)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        if limit:
-            for old in list_checkpoints(out)[:-limit]:
-                shutil.rmtree(old)
-    accelerator.wait_for_everyone()
-    return final
+    """accelerate's full state plus our position (trainer_state.json), the pack's way
+    (rfnet.checkpoints: a temporary folder, a manifest, renamed into place)."""
+    return checkpoints.save(accelerator, out, state["global_step"], limit, extra={"trainer_state.json": state})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,6 +420,9 @@ def _resume(accelerator, out: Path, candidates: list[Path], explicit: bool) -> t
     once an older checkpoint loads."""
     for ckpt in reversed(candidates):
         try:
+            why = checkpoints.broken(ckpt)
+            if why:
+                raise InputError(f"not an intact checkpoint ({why})")
             st = read_trainer_state(ckpt)
             accelerator.load_state(str(ckpt))
             return ckpt, st

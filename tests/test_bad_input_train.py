@@ -24,6 +24,7 @@ from pack_loader import import_pack
 
 from rfft import train as rtrain
 from rfft.generate import EXAMPLES
+from rfnet import checkpoints
 from rfnet.errors import InputError
 from rfsynth import make as rmake
 
@@ -260,7 +261,7 @@ def test_resume_skips_a_truncated_latest_and_a_stray_folder(tmp_path, tiny_gener
     assert _same(_weights(out / "controlnet"), _weights(two_steps / "controlnet"))
     assert metric_steps(out) == [1, 2]
     assert (out / "checkpoint-foo" / "notes.txt").read_text() == "mine"  # not ours: left alone
-    assert rtrain._broken(out / "checkpoint-2") is None  # rewritten whole
+    assert checkpoints.broken(out / "checkpoint-2") is None  # rewritten whole
 
 
 def _drop(name):
@@ -269,7 +270,7 @@ def _drop(name):
 
 def _legacy_without(name):
     def brk(ck):
-        (ck / rtrain.MANIFEST).unlink()
+        (ck / checkpoints.MANIFEST).unlink()
         (ck / name).unlink()
     return brk
 
@@ -279,7 +280,7 @@ BROKEN = [
     ("truncated weights", lambda ck: truncate(ck / "model.safetensors"), "model.safetensors is truncated"),
     ("missing optimizer.bin", _drop("optimizer.bin"), "optimizer.bin is missing"),
     ("missing random states", _drop("random_states_0.pkl"), "random_states_0.pkl is missing"),
-    ("manifest not JSON", lambda ck: (ck / rtrain.MANIFEST).write_text("{"), "unreadable rfft_checkpoint.json"),
+    ("manifest not JSON", lambda ck: (ck / checkpoints.MANIFEST).write_text("{"), "unreadable checkpoint_manifest.json"),
     ("old checkpoint, no optimizer", _legacy_without("optimizer.bin"), "optimizer.bin is missing or empty"),
     ("old checkpoint, no weights", _legacy_without("model.safetensors"), "no model weights"),
 ]
@@ -290,7 +291,7 @@ def test_what_makes_a_checkpoint_broken(tmp_path, two_steps, brk, phrase):
     ck = tmp_path / "checkpoint-2"
     shutil.copytree(two_steps / "checkpoint-2", ck)
     brk(ck)
-    why = rtrain._broken(ck)
+    why = checkpoints.broken(ck)
     assert why is None if phrase is None else phrase in why
 
 
@@ -321,7 +322,7 @@ def test_a_beta_that_blows_up_stops_and_keeps_the_last_good_checkpoint(tmp_path,
     assert_one_line_refusal(code, err, "python -m rfft.train", "became non-finite at step 2")
     assert "checkpoint-1) is kept" in err and "--beta (1e+38)" in err
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1"] and not (out / "controlnet").exists()
-    assert state_of(out / "checkpoint-1") == ck1 and rtrain._broken(out / "checkpoint-1") is None
+    assert state_of(out / "checkpoint-1") == ck1 and checkpoints.broken(out / "checkpoint-1") is None
     assert metric_steps(out) == [1]
 
 
@@ -536,7 +537,7 @@ def test_a_truncated_checkpoint_without_a_manifest_is_skipped_too(tmp_path, tiny
     shutil.copytree(two_steps, out)
     shutil.rmtree(out / "controlnet")
     for ck in out.glob("checkpoint-*"):
-        (ck / rtrain.MANIFEST).unlink()
+        (ck / checkpoints.MANIFEST).unlink()
     truncate(out / "checkpoint-2" / "model.safetensors")
     with caplog.at_level("WARNING", logger="rfft.train"):
         assert _train(tmp_path, tiny_generator, out, "--max_train_steps", "2", "--checkpointing_steps", "1",
@@ -544,3 +545,14 @@ def test_a_truncated_checkpoint_without_a_manifest_is_skipped_too(tmp_path, tiny
     assert "skipped checkpoint-2 (cannot load it" in caplog.text
     assert _same(_weights(out / "controlnet"), _weights(two_steps / "controlnet"))
     assert metric_steps(out) == [1, 2]
+
+
+def test_checkpoints_written_before_the_shared_module_still_count(tmp_path):
+    """rfft.train named its manifest rfft_checkpoint.json; such checkpoints resume as before."""
+    ck = tmp_path / "checkpoint-3"
+    ck.mkdir()
+    (ck / "model.safetensors").write_bytes(b"x" * 10)
+    (ck / "rfft_checkpoint.json").write_text(json.dumps({"step": 3, "files": {"model.safetensors": 10}}))
+    assert checkpoints.broken(ck) is None and checkpoints.list_checkpoints(tmp_path) == [ck]
+    (ck / "model.safetensors").write_bytes(b"x" * 4)
+    assert checkpoints.broken(ck) == "model.safetensors is truncated (4 of 10 bytes)"
