@@ -208,28 +208,32 @@ def run_product(path: Path, meta: dict, entry: PromptEntry, pipe, inspector, a, 
 def contact_sheet(done: list[dict], out: Path, cell: int = 128, max_cols: int = 8) -> Image.Image:
     """One row per product: its attempts in order, each with a badge (green accepted, orange
     the best of a rejected run, red rejected) and the verdict; the oracle's label under it."""
+    from rfnet.badge import GREEN, ORANGE, RED, _font, badge, fit_font
+
     rows = [d for d in done if d.get("attempts")]
     cols = max(1, min(max_cols, max((len(d["attempts"]) for d in rows), default=1)))
-    lab_h = 30
-    sheet = Image.new("RGB", (cols * cell + 150, max(1, len(rows)) * (cell + lab_h)), "white")
+    lab_h, head_w = cell // 7, 150
+    sheet = Image.new("RGB", (cols * cell + head_w, max(1, len(rows)) * (cell + lab_h)), "white")
     dr = ImageDraw.Draw(sheet)
+    font = _font(14)
     for r, d in enumerate(rows):
         y = r * (cell + lab_h)
-        dr.text((4, y + 4), d["product"][:22], fill="black")
-        dr.text((4, y + 18), d["status"], fill=(30, 130, 60) if d["status"] == "accepted" else (190, 40, 40))
+        dr.text((4, y + 4), d["product"], fill="black", font=fit_font(dr, d["product"], head_w - 8, 14))
+        dr.text((4, y + 24), d["status"], fill=GREEN if d["status"] == "accepted" else RED, font=font)
         for c, rec in enumerate(d["attempts"][:cols]):
-            x = 150 + c * cell
+            x = head_w + c * cell
             try:
                 with Image.open(out / rec["file"]) as im:
-                    sheet.paste(im.convert("RGB").resize((cell, cell), Image.NEAREST), (x, y))
+                    tile = im.convert("RGB").resize((cell, cell), Image.NEAREST)
             except OSError:
-                dr.rectangle([x, y, x + cell - 1, y + cell - 1], outline="grey")
-            colour = (30, 150, 60) if rec["accepted"] else ((230, 140, 20) if rec["chosen"] else (200, 40, 40))
-            dr.rectangle([x, y + cell, x + cell - 1, y + cell + 14], fill=colour)
-            badge = "OK" if rec["accepted"] else rec["label"]
-            dr.text((x + 2, y + cell + 2), f"{badge[:16]} {rec['p_available']:.2f}", fill="white")
+                tile = Image.new("RGB", (cell, cell), "lightgrey")
+            colour = GREEN if rec["accepted"] else (ORANGE if rec["chosen"] else RED)
+            sheet.paste(badge(tile, "OK" if rec["accepted"] else rec["label"], rec["p_available"], rec["accepted"],
+                              min_side=cell, colour=colour), (x, y))
             if "oracle" in rec:
-                dr.text((x + 2, y + cell + 16), f"oracle: {rec['oracle'][:14]}", fill="black")
+                text = f"oracle: {rec['oracle']}"
+                dr.text((x + 2, y + cell + lab_h / 2), text, fill="black", anchor="lm",
+                        font=fit_font(dr, text, cell - 4, max(10, int(lab_h * 0.8))))
     return sheet
 
 

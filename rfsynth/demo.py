@@ -21,24 +21,18 @@ import logging
 import sys
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from rfnet import fileio
 
 
 def contact_sheet(images: list[Image.Image], verdicts, truths: list[str], cell: int = 160) -> Image.Image:
-    cols = min(6, len(images))
-    rows = (len(images) + cols - 1) // cols
-    sheet = Image.new("RGB", (cols * cell, rows * (cell + 34)), "white")
-    d = ImageDraw.Draw(sheet)
-    for k, (im, v, t) in enumerate(zip(images, verdicts, truths)):
-        x, y = (k % cols) * cell, (k // cols) * (cell + 34)
-        sheet.paste(im.convert("RGB").resize((cell, cell), Image.BICUBIC), (x, y))
-        colour = (30, 150, 60) if v.accepted else (200, 40, 40)
-        d.rectangle([x, y + cell, x + cell - 1, y + cell + 16], fill=colour)
-        d.text((x + 3, y + cell + 3), f"{v.label} {v.p_available:.2f}", fill="white")
-        d.text((x + 3, y + cell + 19), f"oracle: {t}", fill="black")
-    return sheet
+    """Each image with RFNet's badge, the oracle's label under it."""
+    from rfnet.badge import badge, grid
+
+    cells = [badge(im.resize((cell, cell), Image.BICUBIC), v.label, v.p_available, v.accepted, min_side=cell)
+             for im, v in zip(images, verdicts)]
+    return grid(cells, cols=6, captions=[f"oracle: {t}" for t in truths])
 
 
 def inspect_embedded(out: Path, samples: int, seed: int, size: int = 128) -> dict:

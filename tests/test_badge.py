@@ -1,6 +1,7 @@
 """The verdict badge on previews: readable when ComfyUI tiles the previews (its letters were
 about 8 px high on a 256 px preview), and never wider than the image."""
 import numpy as np
+import pytest
 from PIL import Image
 
 from rfnet.badge import GREEN, RED, badge
@@ -32,3 +33,31 @@ def test_a_long_defect_name_fits_on_a_narrow_image():
     _, text, right = _text_box(im, RED)
     assert right < im.width - 1  # the text ends inside the image
     assert text >= 8
+
+
+def test_chinese_product_names_are_drawn_not_boxes():
+    """Pillow's own font has no Chinese glyphs: every character would be the same box."""
+    from PIL import Image, ImageDraw
+
+    from rfnet.badge import cjk_font_path, fit_font
+
+    if cjk_font_path() is None:
+        pytest.skip("no CJK font installed (apt-get install fonts-noto-cjk)")
+
+    def ink(ch):
+        im = Image.new("L", (40, 40), 0)
+        ImageDraw.Draw(im).text((4, 4), ch, fill=255, font=fit_font(ImageDraw.Draw(im), ch, 36, 28))
+        return np.asarray(im)
+
+    red, mouth = ink("红"), ink("口")
+    assert red.any() and mouth.any() and not np.array_equal(red, mouth)
+
+
+def test_captions_fit_their_cell():
+    from PIL import Image, ImageDraw
+
+    from rfnet.badge import fit_font
+
+    d = ImageDraw.Draw(Image.new("RGB", (10, 10)))
+    text = "oracle: Shape Hallucination"
+    assert d.textlength(text, font=fit_font(d, text, 124, 18)) <= 124 < d.textlength(text, font=fit_font(d, text, 1000, 18))
