@@ -142,7 +142,7 @@ def draw_jobs(seed: int, n: int) -> list[dict]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m rfft.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--generator", default="embedded")
-    p.add_argument("--controlnet", default=None, help="a fine-tuned ControlNet folder (RFFT's output)")
+    p.add_argument("--controlnet", default=None, help="a fine-tuned ControlNet folder (RFFT's output), or embedded-rfft; default: the generator's original")
     p.add_argument("--products", type=int, default=200)
     p.add_argument("--seed", type=int, default=31337)
     p.add_argument("--num_inference_steps", "--steps", dest="steps", type=int, default=40)

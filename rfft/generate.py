@@ -218,7 +218,8 @@ def contact_sheet(done: list[dict], out: Path, cell: int = 128, max_cols: int = 
     font = _font(14)
     for r, d in enumerate(rows):
         y = r * (cell + lab_h)
-        dr.text((4, y + 4), d["product"], fill="black", font=fit_font(dr, d["product"], head_w - 8, 14))
+        name = "".join(c if c.isprintable() else "?" for c in d["product"])  # one line, whatever the file name
+        dr.text((4, y + 4), name, fill="black", font=fit_font(dr, name, head_w - 8, 14))
         dr.text((4, y + 24), d["status"], fill=GREEN if d["status"] == "accepted" else RED, font=font)
         for c, rec in enumerate(d["attempts"][:cols]):
             x = head_w + c * cell
@@ -514,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prompt config in the paper's release format; entries are used in turn")
     p.add_argument("--generator", default="embedded",
                    help="a diffusers SD1.5 folder, a single-file checkpoint (with --config), or 'embedded'")
-    p.add_argument("--controlnet", default=None, help="a canny ControlNet folder (default: the generator's)")
+    p.add_argument("--controlnet", default=None, help="a canny ControlNet folder, or embedded-rfft (the embedded generator's RFFT-tuned one); default: the generator's")
     p.add_argument("--config", default=None, help="local SD1.5 config folder for a single-file checkpoint")
     p.add_argument("--lora", default=None)
     p.add_argument("--lora_scale", type=float, default=0.8)

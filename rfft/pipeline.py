@@ -26,8 +26,29 @@ EMBEDDED = Path(__file__).resolve().parent / "embedded" / "generator-synth-tiny"
 PARTS = ("unet", "controlnet", "vae", "text_encoder", "tokenizer", "scheduler")
 
 
+# The embedded generator's ControlNet fine-tuned by RFFT (issue 18), chosen by name beside the
+# original: ``--controlnet embedded-rfft``
+EMBEDDED_RFFT = Path(__file__).resolve().parent / "embedded" / "controlnet-rfft-tiny"
+CONTROLNET_NAMES = {"embedded-rfft": EMBEDDED_RFFT}
+
+
 class GeneratorNotFoundError(FileNotFoundError):
     pass
+
+
+def resolve_controlnet(controlnet):
+    """A ControlNet folder as given, or the folder of a named one (``embedded-rfft``), which
+    must be there; None stays None (the generator's own ControlNet)."""
+    if controlnet is None or str(controlnet) not in CONTROLNET_NAMES:
+        return controlnet
+    folder = CONTROLNET_NAMES[str(controlnet)]
+    missing = [f for f in ("config.json", "diffusion_pytorch_model.safetensors") if not (folder / f).is_file()]
+    if missing:
+        raise GeneratorNotFoundError(
+            f"--controlnet {controlnet}: {', '.join(missing)} missing from {folder}. The RFFT-tuned ControlNet "
+            "ships there once RFFT raises the available rate (docs/RESULTS.md, issue 18); reinstall the pack, "
+            "or leave out --controlnet to use the original one")
+    return folder
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,6 +108,7 @@ def check_generator(path="embedded", controlnet=None, config=None) -> dict:
     configs, complete safetensors files. Returns ``latent_factor`` (the VAE's) and
     ``sample_size`` (the UNet's latent side), so a canvas can be checked before loading."""
     root = _resolve(path)
+    controlnet = resolve_controlnet(controlnet)
     if root.is_file():
         if config is None or controlnet is None:
             raise GeneratorNotFoundError(
@@ -194,6 +216,7 @@ def load_parts(path="embedded", controlnet=None, config=None, dtype=torch.float3
     from diffusers import ControlNetModel
 
     root = _resolve(path)
+    controlnet = resolve_controlnet(controlnet)
     if root.is_file():
         return _load_single_file(root, controlnet, config, dtype, controlnet_dtype or dtype)
     cn = Path(controlnet) if controlnet is not None else root / "controlnet"

@@ -173,6 +173,12 @@ def _check_model_folders(a) -> None:
             raise InputError(f"--pretrained_model_name_or_path {g} has no controlnet/config.json; pass "
                              "--controlnet_model_name_or_path (a diffusers canny ControlNet folder)")
     if a.controlnet_model_name_or_path is not None:
+        from .pipeline import GeneratorNotFoundError, resolve_controlnet
+
+        try:
+            a.controlnet_model_name_or_path = str(resolve_controlnet(a.controlnet_model_name_or_path))
+        except GeneratorNotFoundError as e:
+            raise InputError(str(e).replace("--controlnet", "--controlnet_model_name_or_path", 1)) from None
         c = Path(a.controlnet_model_name_or_path).expanduser()
         if not (c / "config.json").is_file():
             raise InputError(f"--controlnet_model_name_or_path {c}: no config.json there; pass a diffusers "

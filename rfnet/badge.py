@@ -43,8 +43,11 @@ def _font(size: int, text: str = ""):
 
 def fit_font(draw: ImageDraw.ImageDraw, text: str, width: float, size: int):
     """The scalable font at ``size``, or smaller until ``text`` fits in ``width`` pixels."""
+    def length(f):  # the longest line (a file name may hold a newline)
+        return max((draw.textlength(line, font=f) for line in text.splitlines()), default=0)
+
     font = _font(size, text)
-    while size > 8 and draw.textlength(text, font=font) > width:
+    while size > 8 and length(font) > width:
         size -= 1
         font = _font(size, text)
     return font

@@ -333,6 +333,8 @@ REFUSALS = [  # (case, extra arguments (a function of tmp and broken), key phras
     ("garbage generator config", lambda t, b: ["--generator", b["garbage vae config"]], "config.json is not valid JSON"),
     ("missing --controlnet", lambda t, b: ["--controlnet", str(t / "nope")], "no ControlNet at"),
     ("truncated --controlnet", lambda t, b: ["--controlnet", b["truncated controlnet"]], "is truncated"),
+    ("--controlnet embedded-rfft not shipped", lambda t, b: ["--controlnet", "embedded-rfft"],
+     "--controlnet embedded-rfft: config.json, diffusion_pytorch_model.safetensors missing from"),
     ("missing --inspector", lambda t, b: ["--inspector", str(t / "nope")], "--inspector"),
     ("garbage --inspector weights", lambda t, b: ["--inspector", b["garbage rfnet weights"]],
      "is not a safetensors file"),

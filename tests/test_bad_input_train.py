@@ -154,6 +154,8 @@ EARLY = [
      "--step_in_backward needs --gradient_accumulation_steps 1"),
     ("missing rfnet", lambda t: ["--rfnet", str(t / "no_rfnet")], "no_rfnet: no config.json there"),
     ("missing controlnet", lambda t: ["--controlnet_model_name_or_path", str(t / "no_cn")], "no_cn: no config.json"),
+    ("embedded-rfft not shipped", lambda t: ["--controlnet_model_name_or_path", "embedded-rfft"],
+     "--controlnet_model_name_or_path embedded-rfft: config.json, diffusion_pytorch_model.safetensors missing"),
     ("missing generator", lambda t: ["--pretrained_model_name_or_path", str(t / "no_gen")], "no_gen: not found"),
     ("generator is a file", _a_file_as_generator, "sd15.safetensors is a file"),
     ("empty generator folder", _empty_generator_folder, "unet/config.json is missing"),
