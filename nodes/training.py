@@ -102,7 +102,7 @@ class RFFTTrain:
         import csv
         import json
 
-        from rfft.train import parse_args, train
+        from rfft.train import RFFTTrainConfig, train
         from rfnet.fileio import write_text
 
         safe = host.safe_name(name, "rfft_controlnet")
@@ -116,19 +116,18 @@ class RFFTTrain:
         run_dir = host.output_dir() / "rfft_runs" / safe
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text(run_dir / "prompts.json", prompts)
-        argv = ["--output_dir", str(run_dir), "--products", str(prods), "--prompts", str(run_dir / "prompts.json"),
-                "--max_train_steps", str(steps), "--learning_rate", str(learning_rate), "--reg", reg, "--beta", str(beta),
-                "--num_inference_steps", str(num_inference_steps), "--grad_steps_window", str(grad_steps_window),
-                "--train_batch_size", str(batch_size), "--seed", str(seed), "--checkpointing_steps", str(checkpointing_steps),
-                "--resume_from_checkpoint", "latest",
-                "--pretrained_model_name_or_path",
-                "embedded" if generator == "embedded" else str(host.resolve_model("diffusers", generator)),
-                "--rfnet", "embedded" if rfnet == "embedded" else str(host.resolve_model("rfnet", rfnet))]
-        if controlnet != FROM_GENERATOR:
-            argv += ["--controlnet_model_name_or_path", str(host.resolve_model("controlnet", controlnet))]
-        # a bad value (an API prompt skips the widgets' limits) raises InputError here, never
-        # argparse's SystemExit, which would end ComfyUI's worker thread and stall the queue
-        args = parse_args(argv, exit_on_error=False)
+        # the CLI's own configuration, built directly; train() checks every value (an API prompt
+        # skips the widgets' limits) and raises InputError, never argparse's SystemExit, which
+        # would end ComfyUI's worker thread and stall the queue
+        args = RFFTTrainConfig(
+            output_dir=str(run_dir), products=str(prods), prompts=str(run_dir / "prompts.json"),
+            max_train_steps=steps, learning_rate=learning_rate, reg=reg, beta=beta,
+            num_inference_steps=num_inference_steps, grad_steps_window=grad_steps_window,
+            train_batch_size=batch_size, seed=seed, checkpointing_steps=checkpointing_steps,
+            resume_from_checkpoint="latest",
+            pretrained_model_name_or_path="embedded" if generator == "embedded" else str(host.resolve_model("diffusers", generator)),
+            controlnet_model_name_or_path=None if controlnet == FROM_GENERATOR else str(host.resolve_model("controlnet", controlnet)),
+            rfnet="embedded" if rfnet == "embedded" else str(host.resolve_model("rfnet", rfnet)))
         bar = host.Progress(steps, unique_id)
 
         def on_step(step, total, row):

@@ -15,7 +15,6 @@ loads and, for SD1.5-shaped models, ComfyUI's ControlNetLoader too.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import csv
 import json
@@ -23,6 +22,7 @@ import logging
 import math
 import time
 from contextlib import contextmanager
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 
 import torch
@@ -37,14 +37,6 @@ log = logging.getLogger("rfft.train")
 PROG = "python -m rfft.train"
 
 
-class _RaisingParser(argparse.ArgumentParser):
-    """argparse calls sys.exit on a bad argument; inside ComfyUI that SystemExit ends the worker
-    thread and stalls the queue. The node parses with this parser: the error is an InputError."""
-
-    def error(self, message):
-        raise InputError(f"{self.prog}: {message}")
-
-
 class NonFiniteLossError(InputError):
     """The loss (or a weight) became inf/NaN: almost always a --learning_rate or --beta too
     large. Training stops before the bad update is stepped or saved."""
@@ -54,70 +46,111 @@ class NonFiniteLossError(InputError):
 OPTIMIZER_ALIASES = {"adamw_8bit": "adamw_float8"}
 
 
-def parse_args(argv=None, exit_on_error: bool = True):
-    """The CLI's arguments. ``exit_on_error=False`` (library callers, the node): a bad argument
-    raises InputError instead of argparse's SystemExit."""
+def _default_products() -> str:
     from .products import EXAMPLES
 
-    cls = argparse.ArgumentParser if exit_on_error else _RaisingParser
-    p = cls(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("--pretrained_model_name_or_path", default="embedded",
-                   help="a diffusers SD1.5 folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/) or 'embedded'")
-    p.add_argument("--controlnet_model_name_or_path", default=None,
-                   help="the ControlNet to start from (default: the generator folder's controlnet/)")
-    p.add_argument("--rfnet", default="embedded", help="an RFNet folder or 'embedded'")
-    p.add_argument("--products", default=str(EXAMPLES / "products"))
-    p.add_argument("--prompts", default=str(EXAMPLES / "prompts.json"))
-    p.add_argument("--validation_products", default=None, help="held-out products (default: none)")
-    p.add_argument("--output_dir", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resolution", type=int, default=None, help="canvas side (default: the generator's)")
-    p.add_argument("--train_batch_size", type=int, default=1)
-    p.add_argument("--max_train_steps", type=int, default=200)
-    p.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    p.add_argument("--gradient_checkpointing", action="store_true")
-    p.add_argument("--release_text_encoder", action="store_true",
-                   help="encode every prompt once, then free the text encoder (saves its memory)")
-    p.add_argument("--learning_rate", type=float, default=1e-5)
-    p.add_argument("--lr_scheduler", default="constant", choices=["constant", "constant_with_warmup", "cosine", "linear"])
-    p.add_argument("--lr_warmup_steps", type=int, default=0)
-    p.add_argument("--adam_weight_decay", type=float, default=1e-2)
-    p.add_argument("--max_grad_norm", type=float, default=1.0)
-    p.add_argument("--optimizer", default="adamw", type=lambda v: OPTIMIZER_ALIASES.get(v, v),
-                   choices=["adamw", "adamw_lowmem", "adamw_float8", "adamw_bnb_8bit"],
-                   help="adamw_lowmem: bfloat16 moments; adamw_float8: block-scaled float8 moments (rfft/optim.py, "
-                        "any device; adamw_8bit is its old name); adamw_bnb_8bit: bitsandbytes' 8-bit AdamW (a "
-                        "CUDA GPU with bitsandbytes installed). With --step_in_backward (lowmem, float8) each "
-                        "parameter steps as soon as its gradient is ready, so gradients never all exist")
-    p.add_argument("--step_in_backward", action="store_true",
-                   help="with adamw_lowmem or adamw_float8 and no gradient accumulation; gradient clipping is skipped")
-    p.add_argument("--mixed_precision", default="no", choices=["no", "fp16", "bf16"])
-    p.add_argument("--checkpointing_steps", type=int, default=50)
-    p.add_argument("--checkpoints_total_limit", type=int, default=2)
-    p.add_argument("--resume_from_checkpoint", default=None, help="a checkpoint folder, or 'latest'")
-    p.add_argument("--validation_steps", type=int, default=100)
-    p.add_argument("--num_validation_images", type=int, default=4)
-    p.add_argument("--report_to", default="csv", choices=["csv", "tensorboard", "all", "none"])
+    return str(EXAMPLES / "products")
+
+
+def _default_prompts() -> str:
+    from .products import EXAMPLES
+
+    return str(EXAMPLES / "prompts.json")
+
+
+def _arg(default=MISSING, help: str = "", choices=None, factory=None):
+    meta = {"help": help} if help else {}
+    if choices is not None:
+        meta["choices"] = choices
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta) if default is not MISSING else field(metadata=meta)
+
+
+@dataclass
+class RFFTTrainConfig:
+    """Everything ``python -m rfft.train`` takes. The CLI parses it (transformers'
+    HfArgumentParser: one flag per field); the RFFT Train node builds it directly."""
+    output_dir: str = _arg(help="where checkpoints, logs and the trained controlnet/ go")
+    pretrained_model_name_or_path: str = _arg(
+        "embedded", "a diffusers SD1.5 folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/) or 'embedded'")
+    controlnet_model_name_or_path: str | None = _arg(
+        None, "the ControlNet to start from (default: the generator folder's controlnet/), or embedded-rfft")
+    rfnet: str = _arg("embedded", "an RFNet folder or 'embedded'")
+    products: str = _arg(factory=_default_products, help="a product folder (default: the bundled examples)")
+    prompts: str = _arg(factory=_default_prompts, help="a prompt config (default: the bundled one)")
+    validation_products: str | None = _arg(None, "held-out products (default: none)")
+    seed: int = _arg(0)
+    resolution: int | None = _arg(None, "canvas side (default: the generator's)")
+    train_batch_size: int = _arg(1)
+    max_train_steps: int = _arg(200)
+    gradient_accumulation_steps: int = _arg(1)
+    gradient_checkpointing: bool = _arg(False)
+    release_text_encoder: bool = _arg(False, "encode every prompt once, then free the text encoder (saves its memory)")
+    learning_rate: float = _arg(1e-5)
+    lr_scheduler: str = _arg("constant", choices=["constant", "constant_with_warmup", "cosine", "linear"])
+    lr_warmup_steps: int = _arg(0)
+    adam_weight_decay: float = _arg(1e-2)
+    max_grad_norm: float = _arg(1.0)
+    optimizer: str = _arg("adamw", choices=["adamw", "adamw_lowmem", "adamw_float8", "adamw_bnb_8bit", *OPTIMIZER_ALIASES],
+                          help="adamw_lowmem: bfloat16 moments; adamw_float8: block-scaled float8 moments (rfft/optim.py, "
+                               "any device; adamw_8bit is its old name); adamw_bnb_8bit: bitsandbytes' 8-bit AdamW (a "
+                               "CUDA GPU with bitsandbytes installed). With --step_in_backward (lowmem, float8) each "
+                               "parameter steps as soon as its gradient is ready, so gradients never all exist")
+    step_in_backward: bool = _arg(False, "with adamw_lowmem or adamw_float8 and no gradient accumulation; "
+                                         "gradient clipping is skipped")
+    mixed_precision: str = _arg("no", choices=["no", "fp16", "bf16"])
+    checkpointing_steps: int = _arg(50)
+    checkpoints_total_limit: int = _arg(2)
+    resume_from_checkpoint: str | None = _arg(None, "a checkpoint folder, or 'latest'")
+    validation_steps: int = _arg(100)
+    num_validation_images: int = _arg(4)
+    report_to: str = _arg("csv", choices=["csv", "tensorboard", "all", "none"])
     # the paper's
-    p.add_argument("--reg", default="cc", choices=["cc", "kl", "none"],
-                   help="cc: Consistent Condition (eq. 7-8); kl: eq. 6 in epsilon space; none: ReFL")
-    p.add_argument("--beta", type=float, default=1.0)
-    p.add_argument("--cc_form", default="score", choices=["score", "eps"],
-                   help="L_CC on the score (eq. 7-8 as written: eps / sqrt(1 - alphabar_t)) or on eps "
-                        "(the first version; its beta is on another scale)")
-    p.add_argument("--num_inference_steps", type=int, default=40)
-    p.add_argument("--grad_steps_window", type=int, default=10, help="K: the gradient step is one of the last K")
-    p.add_argument("--guidance_scale", type=float, default=7.5)
-    p.add_argument("--extra_reward", default=None, choices=[None, *REWARDS],
-                   help="an extra differentiable reward (the paper's F_IR), see rfft/rewards.py")
-    p.add_argument("--extra_reward_weight", type=float, default=0.0)
-    p.add_argument("--max_steps_this_run", type=int, default=None, help="stop (with a checkpoint) after N steps")
-    return p.parse_args(argv)
+    reg: str = _arg("cc", "cc: Consistent Condition (eq. 7-8); kl: eq. 6 in epsilon space; none: ReFL",
+                    choices=["cc", "kl", "none"])
+    beta: float = _arg(1.0)
+    cc_form: str = _arg("score", "L_CC on the score (eq. 7-8 as written: eps / sqrt(1 - alphabar_t)) or on eps "
+                                 "(the first version; its beta is on another scale)", choices=["score", "eps"])
+    num_inference_steps: int = _arg(40)
+    grad_steps_window: int = _arg(10, "K: the gradient step is one of the last K")
+    guidance_scale: float = _arg(7.5)
+    extra_reward: str | None = _arg(None, "an extra differentiable reward (the paper's F_IR), see rfft/rewards.py",
+                                    choices=list(REWARDS))
+    extra_reward_weight: float = _arg(0.0)
+    max_steps_this_run: int | None = _arg(None, "stop (with a checkpoint) after N steps")
+
+    def __post_init__(self):
+        self.optimizer = OPTIMIZER_ALIASES.get(self.optimizer, self.optimizer)
+
+
+def parse_args(argv=None, exit_on_error: bool = True) -> RFFTTrainConfig:
+    """The CLI's arguments as an :class:`RFFTTrainConfig`. ``exit_on_error=False`` (library
+    callers): a bad argument raises InputError instead of argparse's SystemExit."""
+    from transformers import HfArgumentParser
+
+    class Parser(HfArgumentParser):
+        def error(self, message):
+            if exit_on_error:
+                super().error(message)
+            raise InputError(f"{self.prog}: {message}")
+
+    p = Parser(RFFTTrainConfig, prog=PROG, description=__doc__.split("\n\n")[0])
+    (cfg,) = p.parse_args_into_dataclasses(argv, look_for_args_file=False)
+    return cfg
 
 
 def validate_args(a) -> None:
     """Every check that needs no model, before any is loaded: a bad count or rate is one line
-    (InputError), not a traceback minutes later."""
+    (InputError), not a traceback minutes later. A configuration built in code (the node) gets
+    the same choice checks as the command line."""
+    from dataclasses import fields
+
+    for f in fields(RFFTTrainConfig):
+        v = getattr(a, f.name)
+        if "choices" in f.metadata and v is not None and v not in f.metadata["choices"]:
+            raise InputError(f"--{f.name} must be one of {', '.join(map(str, f.metadata['choices']))}, not {v!r}")
+
     def positive(name, v):
         if v is not None and v < 1:
             raise InputError(f"--{name} must be at least 1, got {v}")

@@ -422,7 +422,7 @@ NODE = [
     ("batch 0", dict(), {"batch_size": 0}, InputError, "--train_batch_size must be at least 1"),
     ("checkpointing 0", dict(), {"checkpointing_steps": 0}, InputError, "--checkpointing_steps must be at least 1"),
     ("lr nan", dict(), {"learning_rate": float("nan")}, InputError, "--learning_rate must be a finite number"),
-    ("unknown reg (argparse)", dict(), {"reg": "l2"}, InputError, "invalid choice: 'l2'"),
+    ("unknown reg", dict(), {"reg": "l2"}, InputError, "--reg must be one of cc, kl, none, not 'l2'"),
     ("window > steps", dict(), {"grad_steps_window": 9}, InputError, "must not exceed --num_inference_steps"),
 ]
 

@@ -273,3 +273,20 @@ def test_evaluate_counts_match_its_rows(tiny_generator):
     assert res["rfnet_oracle_agreement"] == k / 4
     top = sum((r["rfnet"] == "Available") == (r["oracle"] == "Available") for r in rows) / 4
     assert res["rfnet_oracle_agreement_top_class"] == top and res["rfnet_threshold"] == 0.0
+
+
+def test_the_node_and_the_cli_build_the_same_configuration():
+    """RFFTTrainConfig is what the CLI parses and what the RFFT Train node builds; a value the
+    command line would refuse is refused in code too, in one line."""
+    from rfft.train import RFFTTrainConfig, parse_args, validate_args
+    from rfnet.errors import InputError
+
+    cli = parse_args(["--output_dir", "o", "--reg", "kl", "--beta", "0.5", "--max_train_steps", "7",
+                      "--gradient_checkpointing", "--optimizer", "adamw_8bit"])
+    code = RFFTTrainConfig(output_dir="o", reg="kl", beta=0.5, max_train_steps=7, gradient_checkpointing=True,
+                           optimizer="adamw_8bit")
+    assert cli == code and code.optimizer == "adamw_float8"
+    with pytest.raises(InputError, match="--reg must be one of cc, kl, none, not 'ReFL'"):
+        validate_args(RFFTTrainConfig(output_dir="o", reg="ReFL"))
+    with pytest.raises(InputError, match="--max_train_steps must be at least 1"):
+        validate_args(RFFTTrainConfig(output_dir="o", max_train_steps=0))
