@@ -4,6 +4,7 @@
     python scripts/rfft_experiments.py train --config cc --beta 1.0 [--steps 150]
     python scripts/rfft_experiments.py evaluate --config cc --beta 1.0 [--jobs 100]
     python scripts/rfft_experiments.py fig6 --config cc --beta 1.0 [--fig6_products 50]
+    python scripts/rfft_experiments.py table               # Table 3 alone, with intervals (runs/rfft_exp/report)
     python scripts/rfft_experiments.py report              # Table 3, Fig. 7b, Fig. 5a, Fig. 6 into docs/
     python scripts/rfft_experiments.py all                 # every stage above in PLAN's order
 
@@ -160,17 +161,11 @@ def _fig6_curve(name: str):
     return rate_curve(runs, lambda att: att.info.get("oracle") == "Available", 5) if runs else None
 
 
-def stage_report(a) -> None:
-    """Table 3 / Table 5 (markdown), Fig. 7b, Fig. 6, Fig. 5a and the training curves (PNG), from
-    whatever has been evaluated so far; into runs/rfft_exp/report and docs/img/rfft."""
-    import csv
-
-    from PIL import Image, ImageDraw
-
-    plt = _plt()
-    out, img_dir = RUNS / "report", ROOT / "docs" / "img" / "rfft"
+def stage_table(a) -> None:
+    """Table 3 / Table 5 (markdown) with 95% intervals and the paired difference from the
+    original, from whatever has been evaluated so far; into runs/rfft_exp/report/tables.md."""
+    out = RUNS / "report"
     out.mkdir(parents=True, exist_ok=True)
-    img_dir.mkdir(parents=True, exist_ok=True)
     rows = {r["name"]: r for r in (json.loads(p.read_text()) for p in sorted((RUNS / "eval").glob("*.json")))}
     from rfft.evaluate import paired_difference, wilson_interval
 
@@ -206,6 +201,21 @@ def stage_report(a) -> None:
                      f"{r['background_diversity']:.1f}{dd} | {r['background_detail']:.2f} |")
     (out / "tables.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def stage_report(a) -> None:
+    """Table 3 / Table 5 (markdown), Fig. 7b, Fig. 6, Fig. 5a and the training curves (PNG), from
+    whatever has been evaluated so far; into runs/rfft_exp/report and docs/img/rfft."""
+    import csv
+
+    from PIL import Image, ImageDraw
+
+    plt = _plt()
+    out, img_dir = RUNS / "report", ROOT / "docs" / "img" / "rfft"
+    out.mkdir(parents=True, exist_ok=True)
+    img_dir.mkdir(parents=True, exist_ok=True)
+    rows = {r["name"]: r for r in (json.loads(p.read_text()) for p in sorted((RUNS / "eval").glob("*.json")))}
+    stage_table(a)
 
     # Fig. 7b: available rate against beta
     fig, ax = plt.subplots(figsize=(5, 3.4))
@@ -268,7 +278,7 @@ def stage_report(a) -> None:
 
 
 STAGES = {"products": stage_products, "train": stage_train, "evaluate": stage_evaluate, "fig6": stage_fig6,
-          "report": stage_report, "all": stage_all}
+          "table": stage_table, "report": stage_report, "all": stage_all}
 
 
 def main(argv=None) -> int:
