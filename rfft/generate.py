@@ -388,6 +388,18 @@ def check_out(out: Path, products: Path) -> None:
         raise InputError(f"--out {out} is a file, not a folder; pass a folder (it is created if missing)")
 
 
+def shown_threshold(threshold, insp_dir) -> str:
+    """The acceptance rule the report states: the explicit --threshold, else the inspector's
+    calibrated one from its config.json, else the top class."""
+    if threshold is not None:
+        return f"{threshold:g}"
+    try:
+        t = json.loads((Path(insp_dir) / "config.json").read_text(encoding="utf-8")).get("acceptance_threshold")
+    except (OSError, ValueError, AttributeError):
+        t = None
+    return f"{t:.2f} (the inspector's calibrated one)" if isinstance(t, (int, float)) else "none (top class Available)"
+
+
 def settings_of(a, entries: list[PromptEntry], size: int) -> dict:
     """What changes the outputs (recorded in out/settings.json; a resume must match it). Not
     --limit (it only picks products) nor --device (numbers, not the recipe, change)."""
@@ -702,7 +714,7 @@ def _generate(a, state, device, entries, files, meta, names, order, out, res, in
     fileio.write_text(out / "manifest.jsonl", "".join(
         json.dumps(r, ensure_ascii=False) + "\n" for d in done for r in d["attempts"]))
     fileio.save_image(out / "contact_sheet.png", contact_sheet(done, out))
-    shown = dict(attempts=a.attempts, candidates=a.candidates, threshold=a.threshold, seed=a.seed,
+    shown = dict(attempts=a.attempts, candidates=a.candidates, threshold=shown_threshold(a.threshold, insp_dir), seed=a.seed,
                  steps=a.steps, guidance=a.guidance_scale, generator=a.generator, size=res)
     summary = report(done, out, a.attempts, shown, folder_warnings)
     acc = sum(d["status"] == "accepted" for d in done)

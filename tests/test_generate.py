@@ -131,3 +131,14 @@ def test_report_points_to_the_labelling_loop_for_products_outside_the_inspectors
     text = (tmp_path / "report.md").read_text(encoding="utf-8")
     section = text.split("## Outside the inspector's training data", 1)[1]
     assert "红色 口红.png" in section and "b.png" not in section and "Review & Label" in section
+
+
+def test_the_report_states_the_acceptance_rule_in_use(tmp_path):
+    from rfft.generate import shown_threshold
+    from rfnet.embedded import embedded_path
+
+    emb = json.loads((embedded_path("rfnet") / "config.json").read_text())["acceptance_threshold"]
+    assert shown_threshold(None, embedded_path("rfnet")) == f"{emb:.2f} (the inspector's calibrated one)"
+    assert shown_threshold(0.5, embedded_path("rfnet")) == "0.5"  # an explicit value wins
+    (tmp_path / "config.json").write_text(json.dumps({"acceptance_threshold": None}))
+    assert shown_threshold(None, tmp_path) == "none (top class Available)"
