@@ -123,6 +123,10 @@ def check_generator(path="embedded", controlnet=None, config=None) -> dict:
         vae = read_json_object(cfg_root / "vae" / "config.json", "the SD1.5 config folder")
         sub = cfg_root
     else:
+        if not (root / "model_index.json").is_file():
+            raise GeneratorNotFoundError(
+                f"{root}: model_index.json is missing; not a diffusers pipeline folder (save one with "
+                "diffusers' save_pretrained, or pass a single-file checkpoint with --config)")
         unet = _check_part(root / "unet", "the generator's UNet")
         vae = _check_part(root / "vae", "the generator's VAE")
         _check_part(root / "text_encoder", "the generator's text encoder")
@@ -213,7 +217,7 @@ def load_parts(path="embedded", controlnet=None, config=None, dtype=torch.float3
     overrides the folder's own ControlNet (a diffusers ControlNet folder). ``controlnet_dtype``
     (default ``dtype``): RFFT loads the frozen parts straight in bfloat16, never as a float32
     copy, and the ControlNet it trains in float32."""
-    from diffusers import ControlNetModel
+    from diffusers import ControlNetModel, DDIMScheduler
 
     root = _resolve(path)
     controlnet = resolve_controlnet(controlnet)
@@ -229,7 +233,10 @@ def load_parts(path="embedded", controlnet=None, config=None, dtype=torch.float3
     pipe = AdInpaintPipeline.from_pretrained(
         root, controlnet=ControlNetModel.from_pretrained(cn, torch_dtype=controlnet_dtype or dtype, local_files_only=True),
         dtype=dtype, local_files_only=True)
-    return dict(pipe.components)
+    parts = dict(pipe.components)
+    # the paper's sampler whatever the folder names (SD1.5's own is PNDM); RFFT's step assumes DDIM
+    parts["scheduler"] = DDIMScheduler.from_config(parts["scheduler"].config)
+    return parts
 
 
 def _load_single_file(ckpt: Path, controlnet, config, dtype, controlnet_dtype) -> dict:

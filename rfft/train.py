@@ -136,7 +136,9 @@ def parse_args(argv=None, exit_on_error: bool = True) -> RFFTTrainConfig:
             raise InputError(f"{self.prog}: {message}")
 
     p = Parser(RFFTTrainConfig, prog=PROG, description=__doc__.split("\n\n")[0])
-    (cfg,) = p.parse_args_into_dataclasses(argv, look_for_args_file=False)
+    cfg, rest = p.parse_args_into_dataclasses(argv, return_remaining_strings=True, look_for_args_file=False)
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     return cfg
 
 
@@ -198,7 +200,7 @@ def _check_model_folders(a) -> None:
         if not g.is_dir():
             raise InputError(f"--pretrained_model_name_or_path {g} is a file; rfft.train needs a diffusers folder "
                              "(unet/, vae/, text_encoder/, tokenizer/, scheduler/)")
-        for sub in ("unet/config.json", "vae/config.json", "text_encoder/config.json", "tokenizer",
+        for sub in ("model_index.json", "unet/config.json", "vae/config.json", "text_encoder/config.json", "tokenizer",
                     "scheduler/scheduler_config.json"):
             if not (g / sub).exists():
                 raise InputError(f"--pretrained_model_name_or_path {g}: {sub} is missing; not a diffusers SD1.5 folder")

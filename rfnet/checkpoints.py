@@ -65,9 +65,12 @@ def broken(ck: Path) -> str | None:
     names = {p.name for p in ck.iterdir() if p.is_file() and p.stat().st_size > 0}
     if not any(n.startswith(("model", "pytorch_model")) for n in names):
         return "no model weights"
-    for need in ("optimizer.bin", "scheduler.bin"):
-        if need not in names:
-            return f"{need} is missing or empty"
+    if "optimizer.bin" not in names:
+        return "optimizer.bin is missing or empty"
+    # a scheduler passed through accelerate's prepare is scheduler.bin; rfnet.train registers
+    # its own for checkpointing, which accelerate saves as custom_checkpoint_0.pkl
+    if "scheduler.bin" not in names and not any(n.startswith("custom_checkpoint_") for n in names):
+        return "scheduler.bin is missing or empty"
     return None
 
 
@@ -124,6 +127,8 @@ def resume(acc, out: Path, which: str, flag: str = "--resume_from_checkpoint") -
         except (MemoryError, InputError):
             raise
         except Exception as e:  # noqa: BLE001 - intact by size, yet unreadable
+            if type(e).__name__ == "OutOfMemoryError":  # torch's: not the checkpoint's fault
+                raise
             raise InputError(f"{flag} {ck}: cannot load it ({type(e).__name__}: "
                              f"{(str(e).splitlines() or [''])[0][:200]})") from None
         log.info("resumed from %s (step %d)", ck, step_of(ck))

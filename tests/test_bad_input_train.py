@@ -158,7 +158,7 @@ EARLY = [
      "--controlnet_model_name_or_path embedded-rfft: config.json, diffusion_pytorch_model.safetensors missing"),
     ("missing generator", lambda t: ["--pretrained_model_name_or_path", str(t / "no_gen")], "no_gen: not found"),
     ("generator is a file", _a_file_as_generator, "sd15.safetensors is a file"),
-    ("empty generator folder", _empty_generator_folder, "unet/config.json is missing"),
+    ("empty generator folder", _empty_generator_folder, "model_index.json is missing; not a diffusers SD1.5 folder"),
     ("no product image", _no_products, "no usable product image (the folder has no image file)"),
     ("only corrupt products", _only_corrupt_products, "broken_0.png"),
     ("missing products folder", lambda t: ["--products", str(t / "nowhere")], "not a folder of product images"),
@@ -558,3 +558,15 @@ def test_checkpoints_written_before_the_shared_module_still_count(tmp_path):
     assert checkpoints.broken(ck) is None and checkpoints.list_checkpoints(tmp_path) == [ck]
     (ck / "model.safetensors").write_bytes(b"x" * 4)
     assert checkpoints.broken(ck) == "model.safetensors is truncated (4 of 10 bytes)"
+
+
+def test_an_rfnet_checkpoint_from_before_the_manifest_still_counts(tmp_path):
+    """rfnet.train registers its scheduler for checkpointing: accelerate saves it as
+    custom_checkpoint_0.pkl, not scheduler.bin."""
+    ck = tmp_path / "checkpoint-6"
+    ck.mkdir()
+    for f in ("model.safetensors", "optimizer.bin", "custom_checkpoint_0.pkl", "random_states_0.pkl"):
+        (ck / f).write_bytes(b"x" * 8)
+    assert checkpoints.broken(ck) is None
+    (ck / "custom_checkpoint_0.pkl").unlink()
+    assert checkpoints.broken(ck) == "scheduler.bin is missing or empty"

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from rfft import components as C
-from rfft.pipeline import AdInpaintPipeline, GeneratorNotFoundError, load_parts
+from rfft.pipeline import AdInpaintPipeline, GeneratorNotFoundError, check_generator, load_parts
 from rfft.placement import place
 
 
@@ -194,7 +194,10 @@ def test_an_sd15_style_folder_loads_with_a_separate_controlnet(tmp_path):
     idx = json.loads((d / "model_index.json").read_text())
     idx.pop("controlnet")
     idx.update({"_class_name": "StableDiffusionPipeline", "safety_checker": [None, None],
-                "requires_safety_checker": False, "feature_extractor": ["transformers", "CLIPImageProcessor"]})
+                "requires_safety_checker": False, "feature_extractor": ["transformers", "CLIPImageProcessor"],
+                "scheduler": ["diffusers", "PNDMScheduler"]})  # SD1.5's own sampler
+    sc = json.loads((d / "scheduler" / "scheduler_config.json").read_text())
+    (d / "scheduler" / "scheduler_config.json").write_text(json.dumps({**sc, "_class_name": "PNDMScheduler"}))
     (d / "model_index.json").write_text(json.dumps(idx))
     (d / "feature_extractor").mkdir()
     (d / "feature_extractor" / "preprocessor_config.json").write_text(json.dumps(
@@ -203,5 +206,9 @@ def test_an_sd15_style_folder_loads_with_a_separate_controlnet(tmp_path):
         load_parts(d)
     parts = load_parts(d, controlnet=EMBEDDED / "controlnet")
     assert sorted(parts) == ["controlnet", "scheduler", "text_encoder", "tokenizer", "unet", "vae"]
+    assert type(parts["scheduler"]).__name__ == "DDIMScheduler"  # the paper's sampler, which RFFT assumes
+    (d / "model_index.json").unlink()
+    with pytest.raises(GeneratorNotFoundError, match="model_index.json is missing"):
+        check_generator(d, controlnet=EMBEDDED / "controlnet")
     want = load_parts("embedded")
     assert all(torch.equal(a, b) for a, b in zip(parts["unet"].state_dict().values(), want["unet"].state_dict().values()))

@@ -290,3 +290,5 @@ def test_the_node_and_the_cli_build_the_same_configuration():
         validate_args(RFFTTrainConfig(output_dir="o", reg="ReFL"))
     with pytest.raises(InputError, match="--max_train_steps must be at least 1"):
         validate_args(RFFTTrainConfig(output_dir="o", max_train_steps=0))
+    with pytest.raises(InputError, match="unrecognized arguments: --bogus 1"):
+        parse_args(["--output_dir", "o", "--bogus", "1"], exit_on_error=False)
