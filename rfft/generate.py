@@ -208,19 +208,19 @@ def run_product(path: Path, meta: dict, entry: PromptEntry, pipe, inspector, a, 
 def contact_sheet(done: list[dict], out: Path, cell: int = 128, max_cols: int = 8) -> Image.Image:
     """One row per product: its attempts in order, each with a badge (green accepted, orange
     the best of a rejected run, red rejected) and the verdict; the oracle's label under it."""
-    from rfnet.badge import GREEN, ORANGE, RED, _font, badge, fit_font
+    from rfnet.badge import GREEN, ORANGE, RED, badge, fit_font, font
 
     rows = [d for d in done if d.get("attempts")]
     cols = max(1, min(max_cols, max((len(d["attempts"]) for d in rows), default=1)))
     lab_h, head_w = cell // 7, 150
     sheet = Image.new("RGB", (cols * cell + head_w, max(1, len(rows)) * (cell + lab_h)), "white")
     dr = ImageDraw.Draw(sheet)
-    font = _font(14)
+    name_font = font(14)
     for r, d in enumerate(rows):
         y = r * (cell + lab_h)
         name = "".join(c if c.isprintable() else "?" for c in d["product"])  # one line, whatever the file name
         dr.text((4, y + 4), name, fill="black", font=fit_font(dr, name, head_w - 8, 14))
-        dr.text((4, y + 24), d["status"], fill=GREEN if d["status"] == "accepted" else RED, font=font)
+        dr.text((4, y + 24), d["status"], fill=GREEN if d["status"] == "accepted" else RED, font=name_font)
         for c, rec in enumerate(d["attempts"][:cols]):
             x = head_w + c * cell
             try:

@@ -26,13 +26,19 @@ def cjk_font_path() -> str | None:
     return next((f for f in CJK_FONTS if Path(f).is_file()), None)
 
 
-def _font(size: int, text: str = ""):
+@lru_cache(maxsize=64)
+def _truetype(path: str, size: int):
+    """A CJK font file is tens of megabytes: read once per size, not once per caption."""
+    return ImageFont.truetype(path, size)
+
+
+def font(size: int, text: str = ""):
     """Pillow's own scalable font (10.1+): the bitmap default is about 8 px high whatever the image,
     unreadable when ComfyUI tiles the previews. Older Pillow keeps the bitmap font. Text beyond
     Latin (Chinese product names) gets a system CJK font where one is installed."""
     if any(ord(c) > 0x2E7F for c in text) and cjk_font_path():
         try:
-            return ImageFont.truetype(cjk_font_path(), size)
+            return _truetype(cjk_font_path(), size)
         except OSError:
             pass
     try:
@@ -46,11 +52,11 @@ def fit_font(draw: ImageDraw.ImageDraw, text: str, width: float, size: int):
     def length(f):  # the longest line (a file name may hold a newline)
         return max((draw.textlength(line, font=f) for line in text.splitlines()), default=0)
 
-    font = _font(size, text)
-    while size > 8 and length(font) > width:
+    chosen = font(size, text)
+    while size > 8 and length(chosen) > width:
         size -= 1
-        font = _font(size, text)
-    return font
+        chosen = font(size, text)
+    return chosen
 
 
 def badge(image: Image.Image, label: str, p_available: float, accepted: bool, min_side: int = 256,
