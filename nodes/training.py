@@ -269,7 +269,7 @@ class TrainRFNet:
     def run(self, dataset, init_from, mix_rfsynth, name, steps, learning_rate, batch_size, target_precision, seed,
             checkpointing_steps, extra_data="", unique_id=None):
         from rfnet.embedded import embedded_path
-        from rfnet.train import parse_args, train
+        from rfnet.train import RFNetTrainConfig, train
 
         out_root = host.output_dir()
         labels = host.safe_join(out_root / "rf_feedback", host.safe_name(dataset))
@@ -290,14 +290,12 @@ class TrainRFNet:
         init = str(embedded_path("rfnet")) if init_from == "embedded" else str(host.resolve_model("rfnet", init_from))
         safe = host.safe_name(name, "my_rfnet")
         run_dir = out_root / "rfnet_runs" / safe
-        argv = ["--train_data", *data, "--train_samples", *map(str, samples), "--validation_data", str(labels),
-                "--output_dir", str(run_dir), "--init_from", init, "--max_train_steps", str(steps),
-                "--learning_rate", str(learning_rate), "--lr_decay_epoch", "0", "--train_batch_size", str(batch_size),
-                "--seed", str(seed), "--checkpointing_steps", str(checkpointing_steps), "--checkpoints_total_limit", "2",
-                "--resume_from_checkpoint", "latest", "--calibrate_precision", str(target_precision),
-                "--depth_model", "embedded", "--salience_model", "embedded", "--ignore_stored_maps",
-                "--report_to", "none", "--no_progress", "--logging_steps", "1"]
-        args = parse_args(argv)
+        args = RFNetTrainConfig(
+            train_data=data, train_samples=samples, validation_data=[str(labels)], output_dir=str(run_dir),
+            init_from=init, max_train_steps=steps, learning_rate=learning_rate, lr_decay_epoch=0,
+            train_batch_size=batch_size, seed=seed, checkpointing_steps=checkpointing_steps, checkpoints_total_limit=2,
+            resume_from_checkpoint="latest", calibrate_precision=target_precision, depth_model="embedded",
+            salience_model="embedded", ignore_stored_maps=True, report_to="none", no_progress=True, logging_steps=1)
         bar = host.Progress(steps, unique_id)
 
         def on_step(step, total, status):

@@ -22,12 +22,13 @@ import logging
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import MISSING, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from rfnet import checkpoints
+from rfnet.configargs import arg, check_choices, parse_config
 from rfnet.errors import InputError, cli_errors
 
 from .rewards import REWARDS
@@ -58,67 +59,58 @@ def _default_prompts() -> str:
     return str(EXAMPLES / "prompts.json")
 
 
-def _arg(default=MISSING, help: str = "", choices=None, factory=None):
-    meta = {"help": help} if help else {}
-    if choices is not None:
-        meta["choices"] = choices
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta) if default is not MISSING else field(metadata=meta)
-
-
 @dataclass
 class RFFTTrainConfig:
     """Everything ``python -m rfft.train`` takes. The CLI parses it (transformers'
     HfArgumentParser: one flag per field); the RFFT Train node builds it directly."""
-    output_dir: str = _arg(help="where checkpoints, logs and the trained controlnet/ go")
-    pretrained_model_name_or_path: str = _arg(
+    output_dir: str = arg(help="where checkpoints, logs and the trained controlnet/ go")
+    pretrained_model_name_or_path: str = arg(
         "embedded", "a diffusers SD1.5 folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/) or 'embedded'")
-    controlnet_model_name_or_path: str | None = _arg(
+    controlnet_model_name_or_path: str | None = arg(
         None, "the ControlNet to start from (default: the generator folder's controlnet/), or embedded-rfft")
-    rfnet: str = _arg("embedded", "an RFNet folder or 'embedded'")
-    products: str = _arg(factory=_default_products, help="a product folder (default: the bundled examples)")
-    prompts: str = _arg(factory=_default_prompts, help="a prompt config (default: the bundled one)")
-    validation_products: str | None = _arg(None, "held-out products (default: none)")
-    seed: int = _arg(0)
-    resolution: int | None = _arg(None, "canvas side (default: the generator's)")
-    train_batch_size: int = _arg(1)
-    max_train_steps: int = _arg(200)
-    gradient_accumulation_steps: int = _arg(1)
-    gradient_checkpointing: bool = _arg(False)
-    release_text_encoder: bool = _arg(False, "encode every prompt once, then free the text encoder (saves its memory)")
-    learning_rate: float = _arg(1e-5)
-    lr_scheduler: str = _arg("constant", choices=["constant", "constant_with_warmup", "cosine", "linear"])
-    lr_warmup_steps: int = _arg(0)
-    adam_weight_decay: float = _arg(1e-2)
-    max_grad_norm: float = _arg(1.0)
-    optimizer: str = _arg("adamw", choices=["adamw", "adamw_lowmem", "adamw_float8", "adamw_bnb_8bit", *OPTIMIZER_ALIASES],
+    rfnet: str = arg("embedded", "an RFNet folder or 'embedded'")
+    products: str = arg(factory=_default_products, help="a product folder (default: the bundled examples)")
+    prompts: str = arg(factory=_default_prompts, help="a prompt config (default: the bundled one)")
+    validation_products: str | None = arg(None, "held-out products (default: none)")
+    seed: int = arg(0)
+    resolution: int | None = arg(None, "canvas side (default: the generator's)")
+    train_batch_size: int = arg(1)
+    max_train_steps: int = arg(200)
+    gradient_accumulation_steps: int = arg(1)
+    gradient_checkpointing: bool = arg(False)
+    release_text_encoder: bool = arg(False, "encode every prompt once, then free the text encoder (saves its memory)")
+    learning_rate: float = arg(1e-5)
+    lr_scheduler: str = arg("constant", choices=["constant", "constant_with_warmup", "cosine", "linear"])
+    lr_warmup_steps: int = arg(0)
+    adam_weight_decay: float = arg(1e-2)
+    max_grad_norm: float = arg(1.0)
+    optimizer: str = arg("adamw", choices=["adamw", "adamw_lowmem", "adamw_float8", "adamw_bnb_8bit", *OPTIMIZER_ALIASES],
                           help="adamw_lowmem: bfloat16 moments; adamw_float8: block-scaled float8 moments (rfft/optim.py, "
                                "any device; adamw_8bit is its old name); adamw_bnb_8bit: bitsandbytes' 8-bit AdamW (a "
                                "CUDA GPU with bitsandbytes installed). With --step_in_backward (lowmem, float8) each "
                                "parameter steps as soon as its gradient is ready, so gradients never all exist")
-    step_in_backward: bool = _arg(False, "with adamw_lowmem or adamw_float8 and no gradient accumulation; "
+    step_in_backward: bool = arg(False, "with adamw_lowmem or adamw_float8 and no gradient accumulation; "
                                          "gradient clipping is skipped")
-    mixed_precision: str = _arg("no", choices=["no", "fp16", "bf16"])
-    checkpointing_steps: int = _arg(50)
-    checkpoints_total_limit: int = _arg(2)
-    resume_from_checkpoint: str | None = _arg(None, "a checkpoint folder, or 'latest'")
-    validation_steps: int = _arg(100)
-    num_validation_images: int = _arg(4)
-    report_to: str = _arg("csv", choices=["csv", "tensorboard", "all", "none"])
+    mixed_precision: str = arg("no", choices=["no", "fp16", "bf16"])
+    checkpointing_steps: int = arg(50)
+    checkpoints_total_limit: int = arg(2)
+    resume_from_checkpoint: str | None = arg(None, "a checkpoint folder, or 'latest'")
+    validation_steps: int = arg(100)
+    num_validation_images: int = arg(4)
+    report_to: str = arg("csv", choices=["csv", "tensorboard", "all", "none"])
     # the paper's
-    reg: str = _arg("cc", "cc: Consistent Condition (eq. 7-8); kl: eq. 6 in epsilon space; none: ReFL",
+    reg: str = arg("cc", "cc: Consistent Condition (eq. 7-8); kl: eq. 6 in epsilon space; none: ReFL",
                     choices=["cc", "kl", "none"])
-    beta: float = _arg(1.0)
-    cc_form: str = _arg("score", "L_CC on the score (eq. 7-8 as written: eps / sqrt(1 - alphabar_t)) or on eps "
+    beta: float = arg(1.0)
+    cc_form: str = arg("score", "L_CC on the score (eq. 7-8 as written: eps / sqrt(1 - alphabar_t)) or on eps "
                                  "(the first version; its beta is on another scale)", choices=["score", "eps"])
-    num_inference_steps: int = _arg(40)
-    grad_steps_window: int = _arg(10, "K: the gradient step is one of the last K")
-    guidance_scale: float = _arg(7.5)
-    extra_reward: str | None = _arg(None, "an extra differentiable reward (the paper's F_IR), see rfft/rewards.py",
+    num_inference_steps: int = arg(40)
+    grad_steps_window: int = arg(10, "K: the gradient step is one of the last K")
+    guidance_scale: float = arg(7.5)
+    extra_reward: str | None = arg(None, "an extra differentiable reward (the paper's F_IR), see rfft/rewards.py",
                                     choices=list(REWARDS))
-    extra_reward_weight: float = _arg(0.0)
-    max_steps_this_run: int | None = _arg(None, "stop (with a checkpoint) after N steps")
+    extra_reward_weight: float = arg(0.0)
+    max_steps_this_run: int | None = arg(None, "stop (with a checkpoint) after N steps")
 
     def __post_init__(self):
         self.optimizer = OPTIMIZER_ALIASES.get(self.optimizer, self.optimizer)
@@ -127,31 +119,14 @@ class RFFTTrainConfig:
 def parse_args(argv=None, exit_on_error: bool = True) -> RFFTTrainConfig:
     """The CLI's arguments as an :class:`RFFTTrainConfig`. ``exit_on_error=False`` (library
     callers): a bad argument raises InputError instead of argparse's SystemExit."""
-    from transformers import HfArgumentParser
-
-    class Parser(HfArgumentParser):
-        def error(self, message):
-            if exit_on_error:
-                super().error(message)
-            raise InputError(f"{self.prog}: {message}")
-
-    p = Parser(RFFTTrainConfig, prog=PROG, description=__doc__.split("\n\n")[0])
-    cfg, rest = p.parse_args_into_dataclasses(argv, return_remaining_strings=True, look_for_args_file=False)
-    if rest:
-        p.error(f"unrecognized arguments: {' '.join(rest)}")
-    return cfg
+    return parse_config(RFFTTrainConfig, argv, PROG, __doc__.split("\n\n")[0], exit_on_error)
 
 
 def validate_args(a) -> None:
     """Every check that needs no model, before any is loaded: a bad count or rate is one line
     (InputError), not a traceback minutes later. A configuration built in code (the node) gets
     the same choice checks as the command line."""
-    from dataclasses import fields
-
-    for f in fields(RFFTTrainConfig):
-        v = getattr(a, f.name)
-        if "choices" in f.metadata and v is not None and v not in f.metadata["choices"]:
-            raise InputError(f"--{f.name} must be one of {', '.join(map(str, f.metadata['choices']))}, not {v!r}")
+    check_choices(a, RFFTTrainConfig)
 
     def positive(name, v):
         if v is not None and v < 1:

@@ -12,19 +12,20 @@ and other tools call.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
 import math
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import checkpoints, fileio
+from .configargs import arg, check_choices, parse_config
 from .data import Collator, RFDataset
 from .dataformat import SkipReport, read_records
 from .errors import InputError, cli_errors
@@ -49,89 +50,81 @@ PRESETS = {
 }
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog=PROG,
-        description="Train RFNet (the paper's inspector) on an RF dataset folder or RF1M label.txt.",
-    )
-    g = p.add_argument_group("data")
-    g.add_argument("--train_data", required=True, nargs="+",
-                   help="RF dataset folders, manifest.jsonl or RF1M label.txt files; several are trained on together "
-                        "(e.g. RF-Gen's generated images and RF-Synth's composed scenes)")
-    g.add_argument("--train_split", default="train", help="split of --train_data to train on ('all' for every sample)")
-    g.add_argument("--train_samples", default=None, nargs="+", type=int,
-                   help="per --train_data, train on its first N usable samples (0: all); e.g. a learning curve")
-    g.add_argument("--validation_data", default=None, nargs="+",
-                   help="datasets for validation (default: --train_data)")
-    g.add_argument("--validation_split", default="val", help="split used for validation ('none' to skip)")
-    g.add_argument("--depth_model", default="fallback",
-                   help="depth extractor for samples without depth maps: a transformers folder "
-                        "(DPT, Depth Anything) or 'fallback' (no weights; weak)")
-    g.add_argument("--salience_model", default="fallback",
-                   help="salience extractor for samples without salience maps: a U2-Net .pth "
-                        "file or 'fallback' (spectral residual; no weights)")
-    g.add_argument("--ignore_stored_maps", action="store_true",
-                   help="compute depth and salience with the extractors even where the dataset has "
-                        "maps, to train on the maps an inspector will see")
-    g.add_argument("--dataloader_num_workers", type=int, default=0)
-    g.add_argument("--cache_dir", default=None,
-                   help="where computed depth/salience maps are cached (default: the dataset's "
-                        ".cache/maps, or the user cache folder when the dataset is read-only)")
+@dataclass(kw_only=True)
+class RFNetTrainConfig:
+    """Everything ``python -m rfnet.train`` takes. The CLI parses it (transformers'
+    HfArgumentParser: one flag per field); the Train RFNet node builds it directly."""
+    # data
+    train_data: list[str] = arg(help="RF dataset folders, manifest.jsonl or RF1M label.txt files; several are trained "
+                                     "on together (e.g. RF-Gen's generated images and RF-Synth's composed scenes)")
+    train_split: str = arg("train", "split of --train_data to train on ('all' for every sample)")
+    train_samples: list[int] | None = arg(None, "per --train_data, train on its first N usable samples (0: all); "
+                                                "e.g. a learning curve")
+    validation_data: list[str] | None = arg(None, "datasets for validation (default: --train_data)")
+    validation_split: str = arg("val", "split used for validation ('none' to skip)")
+    depth_model: str = arg("fallback", "depth extractor for samples without depth maps: a transformers folder (DPT, "
+                                       "Depth Anything), 'embedded', or 'fallback' (no weights; weak)")
+    salience_model: str = arg("fallback", "salience extractor for samples without salience maps: a U2-Net .pth file, "
+                                          "'embedded', or 'fallback' (spectral residual; no weights)")
+    ignore_stored_maps: bool = arg(False, "compute depth and salience with the extractors even where the dataset has "
+                                          "maps, to train on the maps an inspector will see")
+    dataloader_num_workers: int = arg(0)
+    cache_dir: str | None = arg(None, "where computed depth/salience maps are cached (default: the dataset's "
+                                      ".cache/maps, or the user cache folder when the dataset is read-only)")
+    # model
+    init_from: str | None = arg(None, "fine-tune an existing RFNet: a folder rfnet.train wrote (config.json, "
+                                      "model.safetensors, tokenizer/) or 'embedded'; its architecture, labels and "
+                                      "tokenizer are kept, and the model flags below are ignored")
+    preset: str = arg("paper", choices=sorted(PRESETS))
+    model_config: str | None = arg(None, "RFNet config.json to build from (overrides the preset)")
+    label_set: str = arg("paper5", choices=sorted(LABEL_SETS))
+    architecture: str = arg("rfnet", "single_image: a plain timm classifier of the generated image (Table 1 "
+                                     "baselines)", choices=["rfnet", "single_image"])
+    image_backbone: str | None = arg(None, "any timm model name (paper: resnet50)")
+    image_size: int | None = arg(None)
+    width: int | None = arg(None)
+    num_heads: int | None = arg(None)
+    num_filter_layers: int | None = arg(None, "N1")
+    num_attention_layers: int | None = arg(None, "N2")
+    drop: list[str] = arg(help="inputs to leave out (the paper's Table 2 ablation)", choices=list(MODALITIES),
+                          factory=list)
+    caption_encoder: str | None = arg(None, "transformers model folder or hub id; 'scratch' trains a small BERT with "
+                                            "a tokenizer built from the training captions")
+    image_weights: str | None = arg(None, "pretrained weights of the timm backbone (.safetensors/.pth/.bin); 'none' "
+                                          "for random init")
+    allow_download: bool = arg(False, "let timm/transformers fetch pretrained weights from the hub (needs network)")
+    # optimisation (paper defaults)
+    num_train_epochs: int = arg(10)
+    max_train_steps: int | None = arg(None, "stop after this many optimizer steps")
+    learning_rate: float = arg(1e-4)
+    lr_decay_epoch: int = arg(5, "divide the lr at this epoch (0: never)")
+    lr_decay_factor: float = arg(0.1)
+    weight_decay: float = arg(1e-2)
+    train_batch_size: int = arg(16)
+    gradient_accumulation_steps: int = arg(1)
+    max_grad_norm: float = arg(1.0)
+    balance: str = arg("none", "class balancing: weighted loss or a class-balanced sampler",
+                       choices=["none", "loss", "sampler"])
+    mixed_precision: str = arg("no", choices=["no", "fp16", "bf16"])
+    seed: int = arg(0)
+    # checkpoints and logs
+    output_dir: str = arg(help="where checkpoints, logs and the trained model go")
+    checkpointing_steps: int = arg(500)
+    checkpoints_total_limit: int | None = arg(None)
+    resume_from_checkpoint: str | None = arg(None, "a checkpoint folder or 'latest'")
+    calibrate_precision: float | None = arg(None, "after training, store in config.json the P(Available) at which "
+                                                  "this share of the validation images it accepts are Available "
+                                                  "(rfnet.calibrate); needs validation data")
+    report_to: str = arg("tensorboard", choices=["tensorboard", "none"])
+    logging_steps: int = arg(10)
+    no_progress: bool = arg(False, "no tqdm bar")
 
-    g = p.add_argument_group("model")
-    g.add_argument("--init_from", default=None,
-                   help="fine-tune an existing RFNet: a folder rfnet.train wrote (config.json, model.safetensors, "
-                        "tokenizer/) or 'embedded'; its architecture, labels and tokenizer are kept, and the "
-                        "model flags below are ignored")
-    g.add_argument("--preset", choices=sorted(PRESETS), default="paper")
-    g.add_argument("--model_config", default=None, help="RFNet config.json to build from (overrides the preset)")
-    g.add_argument("--label_set", choices=sorted(LABEL_SETS), default="paper5")
-    g.add_argument("--architecture", choices=["rfnet", "single_image"], default="rfnet",
-                   help="single_image: a plain timm classifier of the generated image (Table 1 baselines)")
-    g.add_argument("--image_backbone", default=None, help="any timm model name (paper: resnet50)")
-    g.add_argument("--image_size", type=int, default=None)
-    g.add_argument("--width", type=int, default=None)
-    g.add_argument("--num_heads", type=int, default=None)
-    g.add_argument("--num_filter_layers", type=int, default=None, help="N1")
-    g.add_argument("--num_attention_layers", type=int, default=None, help="N2")
-    g.add_argument("--drop", nargs="*", default=[], choices=MODALITIES,
-                   help="inputs to leave out (the paper's Table 2 ablation)")
-    g.add_argument("--caption_encoder", default=None,
-                   help="transformers model folder or hub id; 'scratch' trains a small BERT "
-                        "with a tokenizer built from the training captions")
-    g.add_argument("--image_weights", default=None,
-                   help="pretrained weights of the timm backbone (.safetensors/.pth/.bin); "
-                        "'none' for random init")
-    g.add_argument("--allow_download", action="store_true",
-                   help="let timm/transformers fetch pretrained weights from the hub (needs network)")
 
-    g = p.add_argument_group("optimisation (paper defaults)")
-    g.add_argument("--num_train_epochs", type=int, default=10)
-    g.add_argument("--max_train_steps", type=int, default=None, help="stop after this many optimizer steps")
-    g.add_argument("--learning_rate", type=float, default=1e-4)
-    g.add_argument("--lr_decay_epoch", type=int, default=5, help="divide the lr at this epoch")
-    g.add_argument("--lr_decay_factor", type=float, default=0.1)
-    g.add_argument("--weight_decay", type=float, default=1e-2)
-    g.add_argument("--train_batch_size", type=int, default=16)
-    g.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    g.add_argument("--max_grad_norm", type=float, default=1.0)
-    g.add_argument("--balance", choices=["none", "loss", "sampler"], default="none",
-                   help="class balancing: weighted loss or a class-balanced sampler")
-    g.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default="no")
-    g.add_argument("--seed", type=int, default=0)
-
-    g = p.add_argument_group("checkpoints and logs")
-    g.add_argument("--output_dir", required=True)
-    g.add_argument("--checkpointing_steps", type=int, default=500)
-    g.add_argument("--checkpoints_total_limit", type=int, default=None)
-    g.add_argument("--resume_from_checkpoint", default=None, help="a checkpoint folder or 'latest'")
-    g.add_argument("--calibrate_precision", type=float, default=None,
-                   help="after training, store in config.json the P(Available) at which this share of the "
-                        "validation images it accepts are Available (rfnet.calibrate); needs validation data")
-    g.add_argument("--report_to", default="tensorboard", choices=["tensorboard", "none"])
-    g.add_argument("--logging_steps", type=int, default=10)
-    g.add_argument("--no_progress", action="store_true", help="no tqdm bar")
-    return p.parse_args(argv)
+def parse_args(argv=None, exit_on_error: bool = True) -> RFNetTrainConfig:
+    """The CLI's arguments as an :class:`RFNetTrainConfig`. ``exit_on_error=False`` (library
+    callers): a bad argument raises InputError instead of argparse's SystemExit."""
+    return parse_config(RFNetTrainConfig, argv, PROG, "Train RFNet (the paper's inspector) on an RF dataset folder "
+                        "or RF1M label.txt.", exit_on_error)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,9 +363,11 @@ def load_sets(cfg, roots: list[str], split: str, depth, sal, stored_maps: bool, 
                                              cache_dir=cache_dir, limit=n or None) for r, n in zip(roots, limits)])
 
 
-def check_args(args: argparse.Namespace) -> None:
+def check_args(args: RFNetTrainConfig) -> None:
     """Refuse bad arguments in one line each, before a model is built or a map computed."""
     from .dataformat import check_split
+
+    check_choices(args)
 
     at_least = {"train_batch_size": 1, "num_train_epochs": 1, "gradient_accumulation_steps": 1,
                 "checkpointing_steps": 1, "logging_steps": 1, "lr_decay_epoch": 0,
@@ -442,7 +437,7 @@ def label_counts(ds, labels: list[str]) -> dict[str, int]:
     return {lab: int(c) for lab, c in zip(labels, counts)}
 
 
-def write_model_card(out: Path, args: argparse.Namespace, labels: list[str], train_set, val_set,
+def write_model_card(out: Path, args: RFNetTrainConfig, labels: list[str], train_set, val_set,
                      val_report: dict | None, calibration: dict | None, steps: int) -> None:
     """MODEL_CARD.md: what the model saw (each dataset, the label counts), how it was trained, and
     how it did on its validation data."""
@@ -472,7 +467,7 @@ def write_model_card(out: Path, args: argparse.Namespace, labels: list[str], tra
     fileio.write_text(out / "MODEL_CARD.md", "\n".join(lines))
 
 
-def train(args: argparse.Namespace, on_step=None) -> Path:
+def train(args: RFNetTrainConfig, on_step=None) -> Path:
     """Train (or fine-tune, with --init_from) and save to --output_dir. ``on_step(step, total,
     status)`` is called after every optimizer step (status: loss, val_accuracy of the last
     validation or None); an exception it raises (a cancel) stops training, and the last
@@ -578,14 +573,14 @@ def train(args: argparse.Namespace, on_step=None) -> Path:
         if tokenizer is not None and not (resume_dir and (out / "tokenizer").exists()):
             with fileio.atomic_dir(out / "tokenizer") as tdir:
                 tokenizer.save_pretrained(str(tdir))
-        fileio.write_json(out / "train_args.json", vars(args))
+        fileio.write_json(out / "train_args.json", asdict(args))
         # What an Inspector should pair this model with (rfnet.inspect reads it).
         fileio.write_json(out / "inspector.json", {
             "depth_model": args.depth_model, "salience_model": args.salience_model,
             "maps_seen_in_training": "extractors" if args.ignore_stored_maps else "dataset maps where present",
         })
         if report_to:
-            accelerator.init_trackers("rfnet", config={k: v for k, v in vars(args).items()
+            accelerator.init_trackers("rfnet", config={k: v for k, v in asdict(args).items()
                                                        if isinstance(v, (int, float, str, bool))})
     csv_path = out / "logs" / "train_log.csv"
     if accelerator.is_main_process:

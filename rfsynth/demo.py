@@ -76,13 +76,10 @@ def train_path(out: Path, samples: int, epochs: int, seed: int) -> dict:
     print(f"[1/3] writing {samples} RF-Synth samples to {data}", flush=True)
     make(data, samples, size=64, seed=seed, splits="train=0.7,val=0.15,test=0.15", progress=False)
     print(f"[2/3] training a tiny RFNet for {epochs} epochs into {model_dir}", flush=True)
-    train.train(train.parse_args([
-        "--train_data", str(data), "--output_dir", str(model_dir), "--preset", "tiny",
-        "--label_set", "rf1m6", "--num_train_epochs", str(epochs),
-        "--lr_decay_epoch", str(max(1, epochs // 2)), "--learning_rate", "1e-3",
-        "--train_batch_size", "16", "--seed", str(seed), "--checkpointing_steps", "50",
-        "--checkpoints_total_limit", "1", "--resume_from_checkpoint", "latest",
-    ]))
+    train.train(train.RFNetTrainConfig(
+        train_data=[str(data)], output_dir=str(model_dir), preset="tiny", label_set="rf1m6", num_train_epochs=epochs,
+        lr_decay_epoch=max(1, epochs // 2), learning_rate=1e-3, train_batch_size=16, seed=seed, checkpointing_steps=50,
+        checkpoints_total_limit=1, resume_from_checkpoint="latest"))
     print(f"[3/3] evaluating on the test split into {eval_dir}", flush=True)
     return evaluate.evaluate(evaluate.parse_args(
         ["--model", str(model_dir), "--data", str(data), "--split", "test", "--output_dir", str(eval_dir)]))

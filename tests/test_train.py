@@ -263,3 +263,24 @@ def test_calibration_model_card_progress_and_cancel(toy_dataset, tmp_path):
     _, recs, _ = read_records(toy_dataset, SkipReport())
     n_avail = sum(r["label"] == "Available" and r.get("split", "train") == "train" for r in recs)
     assert str(toy_dataset) in card and f"Available {n_avail}," in card and "Acceptance threshold" in card
+
+
+def test_the_cli_and_code_build_the_same_configuration(toy_dataset, tmp_path):
+    """RFNetTrainConfig is what ``python -m rfnet.train`` parses and what the Train RFNet node and
+    the demo build; lists, flags and choices mean the same either way, and a value the command
+    line refuses is refused in code too, in one line, before any model is built."""
+    from rfnet.errors import InputError
+
+    cli = train.parse_args(["--train_data", "a", "b", "--train_samples", "5", "0", "--output_dir", "o",
+                            "--drop", "depth", "caption", "--ignore_stored_maps", "--calibrate_precision", "0.85"])
+    code = train.RFNetTrainConfig(train_data=["a", "b"], train_samples=[5, 0], output_dir="o", drop=["depth", "caption"],
+                                  ignore_stored_maps=True, calibrate_precision=0.85)
+    assert cli == code and cli.preset == "paper" and cli.learning_rate == 1e-4 and cli.validation_data is None
+    with pytest.raises(InputError, match="--drop must be one of .*, not 'colour'"):
+        train.check_args(train.RFNetTrainConfig(train_data=[str(toy_dataset)], output_dir=str(tmp_path), drop=["colour"]))
+    with pytest.raises(InputError, match="--balance must be one of none, loss, sampler, not 'weights'"):
+        train.check_args(train.RFNetTrainConfig(train_data=[str(toy_dataset)], output_dir=str(tmp_path), balance="weights"))
+    with pytest.raises(InputError, match="unrecognized arguments: --epochs 3"):
+        train.parse_args(["--train_data", "a", "--output_dir", "o", "--epochs", "3"], exit_on_error=False)
+    with pytest.raises(InputError, match="required: --train_data"):
+        train.parse_args(["--output_dir", "o"], exit_on_error=False)
