@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from rfnet import checkpoints
+
 from . import components as C
 from .placement import from_box
 
@@ -91,34 +93,26 @@ def _gen(seed: int, stage: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + stage * 100_003 + step)
 
 
-def _save_ckpt(path: Path, tensors: dict, opt_state: dict, step: int, extra: dict) -> None:
+# A checkpoint: model.safetensors (weights; the diffusion stage's EMA too), optimizer.pt and
+# state.json, in a PREFIX-N folder written the pack's one way (rfnet.checkpoints)
+CKPT_FILES = ("model.safetensors", "optimizer.pt", "state.json")
+
+
+def _save_ckpt(out: Path, prefix: str, tensors: dict, opt_state: dict, step: int, keep: int) -> None:
     from safetensors.torch import save_file
 
-    from rfnet.fileio import atomic_dir
-
-    with atomic_dir(path) as tmp:
+    def write(tmp: Path) -> None:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "model.safetensors"))
         torch.save(opt_state, tmp / "optimizer.pt")
-        (tmp / "state.json").write_text(json.dumps({"step": step, **extra}))
+        (tmp / "state.json").write_text(json.dumps({"step": step}))
 
-
-def _latest(dirpath: Path, prefix: str) -> Path | None:
-    found = sorted(dirpath.glob(f"{prefix}-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
-    found = [p for p in found if (p / "state.json").exists()]
-    return found[-1] if found else None
-
-
-def _prune(dirpath: Path, prefix: str, keep: int) -> None:
-    import shutil
-
-    found = sorted(dirpath.glob(f"{prefix}-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
-    for p in found[:-keep]:
-        shutil.rmtree(p, ignore_errors=True)
+    checkpoints.save_plain(out, step, write, keep, prefix)
 
 
 def _load_ckpt(path: Path):
     from safetensors.torch import load_file
 
+    # our own file: the optimizer's tensors and numbers only
     return (load_file(str(path / "model.safetensors")), torch.load(path / "optimizer.pt", weights_only=True),
             json.loads((path / "state.json").read_text()))
 
@@ -131,7 +125,7 @@ def train_vae(a, images: torch.Tensor, out: Path):
     vae = C.build_vae("tiny")
     opt = torch.optim.AdamW(vae.parameters(), lr=a.vae_lr, weight_decay=0.0)
     step = 0
-    ck = _latest(out, "vae-checkpoint")
+    ck = checkpoints.latest_intact(out, "vae-checkpoint", CKPT_FILES)
     if ck is not None:
         sd, osd, st = _load_ckpt(ck)
         vae.load_state_dict(sd)
@@ -158,8 +152,7 @@ def train_vae(a, images: torch.Tensor, out: Path):
             t0 = time.time()
             _metric(out, {"stage": "vae", "step": step, "loss": loss.item()})
         if step % a.checkpointing_steps == 0 or step == a.vae_steps:
-            _save_ckpt(out / f"vae-checkpoint-{step}", vae.state_dict(), opt.state_dict(), step, {})
-            _prune(out, "vae-checkpoint", 2)
+            _save_ckpt(out, "vae-checkpoint", vae.state_dict(), opt.state_dict(), step, 2)
     vae.eval().requires_grad_(False)
     return vae
 
@@ -191,7 +184,7 @@ def train_diffusion(a, mean, std, scale: float, ctrl, ids_full, ids_generic, ids
     opt = torch.optim.AdamW(models.parameters(), lr=a.learning_rate, weight_decay=1e-2)
     sched = C.build_scheduler("DDPMScheduler")
     step = 0
-    ck = _latest(out, "checkpoint")
+    ck = checkpoints.latest_intact(out, "checkpoint", CKPT_FILES)
     if ck is not None:
         sd, osd, st = _load_ckpt(ck)
         models.load_state_dict({k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")})
@@ -246,8 +239,7 @@ def train_diffusion(a, mean, std, scale: float, ctrl, ids_full, ids_generic, ids
         if step % a.checkpointing_steps == 0 or step == a.max_train_steps:
             tensors = {f"model.{k}": v for k, v in models.state_dict().items()}
             tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
-            _save_ckpt(out / f"checkpoint-{step}", tensors, opt.state_dict(), step, {})
-            _prune(out, "checkpoint", a.checkpoints_total_limit)
+            _save_ckpt(out, "checkpoint", tensors, opt.state_dict(), step, a.checkpoints_total_limit)
             if a.export_every and step % a.export_every == 0:
                 export(ema, out / f"export-{step}", tok, a, vae, step=step)
     return ema

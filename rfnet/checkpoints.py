@@ -1,7 +1,10 @@
-"""Training checkpoints, one way for every accelerate trainer of the pack (rfnet.train, rfft.train).
+"""Training checkpoints, one way for every trainer of the pack.
 
-A checkpoint is accelerate's full state (weights, optimizer, schedule, random states) in a
-``checkpoint-N`` folder, N the optimizer step. It is written to ``checkpoint-N.tmp``, given a
+A checkpoint is a ``checkpoint-N`` folder, N the optimizer step (or the epoch). For the
+accelerate trainers (rfnet.train, rfft.train) it holds accelerate's full state (weights,
+optimizer, schedule, random states): :func:`save` and :func:`resume`. The plain torch loops
+(rfnet.train_maps, rfft.train_generator) write their own files into it: :func:`save_plain` and
+:func:`latest_intact`. It is written to ``checkpoint-N.tmp``, given a
 manifest of its files and their sizes (written last), flushed to disk and renamed, so a kill
 never leaves a half checkpoint under a checkpoint-N name and a file truncated later (a full
 disk, a bad copy) shows. Resuming takes the newest intact one, saying which it skipped and why.
@@ -25,29 +28,30 @@ MANIFEST = "checkpoint_manifest.json"  # written last into a checkpoint: its fil
 OLD_MANIFESTS = ("rfft_checkpoint.json",)
 
 
-def step_of(p: Path) -> int | None:
-    """N of a ``checkpoint-N`` folder; None for anything else (``checkpoint-foo``, a ``.tmp``)."""
-    m = CHECKPOINT_RE.fullmatch(Path(p).name)
+def step_of(p: Path, prefix: str = "checkpoint") -> int | None:
+    """N of a ``checkpoint-N`` folder (``PREFIX-N``); None for anything else (``checkpoint-foo``,
+    a ``.tmp``)."""
+    m = (CHECKPOINT_RE if prefix == "checkpoint" else re.compile(rf"{re.escape(prefix)}-(\d+)")).fullmatch(Path(p).name)
     return int(m.group(1)) if m else None
 
 
-def list_checkpoints(out: Path) -> list[Path]:
-    """The ``checkpoint-N`` folders of ``out``, oldest first."""
+def list_checkpoints(out: Path, prefix: str = "checkpoint") -> list[Path]:
+    """The ``checkpoint-N`` (``PREFIX-N``) folders of ``out``, oldest first."""
     out = Path(out)
     if not out.is_dir():
         return []
-    found = [p for p in out.glob("checkpoint-*") if p.is_dir() and step_of(p) is not None]
-    return sorted(found, key=step_of)
+    found = [p for p in out.glob(f"{prefix}-*") if p.is_dir() and step_of(p, prefix) is not None]
+    return sorted(found, key=lambda p: step_of(p, prefix))
 
 
 def _manifest(ck: Path) -> Path | None:
     return next((ck / n for n in (MANIFEST, *OLD_MANIFESTS) if (ck / n).exists()), None)
 
 
-def broken(ck: Path) -> str | None:
+def broken(ck: Path, legacy_files: tuple[str, ...] | None = None) -> str | None:
     """Why ``ck`` is not an intact checkpoint, or None. With a manifest, every file it lists
     must be there at its size. Without one (checkpoints from before it existed), accelerate's
-    files must be there and not empty."""
+    files, or a plain trainer's ``legacy_files``, must be there and not empty."""
     man = _manifest(ck)
     if man is not None:
         try:
@@ -63,6 +67,9 @@ def broken(ck: Path) -> str | None:
                         f"({f.stat().st_size} of {size} bytes)")
         return None
     names = {p.name for p in ck.iterdir() if p.is_file() and p.stat().st_size > 0}
+    if legacy_files is not None:
+        missing = [n for n in legacy_files if n not in names]
+        return f"{', '.join(missing)} missing or empty" if missing else None
     if not any(n.startswith(("model", "pytorch_model")) for n in names):
         return "no model weights"
     if "optimizer.bin" not in names:
@@ -87,16 +94,47 @@ def save(acc, out: Path, step: int, limit: int | None, extra: dict[str, dict] | 
     if acc.is_main_process:
         for name, content in (extra or {}).items():
             (tmp / name).write_text(json.dumps(content, indent=1))
-        files = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
-        (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1))
-        _fsync_dir(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-        for old in list_checkpoints(out)[:-limit] if limit else []:
-            shutil.rmtree(old, ignore_errors=True)
+        _seal(tmp, final, step, out, limit, "checkpoint")
     acc.wait_for_everyone()
     return final
+
+
+def save_plain(out: Path, step: int, write, limit: int | None, prefix: str = "checkpoint") -> Path:
+    """A checkpoint of a trainer without accelerate: ``write(folder)`` puts its files into the
+    temporary folder, which then gets the same manifest, flush and rename as :func:`save`;
+    keeps the newest ``limit`` ``PREFIX-N`` folders."""
+    out = Path(out)
+    final, tmp = out / f"{prefix}-{step}", out / f"{prefix}-{step}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    _seal(tmp, final, step, out, limit, prefix)
+    return final
+
+
+def latest_intact(out: Path, prefix: str = "checkpoint", legacy_files: tuple[str, ...] | None = None) -> Path | None:
+    """The newest intact ``PREFIX-N`` folder of a plain trainer, or None; damaged ones are
+    skipped with a warning naming what is wrong. ``legacy_files``: what a checkpoint written
+    before the manifest existed must hold."""
+    for ck in reversed(list_checkpoints(out, prefix)):
+        why = broken(ck, legacy_files)
+        if why is None:
+            return ck
+        log.warning("skipping %s: %s", ck, why)
+    return None
+
+
+def _seal(tmp: Path, final: Path, step: int, out: Path, limit: int | None, prefix: str) -> None:
+    """The manifest (written last), a flush to disk, the rename, and the pruning of old ones."""
+    files = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
+    (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1))
+    _fsync_dir(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    for old in list_checkpoints(out, prefix)[:-limit] if limit else []:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _fsync_dir(d: Path) -> None:

@@ -4,7 +4,8 @@
 
 The data is any RF dataset whose samples carry the maps (RF-Synth writes them). Loss: L1 for
 depth, binary cross-entropy for salience. A checkpoint (weights, optimizer, epoch, random
-state) is written after every epoch; ``--resume`` continues from it exactly. The result is a
+state) is written after every epoch as ``checkpoint-EPOCH`` (rfnet.checkpoints, the newest two
+kept); ``--resume`` continues from the newest intact one exactly. The result is a
 folder that ``make_extractor(kind, folder)`` and ``--depth_model``/``--salience_model`` take.
 """
 from __future__ import annotations
@@ -19,12 +20,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import fileio
+from . import checkpoints, fileio
 from .data import RFDataset
 from .errors import InputError, cli_errors
 from .estimators import LearnedMapExtractor, MapEstimatorConfig
 
 log = logging.getLogger("rfnet.train_maps")
+STATE = "training_state.pt"  # inside each checkpoint-N: weights, optimizer, schedule, random state, epoch
 
 
 def parse_args(argv=None):
@@ -43,7 +45,7 @@ def parse_args(argv=None):
     p.add_argument("--max_samples", type=int, default=None, help="use only the first N training samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume_from_checkpoint", "--resume", dest="resume", nargs="?", const="latest", default=None,
-                   choices=["latest"], help="continue from output_dir/checkpoint.pt")
+                   choices=["latest"], help="continue from the newest intact checkpoint-N in output_dir")
     p.add_argument("--epochs_this_run", type=int, default=None,
                    help="stop after this many epochs (a checkpoint is kept); --resume goes on later")
     p.add_argument("--save_dtype", choices=["float32", "float16"], default="float32")
@@ -96,7 +98,9 @@ def train_maps(args) -> Path:
     steps = (len(x) + args.batch_size - 1) // args.batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.learning_rate, total_steps=args.epochs * steps)
     start = 0
-    ckpt = out / "checkpoint.pt"
+    # checkpoint-EPOCH folders; checkpoint.pt is where runs before them kept their one checkpoint
+    ckpt = checkpoints.latest_intact(out, "checkpoint", (STATE,)) if args.resume else None
+    ckpt = ckpt / STATE if ckpt else out / "checkpoint.pt"
     if args.resume and ckpt.exists():
         st = torch.load(ckpt, map_location="cpu", weights_only=True)  # our own file, tensors only
         if int(st.get("epochs", args.epochs)) != args.epochs:
@@ -128,9 +132,9 @@ def train_maps(args) -> Path:
             row.update({f"val_{k}": v for k, v in evaluate_maps(ex, xv, yv).items()})
         history.append(row)
         log.info("epoch %s", json.dumps(row))
-        with fileio.atomic_path(ckpt) as tmp:
-            torch.save({"net": ex.net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "rng": torch.get_rng_state(), "epoch": epoch + 1, "epochs": args.epochs}, tmp)
+        state = {"net": ex.net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                 "rng": torch.get_rng_state(), "epoch": epoch + 1, "epochs": args.epochs}
+        checkpoints.save_plain(out, epoch + 1, lambda d, state=state: torch.save(state, d / STATE), 2)
     if stop < args.epochs:
         print(f"stopped after epoch {stop} of {args.epochs}; continue with --resume")
         return out

@@ -570,3 +570,29 @@ def test_an_rfnet_checkpoint_from_before_the_manifest_still_counts(tmp_path):
     assert checkpoints.broken(ck) is None
     (ck / "custom_checkpoint_0.pkl").unlink()
     assert checkpoints.broken(ck) == "scheduler.bin is missing or empty"
+
+
+def test_plain_trainers_write_and_choose_checkpoints_the_same_way(tmp_path, caplog):
+    """rfnet.train_maps and rfft.train_generator (no accelerate) write PREFIX-N folders with the
+    same manifest; the newest intact one is taken, a damaged one is skipped by name, the oldest
+    beyond the limit go, and a folder from before the manifest counts if its files are there."""
+    def write(step):
+        return lambda d: (d / "state.json").write_text(json.dumps({"step": step}) + " " * step)
+
+    for step in (1, 2, 3):
+        checkpoints.save_plain(tmp_path, step, write(step), limit=2, prefix="vae-checkpoint")
+    found = checkpoints.list_checkpoints(tmp_path, "vae-checkpoint")
+    assert [p.name for p in found] == ["vae-checkpoint-2", "vae-checkpoint-3"]
+    assert checkpoints.list_checkpoints(tmp_path) == []  # "checkpoint-N" is another trainer's
+    assert not list(tmp_path.glob("*.tmp"))
+    truncate(tmp_path / "vae-checkpoint-3" / "state.json", keep=2)
+    with caplog.at_level("WARNING", logger="rfnet.checkpoints"):
+        assert checkpoints.latest_intact(tmp_path, "vae-checkpoint", ("state.json",)) == found[0]
+    assert "vae-checkpoint-3: state.json is truncated" in caplog.text
+    old = tmp_path / "vae-checkpoint-7"
+    old.mkdir()
+    (old / "state.json").write_text("{}")
+    assert checkpoints.latest_intact(tmp_path, "vae-checkpoint", ("state.json",)) == old
+    (old / "state.json").write_text("")
+    assert checkpoints.broken(old, ("state.json",)) == "state.json missing or empty"
+

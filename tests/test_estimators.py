@@ -69,3 +69,18 @@ def test_train_maps_learns_and_resumes_exactly(synth_dataset, tmp_path):
     with pytest.raises(InputError, match="--epochs 3"):
         train_maps.train_maps(train_maps.parse_args([*common[:-1], "5", "--output_dir", str(tmp_path / "b"), "--resume"]))
     assert make_extractor("depth", str(tmp_path / "a")).kind == "depth"
+
+
+def test_train_maps_resumes_from_the_newest_intact_epoch(synth_dataset, tmp_path):
+    """A damaged last checkpoint costs one epoch, not the run: the resume takes the one before
+    and ends with the weights of an unbroken run."""
+    common = ["--kind", "salience", "--train_data", str(synth_dataset), "--input_size", "32", "--base_channels", "8",
+              "--batch_size", "8", "--epochs", "3", "--max_samples", "40"]
+    train_maps.train_maps(train_maps.parse_args([*common, "--output_dir", str(tmp_path / "a")]))
+    train_maps.train_maps(train_maps.parse_args([*common, "--output_dir", str(tmp_path / "b"), "--epochs_this_run", "2"]))
+    assert sorted(p.name for p in (tmp_path / "b").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    with open(tmp_path / "b" / "checkpoint-2" / train_maps.STATE, "r+b") as f:
+        f.truncate(1000)
+    train_maps.train_maps(train_maps.parse_args([*common, "--output_dir", str(tmp_path / "b"), "--resume"]))
+    a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
