@@ -31,8 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 
+from rfnet.badge import font  # noqa: E402
 from rfsynth.catalog import CATEGORY_BY_NAME, REFERENCES  # noqa: E402
 
 AUDIT = ROOT / "audit"
@@ -51,34 +52,31 @@ NOTE = ("How to read these images: each is a product (pasted exactly, never redr
         "each; a blob of that colour standing on the surface IS that object:")
 
 
-def _font(size: int):
-    for f in ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"):
-        try:
-            return ImageFont.truetype(f, size)
-        except OSError:
-            continue
-    return ImageFont.load_default()
-
-
 def _legend(width: int) -> Image.Image:
-    """The annotator's convention, shown on every sheet: what each reserved colour is."""
-    f = _font(13)
-    img = Image.new("RGB", (width, 170), "white")
-    d = ImageDraw.Draw(img)
-    words, line, y = NOTE.split(), "", 4
-    for w in words:
-        if d.textlength(line + " " + w, font=f) > width - 16:
-            d.text((8, y), line, fill="black", font=f)
-            line, y = w, y + 16
+    """The annotator's convention, shown on every sheet: what each reserved colour is. Laid out
+    first, then drawn, so that no width cuts a line or a swatch off."""
+    f = font(13)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines, line = [], ""
+    for w in NOTE.split():
+        if line and measure.textlength(line + " " + w, font=f) > width - 16:
+            lines.append(line)
+            line = w
         else:
             line = (line + " " + w).strip()
-    d.text((8, y), line, fill="black", font=f)
-    x = 8
-    for name, ref in REFERENCES.items():
-        d.rectangle((x, y + 20, x + 18, y + 38), fill=tuple(ref["colour"]), outline="black")
-        d.text((x + 24, y + 21), f"{name}: {ref['height_cm']:g} cm tall", fill="black", font=f)
-        x += 230
-    return img.crop((0, 0, width, y + 46))
+    lines.append(line)
+    per_row = max(1, (width - 8) // 230)
+    swatch_rows = -(-len(REFERENCES) // per_row)
+    top = 4 + 16 * len(lines) + 4
+    img = Image.new("RGB", (width, top + 24 * swatch_rows + 4), "white")
+    d = ImageDraw.Draw(img)
+    for i, text in enumerate(lines):
+        d.text((8, 4 + 16 * i), text, fill="black", font=f)
+    for i, (name, ref) in enumerate(REFERENCES.items()):
+        x, y = 8 + 230 * (i % per_row), top + 24 * (i // per_row)
+        d.rectangle((x, y, x + 18, y + 18), fill=tuple(ref["colour"]), outline="black")
+        d.text((x + 24, y + 1), f"{name}: {ref['height_cm']:g} cm tall", fill="black", font=f)
+    return img
 
 
 def _checker(size: tuple[int, int]) -> Image.Image:
@@ -94,7 +92,7 @@ def _checker(size: tuple[int, int]) -> Image.Image:
 def write_sheets(folder: Path, recs: list[dict], out: Path) -> list[Path]:
     """Contact sheets with ids only: the image, the product, its category and real height."""
     out.mkdir(parents=True, exist_ok=True)
-    f, fb = _font(14), _font(16)
+    f, fb = font(14), font(16)
     cw, ch = CELL + 110, CELL + 26
     legend = _legend(PER_ROW * cw)
     paths = []
@@ -226,7 +224,7 @@ def disagreement_sheet(folder: Path, recs: dict, pairs, out: Path) -> None:
             groups[(e, o)].append(i)
     if not groups:
         return
-    f = _font(13)
+    f = font(13)
     cell, w = 160, 6
     rows = []
     for (e, o), ids in sorted(groups.items(), key=lambda kv: -len(kv[1])):
@@ -239,7 +237,7 @@ def disagreement_sheet(folder: Path, recs: dict, pairs, out: Path) -> None:
         for j, i in enumerate(ids):
             img = Image.open(folder / recs[i]["image"]).convert("RGB").resize((cell, cell), Image.BICUBIC)
             sheet.paste(img, (4 + j * (cell + 4), y + 18))
-            d.text((4 + j * (cell + 4), y + 18 + cell), i, fill="black", font=_font(10))
+            d.text((4 + j * (cell + 4), y + 18 + cell), i, fill="black", font=font(10))
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out, quality=82)
 
