@@ -27,7 +27,7 @@ from .errors import InputError, cli_errors
 from .extractors import Extractor, make_extractor
 from .images import MIN_SIDE, clean, to_batch
 from .labels import AVAILABLE
-from .ood import NOTE, alphas, edge_softness, features
+from .ood import NOTE, alphas, edge_softness, features, model_size
 from .ood import load as load_novelty
 
 log = logging.getLogger("rfnet.inspect")
@@ -136,7 +136,9 @@ class Inspector:
         """((B, C) probabilities, [note or None per image]): the model's view and what makes
         an image unfit to be accepted whatever the model says."""
         g, notes = to_batch(generated, with_problems=True)
-        p, p_notes = to_batch(product, with_problems=True)
+        # products go straight to the model's input size (their alphas are read from the
+        # originals): products of several shapes are then each resized once, as one alone is
+        p, p_notes = to_batch(product, with_problems=True, size=model_size(self.model))
         b = g.shape[0]
         if p.shape[0] not in (1, b):
             raise InputError(f"{p.shape[0]} product images for {b} generated images: "

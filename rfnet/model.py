@@ -320,11 +320,16 @@ class RFNet(_Persistent):
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"expected images (B, 1 or 3, H, W) in 0..1, got {tuple(x.shape)}")
+        s = self.config.image_size
+        if x.shape[-2:] != (s, s):  # resized as the training data was (rfnet.data)
+            if x.shape[1] == 3:  # images: Pillow's bicubic there
+                from .images import resize_rgb
+
+                x = resize_rgb(x, (s, s)).to(x.dtype)
+            else:  # maps: bilinear there
+                x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)  # single-channel maps seen as grey images
-        s = self.config.image_size
-        if x.shape[-2:] != (s, s):
-            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
     def encode_images(self, images: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -44,6 +44,13 @@ def features(model, x: torch.Tensor) -> torch.Tensor:
     return (f.mean((2, 3)) if f.dim() == 4 else f.mean(1)).float().cpu()
 
 
+def model_size(model) -> tuple[int, int]:
+    """The side the model resizes every image to: batches are resized straight to it, as one
+    image alone would be (not through the first image's shape)."""
+    s = model.config.image_size
+    return (s, s)
+
+
 @dataclass
 class Novelty:
     """PCA novelty score of one kind of image (product or generated)."""
@@ -176,7 +183,7 @@ def dataset_features(model, roots: list[str], samples: list[int], split: str, ba
         chunk = recs[i:i + batch]
         for kind in KINDS:
             ims = [_images([r], b, "product" if kind == "product" else "image")[0] for b, r in chunk]
-            out[kind].append(features(model, to_batch(ims)))
+            out[kind].append(features(model, to_batch(ims, size=model_size(model))))
             if kind == "product":
                 edges += [edge_softness(a) for a in alphas(ims)]
     return {k: torch.cat(v) for k, v in out.items()}, edges

@@ -76,7 +76,9 @@ def judge_all(products: list[dict], run: Path, folder: str, threshold) -> list[l
         for r in d["attempts"]:
             with Image.open(run / r["file"]) as im:
                 images.append(im.convert("RGB"))
-        vs = insp(cutout, images, d["attempts"][0]["caption"])
+        # one attempt per call, as the run judged them (one candidate per round): in bfloat16 the
+        # attention's result moves with the batch by up to about 1% of P(Available)
+        vs = [insp(cutout, [im], d["attempts"][0]["caption"])[0] for im in images]
         out.append([{"label": v.label, "p_available": float(v.p_available), "accepted": bool(v.accepted)} for v in vs])
     return out
 
