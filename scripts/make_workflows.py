@@ -17,6 +17,8 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rfsynth.scene import render_sample  # noqa: E402
+
 CKPT = "v1-5-pruned-emaonly.safetensors"
 CONTROLNET = "control_v11p_sd15_canny.pth"
 LORA = "your_style_lora.safetensors"
@@ -24,7 +26,10 @@ PRODUCT = "reliable_ad_product.png"
 GENERATED = "reliable_ad_generated.png"
 POSITIVE = "a product on a marble table, beige wall, soft daylight, potted fern, commercial photography"
 NEGATIVE = "lowres, blurry, floating, cluttered, deformed, watermark, text"
-CAPTION = "Vela teal perfume 15ml 青色香水 floral 限时特惠 BA-6014"
+EXAMPLE_SEED = 90210  # the RF-Synth sample whose product and image the workflows load (see assets())
+# the caption of that very product (a black cabinet): a caption naming another product (it once
+# said "teal perfume") is a caption mismatch the inspector is right to doubt
+CAPTION = render_sample(EXAMPLE_SEED, 128, "Available").caption
 
 # Outputs (name, type) and linkable inputs (name, type) of the core nodes used here.
 CORE = {
@@ -333,10 +338,8 @@ def thumbnail(ui: dict, path: Path) -> None:
 
 def assets(out: Path) -> None:
     """The product cutout and a generated-looking image the workflows load (RF-Synth, seed 90210)."""
-    from rfsynth.scene import render_sample
-
     out.mkdir(parents=True, exist_ok=True)
-    s = render_sample(90210, 128, "Available")
+    s = render_sample(EXAMPLE_SEED, 128, "Available")
     s.product.save(out / PRODUCT)
     s.image.save(out / GENERATED)
     (out / "README.md").write_text(

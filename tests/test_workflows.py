@@ -129,3 +129,23 @@ def test_no_two_nodes_of_a_workflow_overlap():
             for b in boxes[i + 1:]:
                 apart = a[3] <= b[1] or b[3] <= a[1] or a[4] <= b[2] or b[4] <= a[2]
                 assert apart, f"{f.name}: {a[0]!r} and {b[0]!r} overlap"
+
+
+def test_every_caption_names_the_product_the_workflows_load():
+    """The caption is one of RFNet's inputs: the workflows' example product is RF-Synth sample
+    90210 (a black cabinet), and its caption once said "teal perfume", a mismatch the inspector
+    is right to doubt. Every caption widget holds that sample's own caption."""
+    from rfsynth.scene import render_sample
+
+    sample = render_sample(90210, 128, "Available")
+    info = _pack_info()
+    seen = 0
+    for f in sorted((ROOT / "workflows").glob("*.json")):
+        for n in json.loads(f.read_text(encoding="utf-8"))["nodes"]:
+            if n["type"] not in info:
+                continue
+            for (name, _), v in zip(widget_slots(info, n["type"]), n.get("widgets_values") or []):
+                if name == "caption":
+                    assert v == sample.caption, f"{f.name} {n['type']}: caption {v!r} is not the product's"
+                    seen += 1
+    assert seen >= 6 and sample.category in sample.caption
