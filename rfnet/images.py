@@ -39,7 +39,9 @@ def resize_rgb(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     (4% of RF-Gen test verdicts changed class)."""
     y = torch.nn.functional.interpolate(x.float(), size=tuple(size), mode="bicubic", align_corners=False,
                                         antialias=True)
-    return y.clamp(0, 1)  # bicubic overshoots at hard edges; Pillow's 8 bits clip the same way
+    # bicubic overshoots at hard edges, and Pillow's 8 bits clip the same way; the clip passes
+    # gradients straight through (RFFT's reward), so an overshooting pixel still learns
+    return y + (y.clamp(0, 1) - y).detach() if y.requires_grad else y.clamp(0, 1)
 
 
 def to_batch(x, rgb: bool = True, with_problems: bool = False, size: tuple[int, int] | None = None):

@@ -367,7 +367,7 @@ def check_args(args: RFNetTrainConfig) -> None:
     """Refuse bad arguments in one line each, before a model is built or a map computed."""
     from .dataformat import check_split
 
-    check_choices(args)
+    check_choices(args, RFNetTrainConfig)
 
     at_least = {"train_batch_size": 1, "num_train_epochs": 1, "gradient_accumulation_steps": 1,
                 "checkpointing_steps": 1, "logging_steps": 1, "lr_decay_epoch": 0,

@@ -71,9 +71,10 @@ def test_train_maps_learns_and_resumes_exactly(synth_dataset, tmp_path):
     assert make_extractor("depth", str(tmp_path / "a")).kind == "depth"
 
 
-def test_train_maps_resumes_from_the_newest_intact_epoch(synth_dataset, tmp_path):
+def test_train_maps_resumes_from_the_newest_intact_epoch(synth_dataset, tmp_path, caplog):
     """A damaged last checkpoint costs one epoch, not the run: the resume takes the one before
-    and ends with the weights of an unbroken run."""
+    and ends with the weights of an unbroken run. A fresh run in the same folder does not
+    inherit the earlier run's checkpoints."""
     common = ["--kind", "salience", "--train_data", str(synth_dataset), "--input_size", "32", "--base_channels", "8",
               "--batch_size", "8", "--epochs", "3", "--max_samples", "40"]
     train_maps.train_maps(train_maps.parse_args([*common, "--output_dir", str(tmp_path / "a")]))
@@ -81,6 +82,12 @@ def test_train_maps_resumes_from_the_newest_intact_epoch(synth_dataset, tmp_path
     assert sorted(p.name for p in (tmp_path / "b").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
     with open(tmp_path / "b" / "checkpoint-2" / train_maps.STATE, "r+b") as f:
         f.truncate(1000)
-    train_maps.train_maps(train_maps.parse_args([*common, "--output_dir", str(tmp_path / "b"), "--resume"]))
+    with caplog.at_level("INFO"):
+        train_maps.train_maps(train_maps.parse_args([*common, "--output_dir", str(tmp_path / "b"), "--resume"]))
+    assert "checkpoint-2: training_state.pt is truncated" in caplog.text and "resumed after epoch 1" in caplog.text
     a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("a", "b"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # a fresh run (no --resume) where a finished one left checkpoint-2 and -3: its own epochs count
+    train_maps.train_maps(train_maps.parse_args([*common, "--output_dir", str(tmp_path / "a"), "--seed", "5",
+                                                 "--epochs_this_run", "1"]))
+    assert sorted(p.name for p in (tmp_path / "a").glob("checkpoint-*")) == ["checkpoint-1"]

@@ -138,6 +138,16 @@ def test_the_inspector_resizes_products_as_its_training_data_was():
     m = RFNet(RFNetConfig(image_backbone="resnet10t", image_size=64, width=32, num_heads=2,
                           use_caption=False)).eval()
     assert torch.equal(m._prepare(to_batch(im)), m._prepare(got[None]))
+    # RFFT's reward differentiates through this resize: the clip to 0..1 passes gradients on
+    from rfnet.images import resize_rgb
+
+    x = torch.zeros(1, 3, 16, 16)
+    x[..., 4:12, 4:12] = 1.0  # hard edges: bicubic overshoots past 0 and 1
+    x.requires_grad_(True)
+    y = resize_rgb(x, (40, 40))
+    assert float(y.min()) >= 0 and float(y.max()) <= 1
+    y.sum().backward()
+    assert bool((x.grad != 0).all())
 
 
 def ood_example(name):
