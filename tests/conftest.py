@@ -30,6 +30,18 @@ TINY_CAPTION = dict(model_type="bert", vocab_size=120, hidden_size=32, num_hidde
                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
 
 
+def box_cutout(w, h, pad=5, colour=(200, 30, 40), alpha=255):
+    """A product cutout for tests: a w x h rectangle of ``colour`` inside a transparent margin
+    of ``pad`` pixels (an int, or (left/right, top/bottom))."""
+    import numpy as np
+    from PIL import Image
+
+    px, py = (pad, pad) if isinstance(pad, int) else pad
+    a = np.zeros((h + 2 * py, w + 2 * px, 4), np.uint8)
+    a[py:py + h, px:px + w] = (*colour, alpha)
+    return Image.fromarray(a, "RGBA")
+
+
 def tiny_config(**kw):
     from rfnet.model import RFNetConfig
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import box_cutout
 from PIL import Image
 
 from rfft.generate import EXAMPLES, display_name, load_prompts, main, output_names
@@ -59,9 +60,7 @@ def png_bomb(path: Path, side: int) -> None:
 
 
 def _cutout(colour=(200, 40, 60), alpha=255, w=30, h=40) -> Image.Image:
-    a = np.zeros((h + 10, w + 10, 4), np.uint8)
-    a[5:5 + h, 5:5 + w] = (*colour, alpha)
-    return Image.fromarray(a, "RGBA")
+    return box_cutout(w, h, 5, colour, alpha)
 
 
 EVIL = "..\\..\\evil\nname.png"  # backslashes, dots and a newline: a legal name on Linux

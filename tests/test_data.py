@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import box_cutout
 from PIL import Image
 
 from rfnet.data import Collator, RFDataset, RFDatasetWriter, SkipReport, read_label_txt, to_map_tensor
@@ -14,9 +15,7 @@ def _img(colour, size=24, mode="RGB"):
 
 
 def _product(size=20):
-    im = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    im.paste((200, 30, 30, 255), (4, 4, size - 4, size - 4))
-    return im
+    return box_cutout(size - 8, size - 8, 4, (200, 30, 30))
 
 
 class CountingExtractor(torch.nn.Module):

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from conftest import box_cutout
 from test_pack import _import_pack
 
 PACK = _import_pack()
@@ -22,9 +22,7 @@ def _comfy_image(pil):
 
 
 def _cutout():
-    a = np.zeros((48, 30, 4), np.uint8)
-    a[4:44, 5:25] = (40, 90, 200, 255)
-    return Image.fromarray(a, "RGBA")
+    return box_cutout(20, 40, (5, 4), (40, 90, 200))
 
 
 def test_every_node_loads_with_a_schema():

@@ -2,18 +2,17 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from conftest import box_cutout
 
 from rfft import components as C
 from rfft.pipeline import AdInpaintPipeline, GeneratorNotFoundError, check_generator, load_parts
 from rfft.placement import place
 
 
-def _product():
-    a = np.zeros((40, 24, 4), np.uint8)
-    a[4:36, 4:20] = (40, 90, 200, 255)
-    a[10:20, 8:16] = (250, 200, 30, 255)
-    return Image.fromarray(a, "RGBA")
+def _product():  # two colours: a blue body with a yellow label
+    im = box_cutout(16, 32, 4, (40, 90, 200))
+    im.paste((250, 200, 30, 255), (8, 10, 16, 20))
+    return im
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,14 @@
 """Product placement against worked examples, and bad product images."""
 import numpy as np
 import pytest
+from conftest import box_cutout
 from PIL import Image
 
 from rfft.placement import ProductError, dilate_px, load_product, place
 
 
 def _box_cutout(w, h, pad=5, colour=(200, 30, 40)):
-    """A w x h opaque rectangle inside a transparent margin of ``pad`` pixels."""
-    a = np.zeros((h + 2 * pad, w + 2 * pad, 4), np.uint8)
-    a[pad:pad + h, pad:pad + w] = (*colour, 255)
-    return Image.fromarray(a, "RGBA")
+    return box_cutout(w, h, pad, colour)
 
 
 def test_fit_box_into_scale_times_canvas_centred():
