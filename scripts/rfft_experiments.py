@@ -35,10 +35,12 @@ EVAL_SEED, TRAIN_SEED = 31337, 4242
 LR = 1e-4  # the learning rate of every run but the stress test's
 
 
-def name_of(config: str, beta: float, extra: str | None = None, lr: float = LR) -> str:
+def name_of(config: str, beta: float, extra: str | None = None, lr: float = LR, rfnet: str = "embedded") -> str:
     name = config if config in ("original", "negprompt", "none") else f"{config}_b{beta:g}"
     name = f"{name}+{extra}" if extra else name
-    return name if lr == LR or config in ("original", "negprompt") else f"{name}@lr{lr:g}"
+    name = name if lr == LR or config in ("original", "negprompt") else f"{name}@lr{lr:g}"
+    # fine-tuned against another inspector (the next round of the paper's loop): its folder's name
+    return name if rfnet == "embedded" or config in ("original", "negprompt") else f"{name}~{Path(rfnet).name}"
 
 
 # (stage, config, beta, extra reward, learning rate): Table 3 first, then Fig. 6, Fig. 7b's
@@ -79,12 +81,12 @@ def stage_products(a) -> None:
 def stage_train(a) -> None:
     from rfft.train import main
 
-    out = RUNS / name_of(a.config, a.beta, a.extra_reward, a.lr)
+    out = RUNS / name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet)
     if (out / "controlnet").exists():
         print(f"{out} is trained")
         return
     extra = ["--extra_reward", a.extra_reward, "--extra_reward_weight", str(a.extra_reward_weight)] if a.extra_reward else []
-    main([*extra, "--output_dir", str(out), "--products", str(RUNS / "train_products"), "--prompts", str(RUNS / "train_prompts.json"),
+    main([*extra, "--rfnet", a.rfnet, "--output_dir", str(out), "--products", str(RUNS / "train_products"), "--prompts", str(RUNS / "train_prompts.json"),
           "--reg", a.config, "--beta", str(a.beta), "--max_train_steps", str(a.steps), "--learning_rate", str(a.lr),
           "--train_batch_size", str(a.batch), "--num_inference_steps", "40", "--grad_steps_window", "10",
           "--checkpointing_steps", "10", "--resume_from_checkpoint", "latest", "--seed", "0"])
@@ -97,7 +99,7 @@ def stage_evaluate(a) -> None:
     from rfnet.fileio import write_json
     from rfnet.inspect import Inspector
 
-    name = name_of(a.config, a.beta, a.extra_reward, a.lr)
+    name = name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet)
     dst = RUNS / "eval" / f"{name}.json"
     if dst.exists():
         print(f"{dst} exists")
@@ -105,7 +107,8 @@ def stage_evaluate(a) -> None:
     cn = None if a.config in ("original", "negprompt") else RUNS / name / "controlnet"
     pipe = AdInpaintPipeline.load("embedded", cn)
     pipe.set_progress_bar_config(disable=True)
-    res = evaluate(pipe, Inspector.from_pretrained(embedded_path("rfnet")), draw_jobs(EVAL_SEED, a.jobs),
+    judge = embedded_path("rfnet") if a.rfnet == "embedded" else Path(a.rfnet)
+    res = evaluate(pipe, Inspector.from_pretrained(judge), draw_jobs(EVAL_SEED, a.jobs),
                    (EVAL_SEED * 100_000, EVAL_SEED * 100_000 + 50_000),
                    negative_prompt=NEG if a.config == "negprompt" else "", save_dir=RUNS / "eval" / name)
     write_json(dst, {"config": a.config, "beta": a.beta, "extra_reward": a.extra_reward, "lr": a.lr, "name": name,
@@ -118,9 +121,10 @@ def stage_fig6(a) -> None:
     judged by the oracle: rfft.generate's own report, for the original and a fine-tuned model."""
     from rfft.generate import main
 
-    name = name_of(a.config, a.beta, a.extra_reward, a.lr)
+    name = name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet)
     out = RUNS / "fig6" / name
     cn = [] if a.config in ("original", "negprompt") else ["--controlnet", str(RUNS / name / "controlnet")]
+    cn += [] if a.rfnet == "embedded" else ["--rfnet", a.rfnet]
     main(["--products", str(RUNS / "eval_products"), "--prompts", str(RUNS / "eval_prompts.json"), "--out", str(out),
           "--attempts", "5", "--candidates", "1", "--seed", str(EVAL_SEED), "--limit", str(a.fig6_products), *cn])
 
@@ -128,7 +132,7 @@ def stage_fig6(a) -> None:
 def stage_all(a) -> None:
     for stage, config, beta, extra, lr in PLAN:
         b = argparse.Namespace(**{**vars(a), "config": config, "beta": beta, "extra_reward": extra, "lr": lr})
-        print(f"== {stage} {name_of(config, beta, extra, lr)}", flush=True)
+        print(f"== {stage} {name_of(config, beta, extra, lr, a.rfnet)}", flush=True)
         STAGES[stage](b)
 
 
@@ -321,6 +325,9 @@ def main(argv=None) -> int:
     p.add_argument("--extra_reward", default=None, help="see rfft/rewards.py (Table 5)")
     p.add_argument("--extra_reward_weight", type=float, default=1.0)
     p.add_argument("--fig6_products", type=int, default=50)
+    p.add_argument("--rfnet", default="embedded",
+                   help="the inspector RFFT learns from and the evaluation's RFNet columns use (a folder: its name "
+                        "is added to the run's)")
     p.add_argument("--img_dir", default="docs/img/rfft_v2",
                    help="where `report` draws its figures (docs/img/rfft holds issue 6's, judged by inspector version 1)")
     a = p.parse_args(argv)
