@@ -151,7 +151,14 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/eval_gen.json")
     p.add_argument("--save_images", default=None, help="a folder for the first 32 images")
     a = p.parse_args(argv)
+    from rfnet.errors import cli_errors
 
+    with cli_errors("python -m rfft.evaluate"):  # a missing generator or ControlNet: one line, exit 2
+        return _run(a)
+
+
+def _run(a) -> int:
+    """The evaluation itself, for :func:`main`."""
     from rfnet.embedded import embedded_path
     from rfnet.inspect import Inspector
 

@@ -63,7 +63,10 @@ def main(argv=None) -> int:
     p.add_argument("--src", required=True, help="the trained model's folder")
     p.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     a = p.parse_args(argv)
-    print(export(a.src, a.kind, a.dtype))
+    from .errors import cli_errors
+
+    with cli_errors("python -m rfnet.embedded"):
+        print(export(a.src, a.kind, a.dtype))
     return 0
 
 

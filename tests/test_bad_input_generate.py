@@ -534,3 +534,20 @@ def test_sigkill_then_resume_gives_the_same_outputs(tmp_path):
     rows = [[{k: v for k, v in json.loads(x).items() if k not in strip} for x in
              (d / "manifest.jsonl").read_text().splitlines()] for d in (ref, out)]
     assert rows[0] == rows[1]
+
+
+@pytest.mark.parametrize("module, argv, phrase", [
+    ("rfft.evaluate", ["--controlnet", "/no/such/controlnet", "--products", "1"], "/no/such/controlnet"),
+    ("rfft.evaluate", ["--generator", "/no/such/generator", "--products", "1"], "/no/such/generator"),
+    ("rfnet.embedded", ["--kind", "rfnet", "--src", "/no/such/model"], "/no/such/model"),
+])
+def test_clis_report_a_missing_folder_in_one_line(module, argv, phrase, capsys):
+    """Every command turns a missing file into ``prog: error: ...`` and exit 2, not a traceback
+    (rfft.evaluate printed one for a ControlNet that is not there)."""
+    import importlib
+
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module(module).main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith(f"python -m {module}: error:") and phrase in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
