@@ -274,6 +274,13 @@ def export_embedded(src: str | Path, dst: str | Path | None = None) -> Path:
 
 # ---------------------------------------------------------------------------------------------
 def main(argv=None) -> int:
+    from rfnet.errors import cli_errors
+
+    with cli_errors("python -m rfft.train_generator"):  # a missing dataset or folder: one line, exit 2
+        return _main(argv)
+
+
+def _main(argv=None) -> int:
     import sys
 
     if argv is None:

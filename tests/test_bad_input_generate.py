@@ -540,6 +540,7 @@ def test_sigkill_then_resume_gives_the_same_outputs(tmp_path):
     ("rfft.evaluate", ["--controlnet", "/no/such/controlnet", "--products", "1"], "/no/such/controlnet"),
     ("rfft.evaluate", ["--generator", "/no/such/generator", "--products", "1"], "/no/such/generator"),
     ("rfnet.embedded", ["--kind", "rfnet", "--src", "/no/such/model"], "/no/such/model"),
+    ("rfft.train_generator", ["--data", "/no/such/scenes", "--output_dir", "unused"], "/no/such/scenes"),
 ])
 def test_clis_report_a_missing_folder_in_one_line(module, argv, phrase, capsys):
     """Every command turns a missing file into ``prog: error: ...`` and exit 2, not a traceback
