@@ -318,11 +318,11 @@ def _main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if a.threads:
         torch.set_num_threads(a.threads)
+    imgs, ctrl, prompts, _ = load_scenes(Path(a.data), "train", a.limit)  # a bad --data writes nothing
     out = Path(a.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "args.json").write_text(json.dumps(vars(a), indent=1))
 
-    imgs, ctrl, prompts, _ = load_scenes(Path(a.data), "train", a.limit)
     log.info("%d training scenes from %s", len(imgs), a.data)
     images = to_unit(imgs)
     vae = train_vae(a, images, out)

@@ -540,15 +540,17 @@ def test_sigkill_then_resume_gives_the_same_outputs(tmp_path):
     ("rfft.evaluate", ["--controlnet", "/no/such/controlnet", "--products", "1"], "/no/such/controlnet"),
     ("rfft.evaluate", ["--generator", "/no/such/generator", "--products", "1"], "/no/such/generator"),
     ("rfnet.embedded", ["--kind", "rfnet", "--src", "/no/such/model"], "/no/such/model"),
-    ("rfft.train_generator", ["--data", "/no/such/scenes", "--output_dir", "unused"], "/no/such/scenes"),
+    ("rfft.train_generator", ["--data", "/no/such/scenes", "--output_dir", "OUT"], "/no/such/scenes"),
 ])
-def test_clis_report_a_missing_folder_in_one_line(module, argv, phrase, capsys):
+def test_clis_report_a_missing_folder_in_one_line(module, argv, phrase, capsys, tmp_path):
     """Every command turns a missing file into ``prog: error: ...`` and exit 2, not a traceback
-    (rfft.evaluate printed one for a ControlNet that is not there)."""
+    (rfft.evaluate printed one for a ControlNet that is not there), and writes nothing."""
     import importlib
 
+    out = tmp_path / "out"
     with pytest.raises(SystemExit) as e:
-        importlib.import_module(module).main(argv)
+        importlib.import_module(module).main([str(out) if x == "OUT" else x for x in argv])
+    assert not out.exists()
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.startswith(f"python -m {module}: error:") and phrase in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
