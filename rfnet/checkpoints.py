@@ -22,7 +22,6 @@ from .errors import InputError
 
 log = logging.getLogger("rfnet.checkpoints")
 
-CHECKPOINT_RE = re.compile(r"checkpoint-(\d+)")
 MANIFEST = "checkpoint_manifest.json"  # written last into a checkpoint: its files and their sizes
 # the same file as rfft.train named it before the trainers shared this module
 OLD_MANIFESTS = ("rfft_checkpoint.json",)
@@ -31,7 +30,7 @@ OLD_MANIFESTS = ("rfft_checkpoint.json",)
 def step_of(p: Path, prefix: str = "checkpoint") -> int | None:
     """N of a ``checkpoint-N`` folder (``PREFIX-N``); None for anything else (``checkpoint-foo``,
     a ``.tmp``)."""
-    m = (CHECKPOINT_RE if prefix == "checkpoint" else re.compile(rf"{re.escape(prefix)}-(\d+)")).fullmatch(Path(p).name)
+    m = re.fullmatch(rf"{re.escape(prefix)}-(\d+)", Path(p).name)
     return int(m.group(1)) if m else None
 
 
@@ -126,14 +125,22 @@ def latest_intact(out: Path, prefix: str = "checkpoint", legacy_files: tuple[str
 
 
 def _seal(tmp: Path, final: Path, step: int, out: Path, limit: int | None, prefix: str) -> None:
-    """The manifest (written last), a flush to disk, the rename, and the pruning of old ones."""
+    """The manifest (written last), a flush to disk, the rename, and the pruning of old ones.
+    A run's steps only grow, so a checkpoint numbered after this one is an earlier run's (a
+    fresh run in a used folder, or a resume from an older checkpoint): it would outrank this
+    run's own in the pruning and in a later resume, so it goes."""
     files = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
     (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1))
     _fsync_dir(tmp)
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
-    for old in list_checkpoints(out, prefix)[:-limit] if limit else []:
+    found = list_checkpoints(out, prefix)
+    stale = [c for c in found if step_of(c, prefix) > step]
+    if stale:
+        log.info("removed %s: an earlier run's, after this run's step %d", ", ".join(c.name for c in stale), step)
+    mine = [c for c in found if step_of(c, prefix) <= step]
+    for old in stale + (mine[:-limit] if limit else []):
         shutil.rmtree(old, ignore_errors=True)
 
 

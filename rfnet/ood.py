@@ -51,6 +51,15 @@ def model_size(model) -> tuple[int, int]:
     return (s, s)
 
 
+def image_features(model, images: list, batch: int = 64) -> torch.Tensor:
+    """(N, D) :func:`features` of PIL images of any sizes, each resized once, straight to the
+    model's input (as one image alone is), ``batch`` at a time."""
+    from .images import to_batch
+
+    return torch.cat([features(model, to_batch(images[i:i + batch], size=model_size(model)))
+                      for i in range(0, len(images), batch)])
+
+
 @dataclass
 class Novelty:
     """PCA novelty score of one kind of image (product or generated)."""
@@ -168,7 +177,6 @@ def _images(records, base: Path, key: str) -> list:
 def dataset_features(model, roots: list[str], samples: list[int], split: str, batch: int = 64):
     """Features of each kind over the datasets' records (the first N of each; 0: all)."""
     from .dataformat import SkipReport, read_records
-    from .images import to_batch
 
     recs = []
     for root, n in zip(roots, samples):
@@ -183,7 +191,7 @@ def dataset_features(model, roots: list[str], samples: list[int], split: str, ba
         chunk = recs[i:i + batch]
         for kind in KINDS:
             ims = [_images([r], b, "product" if kind == "product" else "image")[0] for b, r in chunk]
-            out[kind].append(features(model, to_batch(ims, size=model_size(model))))
+            out[kind].append(image_features(model, ims))
             if kind == "product":
                 edges += [edge_softness(a) for a in alphas(ims)]
     return {k: torch.cat(v) for k, v in out.items()}, edges

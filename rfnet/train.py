@@ -131,18 +131,18 @@ def parse_args(argv=None, exit_on_error: bool = True) -> RFNetTrainConfig:
 # Model and tokenizer
 # ---------------------------------------------------------------------------------------------
 def _setting(args, name):
-    v = getattr(args, name, None)
+    v = getattr(args, name)
     return v if v is not None else PRESETS[args.preset].get(name)
 
 
 def build_model(args, captions: list[str], out: Path, resuming: bool = False):
     """(model, tokenizer) for a run. A resumed run takes the tokenizer the first run saved in
     ``out``, so it rebuilds exactly the same model even if the data changed since."""
-    if getattr(args, "init_from", None):
+    if args.init_from:
         return _model_to_fine_tune(args.init_from)
     caption_src = _setting(args, "caption_encoder")
     use = {m: m not in args.drop for m in MODALITIES}
-    if getattr(args, "architecture", "rfnet") == "single_image":
+    if args.architecture == "single_image":
         use = {m: m == "generated" for m in MODALITIES}
     if (use["caption"] and caption_src != "scratch" and not args.allow_download
             and not Path(caption_src).expanduser().exists()):
@@ -158,7 +158,7 @@ def build_model(args, captions: list[str], out: Path, resuming: bool = False):
     else:
         kw = {k: _setting(args, k) for k in ("image_backbone", "image_size", "width", "num_heads",
                                             "num_filter_layers", "num_attention_layers")}
-        cfg = RFNetConfig(label_set=args.label_set, architecture=getattr(args, "architecture", "rfnet"),
+        cfg = RFNetConfig(label_set=args.label_set, architecture=args.architecture,
                           **kw, **{f"use_{m}": v for m, v in use.items()})
         if cfg.image_inputs:
             import timm
@@ -375,10 +375,10 @@ def check_args(args: RFNetTrainConfig) -> None:
                 "image_size": 8, "width": 4, "num_heads": 1, "num_filter_layers": 0,
                 "num_attention_layers": 0}
     for name, low in at_least.items():
-        v = getattr(args, name, None)
+        v = getattr(args, name)
         if v is not None and v < low:
             raise InputError(f"--{name} must be at least {low}, not {v}")
-    cp = getattr(args, "calibrate_precision", None)
+    cp = args.calibrate_precision
     if cp is not None and not 0 < cp <= 1:
         raise InputError(f"--calibrate_precision is a share of accepted images in (0, 1], not {cp}")
     for name in ("learning_rate", "lr_decay_factor"):
@@ -391,13 +391,13 @@ def check_args(args: RFNetTrainConfig) -> None:
             raise InputError(f"--{name} must be a number >= 0, not {v}")
     for d in args.train_data:
         check_split(d, args.train_split, "--train_data")
-    n = getattr(args, "train_samples", None)
+    n = args.train_samples
     if n is not None and (len(n) != len(args.train_data) or min(n) < 0):
         raise InputError(f"--train_samples needs one count >= 0 per --train_data ({len(args.train_data)}), got {n}")
     if args.validation_data is not None and args.validation_split != "none":
         for d in args.validation_data:
             read_records(d, SkipReport())  # FileNotFoundError names it
-    if getattr(args, "init_from", None):
+    if args.init_from:
         init_from_path(args.init_from)
     if args.model_config:
         _read_model_config(args.model_config)
@@ -443,7 +443,7 @@ def write_model_card(out: Path, args: RFNetTrainConfig, labels: list[str], train
     how it did on its validation data."""
     lines = [f"# RFNet: {out.name}", "", "Written by `python -m rfnet.train` (or the Train RFNet node).", "",
              "## Data it saw", ""]
-    samples = getattr(args, "train_samples", None) or []
+    samples = args.train_samples or []
     for i, d in enumerate(args.train_data):
         cap = f" (first {samples[i]} samples)" if i < len(samples) and samples[i] else ""
         lines.append(f"- `{d}`, split `{args.train_split}`{cap}")
@@ -513,10 +513,10 @@ def train(args: RFNetTrainConfig, on_step=None) -> Path:
     for ex in (depth, sal):
         if ex is not None and ex.is_fallback:
             log.warning("samples without %s maps get them from %s (no weights)", ex.kind, ex.name)
-    cache_dir = getattr(args, "cache_dir", None)
+    cache_dir = args.cache_dir
     with accelerator.main_process_first():
         train_set = load_sets(cfg, args.train_data, args.train_split, depth, sal, not args.ignore_stored_maps,
-                              cache_dir, getattr(args, "train_samples", None))
+                              cache_dir, args.train_samples)
     if len(train_set) == 0:
         raise InputError(f"no usable training samples in {', '.join(args.train_data)} "
                          f"(split {args.train_split}); {train_set.skips.summary()}")

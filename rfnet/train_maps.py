@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -99,12 +98,6 @@ def train_maps(args) -> Path:
     steps = (len(x) + args.batch_size - 1) // args.batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.learning_rate, total_steps=args.epochs * steps)
     start = 0
-    if not args.resume:  # a fresh run: another run's checkpoints would outrank (and prune) its own
-        stale = checkpoints.list_checkpoints(out)
-        for old in stale:
-            shutil.rmtree(old)
-        if stale:
-            log.info("fresh run: removed %d checkpoint(s) of an earlier run in %s", len(stale), out)
     # checkpoint-EPOCH folders; checkpoint.pt is where runs before them kept their one checkpoint
     ckpt = checkpoints.latest_intact(out, "checkpoint", (STATE,)) if args.resume else None
     ckpt = ckpt / STATE if ckpt else out / "checkpoint.pt"

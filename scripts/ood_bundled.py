@@ -25,9 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from rfft.placement import place  # noqa: E402
 from rfnet.dataformat import SkipReport, read_records  # noqa: E402
-from rfnet.images import to_batch  # noqa: E402
 from rfnet.loading import load_model_and_tokenizer  # noqa: E402
-from rfnet.ood import features, load, model_size  # noqa: E402
+from rfnet.ood import image_features, load  # noqa: E402
 from rfsynth.scene import render_sample  # noqa: E402
 
 HUES = {"green": (60, 140, 70), "brown": (120, 80, 50), "grey": (128, 128, 128), "white": (235, 235, 235)}
@@ -59,10 +58,7 @@ def main(argv=None) -> int:
     thr = float(nov.threshold)
 
     def dist(ims):
-        out = []
-        for i in range(0, len(ims), 64):
-            out += nov.distance(features(model, to_batch(ims[i:i + 64], size=model_size(model)))).tolist()
-        return np.asarray(out)
+        return nov.distance(image_features(model, ims)).numpy()
 
     ex = ROOT / "rfft" / "examples"
     meta = json.loads((ex / "products" / "products.json").read_text(encoding="utf-8"))

@@ -22,9 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rfnet.dataformat import SkipReport, read_records  # noqa: E402
-from rfnet.images import to_batch  # noqa: E402
 from rfnet.loading import load_model_and_tokenizer  # noqa: E402
-from rfnet.ood import alphas, edge_softness, features, load, model_size  # noqa: E402
+from rfnet.ood import alphas, edge_softness, image_features, load  # noqa: E402
 
 
 def _records(root: str, n: int):
@@ -38,7 +37,7 @@ def _rate(model, stats, kind, ims) -> tuple[int, int, int]:
     lo, hi = stats["edges"].tolist() if "edges" in stats else (-1.0, float("inf"))
     for i in range(0, len(ims), 64):
         chunk = ims[i:i + 64]
-        out = stats[kind].outside(features(model, to_batch(chunk, size=model_size(model)))).tolist()
+        out = stats[kind].outside(image_features(model, chunk)).tolist()
         if kind == "product":
             soft = [edge_softness(a) if a is not None else None for a in alphas(chunk)]
             edge = [e is not None and not lo <= e <= hi for e in soft]

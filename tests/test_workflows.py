@@ -59,6 +59,14 @@ def test_workflows_are_complete_ui_graphs_with_thumbnails():
         assert any(n["type"].startswith("RF") for n in ui["nodes"])
 
 
+def _our_nodes(info: dict):
+    """(workflow file, node) for every node of the pack's own in the example workflows."""
+    for f in sorted((ROOT / "workflows").glob("*.json")):
+        for n in json.loads(f.read_text(encoding="utf-8"))["nodes"]:
+            if n["type"] in info:
+                yield f, n
+
+
 def _pack_info() -> dict:
     """object_info for the pack's own nodes, as the server serves it (JSON: tuples become lists)."""
     info = {}
@@ -81,22 +89,19 @@ def test_every_workflow_has_the_widget_values_the_front_end_builds_for_our_nodes
     # RFFT Train's seed control); the slot must hold a control name and each value its input's type.
     info = _pack_info()
     checked = 0
-    for f in sorted((ROOT / "workflows").glob("*.json")):
-        for n in json.loads(f.read_text(encoding="utf-8"))["nodes"]:
-            if n["type"] not in info:
-                continue
-            slots, values = widget_slots(info, n["type"]), n.get("widgets_values") or []
-            assert len(values) == len(slots), f"{f.name} {n['type']}: {len(values)} values for {len(slots)} widgets"
-            spec = info[n["type"]]["input"]
-            for (name, is_control), v in zip(slots, values):
-                t = (spec.get("required", {}).get(name) or spec.get("optional", {}).get(name))[0]
-                if is_control:
-                    assert v in CONTROL_VALUES, f"{f.name} {n['type']}.{name}: control slot holds {v!r}"
-                elif t == "INT":
-                    assert isinstance(v, int) and not isinstance(v, bool), f"{f.name} {n['type']}.{name} = {v!r}"
-                elif isinstance(t, list):
-                    assert v in t or not t, f"{f.name} {n['type']}.{name} = {v!r} not among {t}"
-            checked += 1
+    for f, n in _our_nodes(info):
+        slots, values = widget_slots(info, n["type"]), n.get("widgets_values") or []
+        assert len(values) == len(slots), f"{f.name} {n['type']}: {len(values)} values for {len(slots)} widgets"
+        spec = info[n["type"]]["input"]
+        for (name, is_control), v in zip(slots, values):
+            t = (spec.get("required", {}).get(name) or spec.get("optional", {}).get(name))[0]
+            if is_control:
+                assert v in CONTROL_VALUES, f"{f.name} {n['type']}.{name}: control slot holds {v!r}"
+            elif t == "INT":
+                assert isinstance(v, int) and not isinstance(v, bool), f"{f.name} {n['type']}.{name} = {v!r}"
+            elif isinstance(t, list):
+                assert v in t or not t, f"{f.name} {n['type']}.{name} = {v!r} not among {t}"
+        checked += 1
     assert checked >= 10
 
 
@@ -140,12 +145,9 @@ def test_every_caption_names_the_product_the_workflows_load():
     sample = render_sample(90210, 128, "Available")
     info = _pack_info()
     seen = 0
-    for f in sorted((ROOT / "workflows").glob("*.json")):
-        for n in json.loads(f.read_text(encoding="utf-8"))["nodes"]:
-            if n["type"] not in info:
-                continue
-            for (name, _), v in zip(widget_slots(info, n["type"]), n.get("widgets_values") or []):
-                if name == "caption":
-                    assert v == sample.caption, f"{f.name} {n['type']}: caption {v!r} is not the product's"
-                    seen += 1
+    for f, n in _our_nodes(info):
+        for (name, _), v in zip(widget_slots(info, n["type"]), n.get("widgets_values") or []):
+            if name == "caption":
+                assert v == sample.caption, f"{f.name} {n['type']}: caption {v!r} is not the product's"
+                seen += 1
     assert seen >= 6 and sample.category in sample.caption
