@@ -6,5 +6,5 @@ any image of the world. It stands in for RF1M, which cannot be downloaded here.
     from rfsynth.scene import render_sample
     from rfsynth.oracle import judge
     s = render_sample(seed=0, size=128)
-    judge(s.image, s.product, s.placement, s.category).label == s.label
+    judge(s.image, s.product, s.placement, s.category, damage=s.damage).label == s.label
 """

@@ -51,7 +51,7 @@ def inspect_embedded(out: Path, samples: int, seed: int, size: int = 128) -> dic
         label = LABELS[i % len(LABELS)]
         s = render_sample(sample_seed(seed, i), size, label=label)
         v = insp(s.product, s.image, s.caption)[0]
-        truth = judge(s.image, s.product, s.placement, s.category).label
+        truth = judge(s.image, s.product, s.placement, s.category, damage=s.damage).label
         agree += (v.label == truth)
         images.append(s.image)
         verdicts.append(v)

@@ -23,9 +23,7 @@ from PIL import Image
 
 from rfnet.errors import InputError, cli_errors
 
-from .scene import DEFAULT_PRIORS, LABELS, render_sample
-
-VERSION = 1
+from .scene import DEFAULT_PRIORS, LABELS, VERSION, VERSIONS, render_sample
 
 
 def sample_seed(seed: int, index: int) -> int:
@@ -43,8 +41,8 @@ def _split(seed: int, index: int, splits: list[tuple[str, float]]) -> str:
 
 
 def _render(job):
-    seed, index, size, priors = job
-    s = render_sample(sample_seed(seed, index), size, priors=priors)
+    seed, index, size, priors, version = job
+    s = render_sample(sample_seed(seed, index), size, priors=priors, version=version)
     return index, s
 
 
@@ -109,20 +107,30 @@ def check_counts(num_samples: int, size: int, seed: int, workers: int) -> None:
 
 
 def make(out, num_samples: int, size: int = 128, seed: int = 0, splits="train=0.8,val=0.1,test=0.1",
-         priors: str | dict | None = None, workers: int = 2, progress: bool = True) -> dict:
+         priors: str | dict | None = None, workers: int = 2, progress: bool = True, version: int = VERSION) -> dict:
+    """Write ``num_samples`` samples of RF-Synth ``version`` (skipping those already written; a
+    folder already begun keeps the version it was begun with)."""
     from rfnet.dataformat import RFDatasetWriter
 
     # every argument is checked before the writer creates the folder: a refusal leaves nothing
     check_counts(num_samples, size, seed, workers)
+    if version not in VERSIONS:
+        raise InputError(f"--version must be one of {', '.join(map(str, VERSIONS))}, got {version}")
+    begun = Path(out) / "dataset.json"
+    if begun.is_file():
+        was = json.loads(begun.read_text(encoding="utf-8")).get("rfsynth_version", 1)
+        if was != version:
+            print(f"{out} was begun as RF-Synth v{was}: continuing it as v{was}", file=sys.stderr)
+            version = was
     split_list = parse_splits(splits) if isinstance(splits, str) else splits
     pri = parse_priors(priors) if not isinstance(priors, dict) else priors
     if Path(out).exists() and not Path(out).is_dir():
         raise InputError(f"--out {out} is a file, not a folder")
-    writer = RFDatasetWriter(out, label_set="rf1m6", description=f"RF-Synth v{VERSION}, {size}px, seed {seed}",
-                             extra_info={"generator": "rfsynth", "rfsynth_version": VERSION, "seed": seed,
+    writer = RFDatasetWriter(out, label_set="rf1m6", description=f"RF-Synth v{version}, {size}px, seed {seed}",
+                             extra_info={"generator": "rfsynth", "rfsynth_version": version, "seed": seed,
                                          "size": size, "priors": pri, "splits": dict(split_list)})
     todo = [i for i in range(num_samples) if f"rfs{seed}_{i:06d}" not in writer]
-    jobs = [(seed, i, size, pri) for i in todo]
+    jobs = [(seed, i, size, pri, version) for i in todo]
     t0 = time.time()
     counts: dict[str, int] = {}
     bar = None
@@ -140,7 +148,7 @@ def make(out, num_samples: int, size: int = 128, seed: int = 0, splits="train=0.
                 depth=Image.fromarray((s.depth * 255 + 0.5).astype(np.uint8), "L"),
                 salience=Image.fromarray((s.salience * 255 + 0.5).astype(np.uint8), "L"),
                 extra_images={"mask": Image.fromarray((s.mask * 255 + 0.5).astype(np.uint8), "L")},
-                source={"generator": "rfsynth", "version": VERSION, "seed": seed, "index": i,
+                source={"generator": "rfsynth", "version": version, "seed": seed, "index": i,
                         "sample_seed": sample_seed(seed, i), "category": s.category,
                         "placement": s.placement, "params": _jsonable(s.params)},
             )
@@ -168,10 +176,12 @@ def main(argv=None) -> int:
                    help="class weights, e.g. 'Available=0.4,Space Mismatch=0.2,...' (default: "
                         + ", ".join(f"{k}={v}" for k, v in DEFAULT_PRIORS.items()) + ")")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--version", type=int, default=VERSION,
+                   help=f"the world's version: 1 (soft mattes only: the v1 benchmark) or 2 (default {VERSION})")
     p.add_argument("--no_progress", action="store_true")
     a = p.parse_args(argv)
     with cli_errors(p.prog):
-        r = make(a.out, a.num_samples, a.size, a.seed, a.splits, a.priors, a.workers, not a.no_progress)
+        r = make(a.out, a.num_samples, a.size, a.seed, a.splits, a.priors, a.workers, not a.no_progress, a.version)
     print(f"wrote {r['written']} samples to {r['out']} in {r['seconds']:.1f} s "
           f"({r['written'] / max(r['seconds'], 1e-9):.0f}/s); labels {r['labels']}")
     return 0

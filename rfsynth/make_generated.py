@@ -38,13 +38,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from . import rules
 from .make import _split as split_of
 from .make import parse_splits
 from .oracle import judge
 from .products import damage, render_product, sample_spec
+from .scene import matte_for
 from .text import caption_for, draw_prompt
 
-VERSION = 1
+# 1: RF-Synth v1's products (soft mattes). 2: v2's, a share with hard mattes (rules.HARD_MATTE_P).
+VERSION = 2
+VERSIONS = (1, 2)
 SURFACES = ("wooden table", "marble table", "podium", "shelf", "fabric cloth", "floor")
 
 
@@ -75,14 +79,20 @@ DAMAGE_P = 0.14  # share of jobs with a damaged cutout (Unsuitable); the label s
 
 
 def draw_job(seed: int, index: int, recipes: tuple[Recipe, ...], size: int, images_per_job: int,
-             damage_p: float = DAMAGE_P) -> dict:
-    """Everything about job ``index`` of ``seed``, as plain data (the image seeds included)."""
+             damage_p: float = DAMAGE_P, version: int = VERSION) -> dict:
+    """Everything about job ``index`` of ``seed``, as plain data (the image seeds included).
+    ``version`` 1 draws RF-Gen v1's jobs; 2 gives a share of the products a hard matte (from a
+    stream of its own: everything else is v1's)."""
     rng = np.random.default_rng([seed, index, 7])
     spec = sample_spec(rng)
+    spec.matte = matte_for([seed, index, 7], version)
     cut = render_product(spec, 96, rng)
     damaged = None
     if rng.uniform() < damage_p:
+        intact = cut
         cut, damaged = damage(cut, rng, float(rng.uniform()))
+        if version >= 2 and damaged["removed_frac"] < rules.DAMAGE_MIN_FRAC:
+            cut, damaged = intact, None  # a cut through a thin part: too little to see
     prompt, _, _ = draw_prompt(rng, spec, SURFACES, reference_p=0.6)
     w = np.array([r.weight for r in recipes], float)
     recipe = recipes[int(rng.choice(len(recipes), p=w / w.sum()))]
@@ -90,7 +100,7 @@ def draw_job(seed: int, index: int, recipes: tuple[Recipe, ...], size: int, imag
     return {"index": index, "cutout": cut, "category": spec.category, "caption": caption_for(rng, spec),
             "prompt": prompt,
             "scale": float(rng.uniform(0.35, 0.62)), "recipe": recipe, "seeds": seeds, "damage": damaged,
-            "size": size}
+            "size": size, "matte": spec.matte}
 
 
 # ---- the worker: one pipeline per ControlNet, loaded once per process ----------------------
@@ -162,10 +172,10 @@ def run_job(job: dict) -> tuple[int, dict, list[dict], list[dict]]:
         if why:
             dropped.append({"index": job["index"], "k": k, "seed": job["seeds"][k], "recipe": r.name, "reason": why})
             continue
-        v = judge(img, pl.cutout, pl.box, job["category"], supplied=job["cutout"])
+        v = judge(img, pl.cutout, pl.box, job["category"], supplied=job["cutout"], damage=job["damage"])
         samples.append({"k": k, "image": img, "product": pl.cutout, "supplied": job["cutout"], "placement": dict(pl.box),
                         "label": v.label, "measures": v.measures, "seed": job["seeds"][k]})
-    meta = {k: job[k] for k in ("caption", "prompt", "category", "scale", "damage")}
+    meta = {k: job[k] for k in ("caption", "prompt", "category", "scale", "damage", "matte")}
     return job["index"], dict(meta, recipe=r), samples, dropped
 
 
@@ -209,17 +219,27 @@ def sample_id(seed: int, index: int, k: int) -> str:
 
 def make(out, num_jobs: int, seed: int, splits="train=0.9,val=0.1", size: int = 64, images_per_job: int = 4,
          recipes: tuple[Recipe, ...] = DEFAULT_RECIPES, generator: str = "embedded", workers: int = 2,
-         progress: bool = True, threads: int | None = None, damage_p: float = DAMAGE_P) -> dict:
+         progress: bool = True, threads: int | None = None, damage_p: float = DAMAGE_P,
+         version: int = VERSION) -> dict:
     """Write ``num_jobs`` jobs of ``seed`` into ``out`` (skipping finished ones). ``threads``:
     torch threads per worker (default: the cores shared out; on a busy machine 1 is much faster,
-    since a thread waiting on a descheduled sibling stalls the whole step)."""
+    since a thread waiting on a descheduled sibling stalls the whole step). A folder already
+    begun keeps the version it was begun with, so that a resumed v1 folder stays v1."""
     out = Path(out)
+    if version not in VERSIONS:
+        raise ValueError(f"RF-Gen version must be one of {VERSIONS}, got {version!r}")
+    begun = out / "dataset.json"
+    if begun.is_file():
+        was = json.loads(begun.read_text(encoding="utf-8")).get("rfgen_version", 1)
+        if was != version:
+            print(f"{out} was begun as RF-Gen v{was}: continuing it as v{was}", file=sys.stderr)
+            version = was
     split_list = parse_splits(splits) if isinstance(splits, str) else splits
     from rfnet.dataformat import RFDatasetWriter
 
     writer = RFDatasetWriter(out, label_set="rf1m6",
-                                 description=f"RF-Gen v{VERSION}: generated images of RF-Synth, labelled by the oracle",
-                                 extra_info={"generator": "rfsynth.make_generated", "rfgen_version": VERSION,
+                                 description=f"RF-Gen v{version}: generated images of RF-Synth, labelled by the oracle",
+                                 extra_info={"generator": "rfsynth.make_generated", "rfgen_version": version,
                                              "seed": seed, "size": size, "images_per_job": images_per_job,
                                              "recipes": [asdict(r) for r in recipes], "damage_p": damage_p,
                                              "splits": dict(split_list)})
@@ -234,7 +254,7 @@ def make(out, num_jobs: int, seed: int, splits="train=0.9,val=0.1", size: int = 
         from tqdm.auto import tqdm
 
         bar = tqdm(total=num_jobs, initial=num_jobs - len(todo), desc="rfsynth.make_generated", unit="job")
-    jobs = (draw_job(seed, i, recipes, size, images_per_job, damage_p) for i in todo)
+    jobs = (draw_job(seed, i, recipes, size, images_per_job, damage_p, version) for i in todo)
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
     with _runner(workers, generator, threads) as run:
         for index, job, samples, dropped in run(jobs):
@@ -246,12 +266,13 @@ def make(out, num_jobs: int, seed: int, splits="train=0.9,val=0.1", size: int = 
                     continue
                 writer.add(sid, s["image"], s["product"], s["label"], caption=job["caption"], prompt=job["prompt"],
                            split=split, extra_images={"supplied": s["supplied"]}, source={
-                               "generator": "rfsynth.make_generated", "version": VERSION, "seed": seed,
+                               "generator": "rfsynth.make_generated", "version": version, "seed": seed,
                                "job": index, "k": s["k"], "image_seed": s["seed"], "recipe": r.name,
                                "model": generator, "controlnet": r.controlnet, "guidance": r.guidance,
                                "steps": r.steps, "scheduler": "DDIMScheduler", "lift": r.lift,
                                "scale": job["scale"], "category": job["category"], "placement": s["placement"],
-                               "damage": job["damage"], "annotator": "oracle", "oracle": _jsonable(s["measures"])})
+                               "damage": job["damage"], "matte": job["matte"], "annotator": "oracle",
+                               "oracle": _jsonable(s["measures"])})
                 counts[s["label"]] = counts.get(s["label"], 0) + 1
             for d in dropped:
                 with open(out / "dropped.jsonl", "a", encoding="utf-8") as f:
@@ -282,7 +303,7 @@ def relabel(out) -> dict:
         img = Image.open(out / rec["image"]).convert("RGB")
         prod = Image.open(out / rec["product"]).convert("RGBA")
         supplied = supplied_cutout(out, rec, info)
-        v = judge(img, prod, src["placement"], src["category"], supplied=supplied)
+        v = judge(img, prod, src["placement"], src["category"], supplied=supplied, damage=src.get("damage"))
         if v.label != rec["label"]:
             key = f"{rec['label']} -> {v.label}"
             moved[key] = moved.get(key, 0) + 1
@@ -301,7 +322,7 @@ def supplied_cutout(folder: Path, rec: dict, info: dict) -> Image.Image:
         return Image.open(folder / rec["supplied"]).convert("RGBA")
     src = rec["source"]
     job = draw_job(src["seed"], src["job"], (Recipe("any"),), info.get("size", 64), 1,
-                   info.get("damage_p", 0.1))
+                   info.get("damage_p", 0.1), info.get("rfgen_version", 1))
     return job["cutout"]
 
 
@@ -333,6 +354,8 @@ def main(argv=None) -> int:
                    help="an RFFT-tuned ControlNet to draw with as well (repeatable)")
     p.add_argument("--no_default_recipes", action="store_true", help="only the --controlnet recipes")
     p.add_argument("--damage_p", type=float, default=DAMAGE_P, help="share of jobs with a damaged cutout")
+    p.add_argument("--version", type=int, default=VERSION, choices=VERSIONS,
+                   help="1: RF-Synth v1's products (soft mattes only); 2: a share with hard mattes (default)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores / workers)")
     p.add_argument("--no_progress", action="store_true")
@@ -355,7 +378,7 @@ def main(argv=None) -> int:
         print(f"python -m rfsynth.make_generated: error: {e}", file=sys.stderr)
         return 2
     r = make(a.out, a.num_jobs, a.seed, splits, a.size, a.images_per_job, recipes, a.generator, a.workers,
-             not a.no_progress, a.threads, a.damage_p)
+             not a.no_progress, a.threads, a.damage_p, a.version)
     print(f"{r['jobs']} jobs to {r['out']} in {r['seconds']:.0f} s; labels {r['labels']}; "
           f"dropped {r['dropped']} (see dropped.jsonl)")
     return 0

@@ -219,11 +219,12 @@ def scene_coherence(img: np.ndarray, solid: np.ndarray, product: np.ndarray, ref
 
 
 def judge(image, cutout: Image.Image, placement: dict, category: str,
-          supplied: Image.Image | None = None) -> OracleVerdict:
+          supplied: Image.Image | None = None, damage: dict | None = None) -> OracleVerdict:
     """The label of ``image`` (PIL or HxWx3 uint8) with the product ``cutout`` placed at
-    ``placement`` ({"x", "y"}: the cutout's top-left on the canvas). ``supplied``: the cutout as
-    the seller supplied it, when placement resized it; damage is judged on it (rule 1), since
-    resizing softens a cut's hard edge (a generator's pipeline fits the product to the canvas)."""
+    ``placement`` ({"x", "y"}: the cutout's top-left on the canvas). ``damage``: the world's
+    record of what it cut from the product (``Sample.damage``, RF-Gen's ``source.damage``; None
+    for an intact product), rule 1. ``supplied``: the cutout as the seller supplied it, when
+    placement resized it; its hard-edge count is measured on it (a resize softens edges)."""
     img = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image).astype(np.float32)
     S = img.shape[0]
     m: dict = {}
@@ -234,9 +235,11 @@ def judge(image, cutout: Image.Image, placement: dict, category: str,
     if not solid.any():
         return OracleVerdict("Unsuitable", {"reason": "empty cutout"})
 
-    # 1. Unsuitable: hard edges in the cutout itself
+    # 1. Unsuitable: the world cut the product (its record). Hard edges are measured, not
+    # judged: a hard matte has them all round (rules.py).
     m["hard_edge_px"] = int(hard_edges(cut_alpha).sum())
-    if m["hard_edge_px"] >= rules.HARD_EDGE_MIN_PX:
+    if damage:
+        m["damage"] = damage
         return OracleVerdict("Unsuitable", m)
 
     refs = reference_masks(img)

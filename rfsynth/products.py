@@ -1,9 +1,10 @@
 """Product cutouts: RGBA images of the catalogue's categories.
 
-Shapes are drawn at four times the target size and reduced, then the alpha gets a one-pixel
-soft border: every natural edge of an RF-Synth cutout is soft. Damage (the Unsuitable case)
-is applied afterwards with hard edges (alpha jumping from 0 to 255), which is what the oracle
-recognises; see :func:`damage`.
+Shapes are drawn at four times the target size and reduced. The matte is soft (a one-pixel
+anti-aliased border, no hard edge anywhere: RF-Synth v1's only kind) or, since v2, hard (alpha
+cut at one half, 0 or 255, as a matting tool's binary mask or a real photo's cutout has).
+Damage (the Unsuitable case) is applied afterwards, a cut or holes with hard edges; the
+sample's damage record is what the oracle judges (rules.py, rule 1): see :func:`damage`.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class ProductSpec:
     texture: str  # plain, stripes, dots
     shading: float  # strength of the cylindrical shading
     extra: dict = field(default_factory=dict)
+    matte: str = "soft"  # soft (anti-aliased border) or hard (binary alpha); see the module docstring
 
     @property
     def cat(self) -> Category:
@@ -70,11 +72,16 @@ def render_product(spec: ProductSpec, height_px: int, rng: np.random.Generator) 
     draw(d, W, H, main + (255,), acc + (255,), rng)
     img = img.resize((w, h), Image.BOX)
     img = _texture(img, spec, main, rng)
-    # A transparent margin, and no hard edge anywhere (see the module docstring).
+    # A transparent margin; then the matte (see the module docstring).
     out = np.zeros((h + 2, w + 2, 4), np.uint8)
     out[1:-1, 1:-1] = np.asarray(img)
     alpha = out[..., 3]
-    alpha[hard_edges(alpha)] = 192
+    if spec.matte == "hard":
+        alpha[:] = np.where(alpha >= 128, 255, 0)
+    elif spec.matte == "soft":
+        alpha[hard_edges(alpha)] = 192
+    else:
+        raise ValueError(f"matte must be 'soft' or 'hard', got {spec.matte!r}")
     return Image.fromarray(out, "RGBA")
 
 
@@ -86,7 +93,8 @@ def _next_to(mask: np.ndarray, outside: bool = False) -> np.ndarray:
 
 def hard_edges(alpha: np.ndarray) -> np.ndarray:
     """Fully opaque pixels 4-adjacent to fully transparent ones: edges no anti-aliasing made.
-    Natural RF-Synth cutouts have none; cuts and holes (damage) do."""
+    A soft-matted cutout has none until damaged (cuts and holes have them); a hard-matted one
+    has them all round."""
     return (alpha == 255) & _next_to(alpha == 0, outside=True)
 
 
@@ -200,10 +208,12 @@ _SHAPES = {
 # ---- damage: the Unsuitable case --------------------------------------------------------------
 def damage(cutout: Image.Image, rng: np.random.Generator, severity: float) -> tuple[Image.Image, dict]:
     """A truncated or holed copy of ``cutout`` with hard edges. ``severity`` in 0..1 sets the
-    cut depth (10-45% of the height) or the holes' area (2-12% of the product)."""
+    cut depth (10-45% of the height) or the holes' area (2-12% of the product). The record
+    says which, how much, and ``removed_frac``: the share of the product's opaque pixels lost."""
     a = np.asarray(cutout).copy()
     h, w = a.shape[:2]
     alpha = a[..., 3]
+    opaque_before = int((alpha >= 128).sum())
     kind = ("cut_top", "cut_side", "holes")[rng.integers(3)]
     info = {"kind": kind, "severity": float(severity)}
     rows = np.nonzero((alpha > 0).any(1))[0]
@@ -243,4 +253,5 @@ def damage(cutout: Image.Image, rng: np.random.Generator, severity: float) -> tu
         alpha[_next_to(hole) & (alpha > 0)] = 255  # hard rims
         info["hole_px"] = int(hole.sum())
     a[..., 3] = alpha
+    info["removed_frac"] = 1.0 - int((alpha >= 128).sum()) / max(opaque_before, 1)
     return Image.fromarray(a, "RGBA"), info

@@ -4,8 +4,13 @@ samples on either side of them) and the oracle (which measures images against th
 Lengths are fractions of the image side S, colours are RGB in 0..255, colour distance is
 Euclidean. A sample gets the first case whose rule fires, in this order:
 
-1. Unsuitable: the cutout has at least ``HARD_EDGE_MIN_PX`` hard-edge pixels (fully opaque next
-   to fully transparent: cuts and holes; natural cutouts have soft edges everywhere).
+1. Unsuitable: the seller's cutout lacks a part: the world cut it or punched holes in it
+   (``products.damage``; the sample's ``damage`` record says which and how much). The oracle
+   takes this from the record, not from the pixels: since v2 a share of intact products
+   (``HARD_MATTE_P``) come with hard matting, alpha jumping from 0 to 255 all round as real
+   matted cutouts have, so a hard edge no longer means a cut. In v1 every natural edge was soft
+   and the rule counted ``HARD_EDGE_MIN_PX`` hard-edge pixels; on every v1 sample and RF-Gen v1
+   image the two rules agree (docs/RFSYNTH.md).
 2. Indistinctiveness: low contrast, at least ``LOW_CONTRAST_FRAC`` of the pixels just outside
    the product (``CONTRAST_RING`` px) are within ``LOW_CONTRAST_DIST`` of one of the product's
    colours (its palette, below); or clutter, at least ``CLUTTER_FRAC`` of the pixels in the surrounding
@@ -48,7 +53,12 @@ Euclidean. A sample gets the first case whose rule fires, in this order:
 6. Available: none of the above.
 """
 
-HARD_EDGE_MIN_PX = 3
+HARD_EDGE_MIN_PX = 3  # v1's rule 1, and the least hard edge a v1 cut must leave to be drawn
+# v2: the share of products whose cutout has hard matting (binary alpha), in composed scenes and
+# RF-Gen alike; and the least share of a hard-matted product a cut or holes must remove, below
+# which the renderer draws again (a cut through a thin part leaves too little to see).
+HARD_MATTE_P = 0.3
+DAMAGE_MIN_FRAC = 0.02
 
 CONTRAST_RING = 2  # px
 LOW_CONTRAST_DIST = 40.0

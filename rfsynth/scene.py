@@ -27,6 +27,12 @@ from .catalog import (
 from .products import ProductSpec, damage, render_product, sample_spec
 from .text import caption_for, prompt_for
 
+# The world's version. 1: every natural cutout has a soft matte. 2: a share of them
+# (rules.HARD_MATTE_P, drawn from a stream of its own, so every other choice of a sample is v1's)
+# have a hard matte, so that a hard edge stops meaning damage (docs/RFSYNTH.md, "v2").
+VERSION = 2
+VERSIONS = (1, 2)
+
 LABELS = ("Available", "Unsuitable", "Space Mismatch", "Size Mismatch", "Indistinctiveness",
           "Shape Hallucination")
 DEFAULT_PRIORS = {"Available": 0.4, "Unsuitable": 0.1, "Space Mismatch": 0.125,
@@ -47,14 +53,32 @@ class Sample:
     prompt: str
     params: dict = field(default_factory=dict)
 
+    @property
+    def damage(self) -> dict | None:
+        """What was cut from the product or punched in it (None: intact); the oracle's rule 1."""
+        return self.params.get("damage")
+
 
 class _Retry(Exception):
     pass
 
 
+def matte_for(seed, version: int = VERSION) -> str:
+    """The matte of a sample's (or a job's) product: its own stream of ``seed`` (an int or a
+    sequence), so that v2 changes nothing else a seed draws."""
+    if version not in VERSIONS:
+        raise ValueError(f"RF-Synth version must be one of {VERSIONS}, got {version!r}")
+    if version < 2:
+        return "soft"
+    key = list(seed) if isinstance(seed, (list, tuple)) else [seed]
+    return "hard" if np.random.default_rng(key + [2]).uniform() < rules.HARD_MATTE_P else "soft"
+
+
 def render_sample(seed: int, size: int = 128, label: str | None = None,
-                  priors: dict | None = None) -> Sample:
-    """One sample, fully determined by ``seed`` (and the label, when given)."""
+                  priors: dict | None = None, version: int = VERSION) -> Sample:
+    """One sample, fully determined by ``seed`` (and the label, when given) and the world's
+    ``version`` (1 draws v1's samples pixel for pixel)."""
+    matte = matte_for(seed, version)
     rng = np.random.default_rng(seed)
     if label is None:
         pri = priors or DEFAULT_PRIORS
@@ -65,7 +89,7 @@ def render_sample(seed: int, size: int = 128, label: str | None = None,
         raise ValueError(f"unknown label {label!r}; one of {', '.join(LABELS)}")
     for attempt in range(200):  # constraints that cannot be met are redrawn, deterministically
         try:
-            return _compose(rng, size, label, attempt)
+            return _compose(rng, size, label, attempt, matte)
         except _Retry:
             continue
     raise RuntimeError(f"could not compose a {label} sample from seed {seed}")
@@ -84,11 +108,12 @@ def _jitter(rgb, rng, j):
     return tuple(int(v) for v in np.clip(np.asarray(rgb, float) + rng.integers(-j, j + 1, 3), 0, 255))
 
 
-def _compose(rng, S: int, label: str, attempt: int) -> Sample:
+def _compose(rng, S: int, label: str, attempt: int, matte: str = "soft") -> Sample:
     from .oracle import product_palette
 
     severity = float(rng.uniform())
     spec: ProductSpec = sample_spec(rng)
+    spec.matte = matte
     cat = CATEGORY_BY_NAME[spec.category]
     scale = float(rng.uniform(0.35, 0.62))
     box = scale * S
@@ -100,8 +125,11 @@ def _compose(rng, S: int, label: str, attempt: int) -> Sample:
         from .products import hard_edges
 
         cutout, params["damage"] = damage(cutout, rng, severity)
-        if hard_edges(np.asarray(cutout)[..., 3]).sum() < rules.HARD_EDGE_MIN_PX + 2:
-            raise _Retry  # a cut through a thin part leaves too little to see
+        # a cut through a thin part leaves too little to see: on a soft matte, too little hard
+        # edge (v1's test, kept so that v1 draws as before); on a hard one, too little removed
+        if (hard_edges(np.asarray(cutout)[..., 3]).sum() < rules.HARD_EDGE_MIN_PX + 2 if matte == "soft"
+                else params["damage"]["removed_frac"] < rules.DAMAGE_MIN_FRAC):
+            raise _Retry
     ca = np.asarray(cutout)
     cw, ch = cutout.size
     x0, y0 = (S - cw) // 2, (S - ch) // 2

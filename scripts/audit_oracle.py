@@ -258,7 +258,7 @@ def cmd_reveal(a) -> int:
     for i in sorted(eye):
         r = recs[i]
         v = judge(Image.open(folder / r["image"]), Image.open(folder / r["product"]), r["source"]["placement"],
-                  r["source"]["category"], supplied=supplied_cutout(folder, r, info))
+                  r["source"]["category"], supplied=supplied_cutout(folder, r, info), damage=r["source"].get("damage"))
         pairs.append((i, eye[i][0], v.label))
         rows.append([i, v.label, r["source"]["recipe"], json.dumps(v.measures)])
     with open(AUDIT / f"oracle_{a.set}{a.suffix}.csv", "w", newline="", encoding="utf-8") as fh:

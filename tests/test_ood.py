@@ -47,6 +47,18 @@ def test_edge_softness():
     assert ood.alphas(t)[0].max() == 255
 
 
+def test_an_inspector_trained_on_v2_knows_hard_matting():
+    """v1's products all have soft mattes, so statistics fitted on them flag a hard matte (the
+    test below); v2's include hard mattes, and their edge range takes them in."""
+    from rfsynth.scene import render_sample
+
+    v1 = [ood.edge_softness(np.asarray(render_sample(s, 64, version=1).product)[..., 3]) for s in range(40)]
+    v2 = [ood.edge_softness(np.asarray(render_sample(s, 64, version=2).product)[..., 3]) for s in range(40)]
+    lo1, _ = ood.edge_range(v1).tolist()
+    lo2, _ = ood.edge_range(v2).tolist()
+    assert lo1 > 0.2 and lo2 <= 0.0
+
+
 @pytest.fixture(scope="module")
 def model_with_stats(tmp_path_factory):
     from rfnet.embedded import embedded_path
@@ -54,7 +66,7 @@ def model_with_stats(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("ood")
     data = root / "data"
-    make(data, 160, size=64, seed=3, splits="train=1", workers=1, progress=False)
+    make(data, 160, size=64, seed=3, splits="train=1", workers=1, progress=False, version=1)  # soft mattes only
     folder = root / "rfnet"
     shutil.copytree(embedded_path("rfnet"), folder)
     assert ood.main(["--rfnet", str(folder), "--data", str(data), "--components", "16"]) == 0

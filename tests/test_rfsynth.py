@@ -28,7 +28,7 @@ def test_catalogue_spans_small_to_large():
 def test_each_case_is_what_the_oracle_calls_it(label):
     for seed in range(6):
         s = render_sample(1000 + seed, 128, label=label)
-        v = judge(s.image, s.product, s.placement, s.category)
+        v = judge(s.image, s.product, s.placement, s.category, damage=s.damage)
         assert v.label == label, (seed, v.measures)
 
 
@@ -36,14 +36,14 @@ def test_oracle_agrees_with_construction_on_a_fresh_seed():
     n, agree = 150, 0
     for i in range(n):
         s = render_sample(77_000_000 + i, 96)
-        agree += judge(s.image, s.product, s.placement, s.category).label == s.label
+        agree += judge(s.image, s.product, s.placement, s.category, damage=s.damage).label == s.label
     assert agree / n >= 0.98
 
 
 def test_oracle_reads_pixels_not_parameters():
     """Edit an Available image by hand; the oracle's verdict follows the pixels."""
     s = render_sample(5, 128, label="Available")
-    assert judge(s.image, s.product, s.placement, s.category).label == "Available"
+    assert judge(s.image, s.product, s.placement, s.category, damage=s.damage).label == "Available"
     img = np.asarray(s.image).copy()
     alpha = s.mask
     rows = np.nonzero((alpha > 0.5).any(1))[0]
@@ -141,7 +141,8 @@ def test_make_writes_an_rf_dataset_and_continues(tmp_path):
     assert rec["mask"].startswith("mask/") and rec["source"]["placement"]["x"] >= 0
     # the oracle needs only what the record holds
     prod = Image.open(tmp_path / "d" / rec["product"])
-    v = judge(Image.open(tmp_path / "d" / rec["image"]), prod, rec["source"]["placement"], rec["source"]["category"])
+    v = judge(Image.open(tmp_path / "d" / rec["image"]), prod, rec["source"]["placement"], rec["source"]["category"],
+              damage=rec["source"]["params"].get("damage"))
     assert v.label == rec["label"]
     # a second run writes nothing new; a bigger one adds only the rest
     assert make(tmp_path / "d", 12, 64, 4, workers=1, progress=False)["written"] == 0
@@ -152,13 +153,13 @@ def test_fingerprint_follows_pixels_and_labels_not_png_bytes(tmp_path):
     from rfsynth.fingerprint import fingerprint
     from rfsynth.make import make
 
-    make(tmp_path / "a", num_samples=6, size=64, seed=4, splits="test=1", workers=1, progress=False)
-    make(tmp_path / "b", num_samples=6, size=64, seed=4, splits="test=1", workers=2, progress=False)
+    make(tmp_path / "a", num_samples=6, size=64, seed=4, splits="test=1", workers=1, progress=False, version=1)
+    make(tmp_path / "b", num_samples=6, size=64, seed=4, splits="test=1", workers=2, progress=False, version=1)
     ref, n = fingerprint(tmp_path / "a")
     assert n == 6 and fingerprint(tmp_path / "b") == (ref, 6)
     # The benchmark's world must not drift: this is seed 4's first six samples at 64 px as the
     # renderer drew them when RF-Synth v1 was published. If a change to rfsynth or to Pillow
-    # moves it, every published RF-Synth figure is off: bump rfsynth.make.VERSION instead.
+    # moves it, every published RF-Synth figure is off: bump rfsynth.scene.VERSION instead.
     assert ref == "220ea9690eec2425695c9550a89093bb4214adf9322506e4c5af8d6f80041d7a"
 
     rec = json.loads((tmp_path / "b" / "manifest.jsonl").read_text().splitlines()[0])
@@ -177,11 +178,16 @@ def test_fingerprint_follows_pixels_and_labels_not_png_bytes(tmp_path):
     assert fingerprint(tmp_path / "a")[0] != ref
 
 
-def test_every_case_renders_as_published():
-    """Three samples of every case, pixel for pixel, as RF-Synth v1 drew them (checked against
-    the published seed-0 fingerprint). The six-sample pin above happens to hold no clutter: a
-    change to the oracle's reference tolerance once moved the clutter colours the renderer
-    avoids, and only a full-benchmark fingerprint saw it. Bump rfsynth.make.VERSION instead."""
+@pytest.mark.parametrize("version, digest", [
+    (1, "f3b3ae2357e193ece3a1794da4c1fadffcff85c713c818d3306809a448997747"),
+    (2, "4da9b3679ff9005fbf44779ff7bb03493aedb9903f1bd3c64840e8a9b28cd62c"),  # 7 of the 18 hard-matted
+])
+def test_every_case_renders_as_published(version, digest):
+    """Three samples of every case, pixel for pixel, as RF-Synth v1 and v2 drew them (checked
+    against their published seed-0 fingerprints). The six-sample pin above happens to hold no
+    clutter: a change to the oracle's reference tolerance once moved the clutter colours the
+    renderer avoids, and only a full-benchmark fingerprint saw it. Bump rfsynth.scene.VERSION
+    instead."""
     import hashlib
 
     from rfsynth.scene import LABELS, render_sample
@@ -189,9 +195,50 @@ def test_every_case_renders_as_published():
     h = hashlib.sha256()
     for i, label in enumerate(LABELS):
         for k in range(3):
-            s = render_sample(1000 + 10 * i + k, 64, label=label)
+            s = render_sample(1000 + 10 * i + k, 64, label=label, version=version)
             h.update(np.asarray(s.image).tobytes())
             h.update(np.asarray(s.product).tobytes())
     for k in range(3):  # seeds 2001-2003 draw clutter whose colours the renderer keeps off the reserved ones
-        h.update(np.asarray(render_sample(2001 + k, 64, label="Indistinctiveness").image).tobytes())
-    assert h.hexdigest() == "f3b3ae2357e193ece3a1794da4c1fadffcff85c713c818d3306809a448997747"
+        h.update(np.asarray(render_sample(2001 + k, 64, label="Indistinctiveness", version=version).image).tobytes())
+    assert h.hexdigest() == digest
+
+
+def test_v2_changes_the_matte_and_nothing_else():
+    """v2 gives a share of the products a hard matte (binary alpha) from a stream of its own:
+    a sample whose product keeps a soft matte is v1's pixel for pixel."""
+    from rfsynth import rules
+
+    hard = 0
+    for seed in range(300, 340):
+        s1, s2 = render_sample(seed, 64, version=1), render_sample(seed, 64, version=2)
+        assert s1.label == s2.label and s1.params["product"]["matte"] == "soft"
+        a2 = np.asarray(s2.product)[..., 3]
+        if s2.params["product"]["matte"] == "soft":
+            assert np.array_equal(np.asarray(s1.image), np.asarray(s2.image))
+            assert np.array_equal(np.asarray(s1.product), np.asarray(s2.product))
+        else:
+            hard += 1
+            assert set(np.unique(a2)) <= {0, 255}
+            assert set(np.unique(np.asarray(s1.product)[..., 3])) - {0, 255}  # v1's is anti-aliased
+    assert 5 <= hard <= 22  # rules.HARD_MATTE_P of 40, loosely
+    assert rules.HARD_MATTE_P == 0.3
+
+
+@pytest.mark.parametrize("label", ["Available", "Unsuitable"])
+def test_a_hard_matte_is_not_damage(label):
+    """Intact hard-matted products are Available (every edge hard), damaged ones Unsuitable:
+    rule 1 is the damage record, not the edges."""
+    from rfsynth.products import hard_edges
+
+    found = 0
+    for seed in range(4000, 4100):
+        s = render_sample(seed, 96, label=label)
+        if s.params["product"]["matte"] != "hard":
+            continue
+        found += 1
+        assert hard_edges(np.asarray(s.product)[..., 3]).sum() >= 10
+        assert judge(s.image, s.product, s.placement, s.category, damage=s.damage).label == label
+        assert bool(s.damage) == (label == "Unsuitable")
+        if found == 4:
+            break
+    assert found == 4
