@@ -10,7 +10,7 @@ import torch
 from . import host
 
 host.require("timm", "transformers", "safetensors", "cv2")  # before the import: a missing one disables this module
-from .inspection import badge, inspect_images, save_previews  # noqa: E402
+from .inspection import badge, inspect_images, save_previews, shown_label  # noqa: E402
 
 
 def comfy_sample(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent, callback=None):
@@ -164,7 +164,8 @@ class RecurrentGenerate:
             report += ("; RFNet has not seen images like these, so it accepts none on its own: label them with "
                        "Review & Label and train your own inspector with Train RFNet")
         host.log.info("[reliable_ad] Recurrent Generate: %s", report)
-        shown = [badge(a.image, a.label, a.p_available, a.accepted) for a in res.attempts]
+        shown = [badge(a.image, shown_label(a.label, a.info.get("note")), a.p_available, a.accepted)
+                 for a in res.attempts]
         progress.finish(attempt_strip(shown))
         dev = host.intermediate_device()
         return {"ui": {"images": save_previews(shown, "rf_recurrent"), "rf_verdicts": rows, "text": [report]},

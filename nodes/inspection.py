@@ -12,7 +12,7 @@ from . import host
 
 host.require("timm", "transformers", "safetensors", "cv2")
 
-from rfnet.badge import badge  # noqa: E402  (after the check; host put the engine on the path)
+from rfnet.badge import badge, shown_label  # noqa: E402  (after the check; host put the engine on the path)
 
 
 def save_previews(images: list[Image.Image], prefix: str = "rf_inspect") -> list[dict]:
@@ -127,7 +127,7 @@ class RFNetInspect:
         prods = host.image_to_pils(product, product_mask)
         verdicts = inspect_images(rfnet, prods, images, caption, depth, salience, threshold)
         shown_images = host.image_to_pils(torch.nan_to_num(images, nan=0.0))  # a NaN image shows black
-        shown = [badge(im, v.label, v.p_available, v.accepted) for im, v in zip(shown_images, verdicts)]
+        shown = [badge(im, shown_label(v.label, v.note), v.p_available, v.accepted) for im, v in zip(shown_images, verdicts)]
         rows = [v.to_dict() for v in verdicts]
         text = "; ".join(f"{v.label} ({v.p_available:.2f}{'; ' + v.note if v.note else ''})" for v in verdicts)
         first = verdicts[0]

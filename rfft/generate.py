@@ -208,7 +208,7 @@ def run_product(path: Path, meta: dict, entry: PromptEntry, pipe, inspector, a, 
 def contact_sheet(done: list[dict], out: Path, cell: int = 128, max_cols: int = 8) -> Image.Image:
     """One row per product: its attempts in order, each with a badge (green accepted, orange
     the best of a rejected run, red rejected) and the verdict; the oracle's label under it."""
-    from rfnet.badge import GREEN, ORANGE, RED, badge, fit_font, font
+    from rfnet.badge import GREEN, ORANGE, RED, badge, fit_font, font, shown_label
 
     rows = [d for d in done if d.get("attempts")]
     cols = max(1, min(max_cols, max((len(d["attempts"]) for d in rows), default=1)))
@@ -229,7 +229,8 @@ def contact_sheet(done: list[dict], out: Path, cell: int = 128, max_cols: int = 
             except OSError:
                 tile = Image.new("RGB", (cell, cell), "lightgrey")
             colour = GREEN if rec["accepted"] else (ORANGE if rec["chosen"] else RED)
-            sheet.paste(badge(tile, "OK" if rec["accepted"] else rec["label"], rec["p_available"], rec["accepted"],
+            shown = "OK" if rec["accepted"] else shown_label(rec["label"], rec.get("note"))
+            sheet.paste(badge(tile, shown, rec["p_available"], rec["accepted"],
                               min_side=cell, colour=colour), (x, y))
             if "oracle" in rec:
                 text = f"oracle: {rec['oracle']}"

@@ -8,6 +8,15 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 GREEN, RED, ORANGE = (30, 150, 60), (200, 40, 40), (230, 140, 20)
+OUTSIDE = "outside the inspector's training data"  # how rfnet.inspect's note for it starts
+SHOWN_OUTSIDE = "Outside training data"
+
+
+def shown_label(label: str, note: str | None) -> str:
+    """What a badge says: the model's label, or, for an image or product unlike the inspector's
+    training data, that it cannot vouch for it (the label stays in the records): a designer's
+    product photo should not read as a confident defect."""
+    return SHOWN_OUTSIDE if str(note or "").startswith(OUTSIDE) else label
 
 
 # Fonts with Chinese glyphs where the systems our users have keep them (Pillow's own has none:

@@ -44,6 +44,20 @@ def resize_rgb(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return y + (y.clamp(0, 1) - y).detach() if y.requires_grad else y.clamp(0, 1)
 
 
+def crop_to_alpha(product):
+    """Products given as PIL images with alpha (or a list of them), each cropped to its visible
+    pixels, as rfft.placement crops the main job's products. A cutout's transparent margin says
+    nothing about the product, but an inspector trained on RF-Synth v1 read a wide one as a cut
+    (v1's damaged cutouts kept the cut part as transparent rows) and called a designer's padded
+    cutout Unsuitable whatever it showed (docs/RESULTS.md). Other inputs are returned as given."""
+    if isinstance(product, (list, tuple)):
+        return [crop_to_alpha(p) for p in product]
+    if getattr(product, "mode", "") not in ("RGBA", "LA"):
+        return product
+    box = product.getchannel("A").getbbox()  # visible pixels (alpha > 0)
+    return product if box is None or box == (0, 0, *product.size) else product.crop(box)
+
+
 def to_batch(x, rgb: bool = True, with_problems: bool = False, size: tuple[int, int] | None = None):
     """PIL images, a list of them, or a (B, C, H, W) / (C, H, W) tensor in 0..1, as one
     (B, 3, H, W) batch (images of other sizes resized to the first good one's). With ``size``,

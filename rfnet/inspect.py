@@ -23,9 +23,10 @@ from pathlib import Path
 
 import torch
 
+from .badge import OUTSIDE
 from .errors import InputError, cli_errors
 from .extractors import Extractor, make_extractor
-from .images import MIN_SIDE, clean, to_batch
+from .images import MIN_SIDE, clean, crop_to_alpha, to_batch
 from .labels import AVAILABLE
 from .ood import NOTE, alphas, edge_softness, features, model_size
 from .ood import load as load_novelty
@@ -136,6 +137,7 @@ class Inspector:
         """((B, C) probabilities, [note or None per image]): the model's view and what makes
         an image unfit to be accepted whatever the model says."""
         g, notes = to_batch(generated, with_problems=True)
+        product = crop_to_alpha(product)  # a cutout's margin is not the product (images.crop_to_alpha)
         # products go straight to the model's input size (their alphas are read from the
         # originals): products of several shapes are then each resized once, as one alone is
         p, p_notes = to_batch(product, with_problems=True, size=model_size(self.model))
@@ -213,9 +215,8 @@ class Inspector:
                        accepted and note is None, note)
 
 
-# the start of rfnet.ood's note: such an image keeps the model's label (it is not known to be
-# damaged, only unfamiliar) but is not accepted without a person's look
-OUTSIDE = "outside the inspector's training data"
+# OUTSIDE (rfnet.badge) starts rfnet.ood's note: such an image keeps the model's label (it is not
+# known to be damaged, only unfamiliar) but is not accepted without a person's look
 
 
 def check_threshold(threshold):

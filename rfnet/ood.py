@@ -27,12 +27,13 @@ import numpy as np
 import torch
 
 from . import fileio
+from .badge import OUTSIDE
 from .errors import InputError, cli_errors
 
 PROG = "python -m rfnet.ood"
 FILE = "ood.safetensors"
 KINDS = ("product", "generated")
-NOTE = "outside the inspector's training data ({what} unlike any it was trained on): label it with Review & Label"
+NOTE = OUTSIDE + " ({what} unlike any it was trained on): label it with Review & Label"
 
 
 @torch.no_grad()

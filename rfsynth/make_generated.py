@@ -42,8 +42,8 @@ from . import rules
 from .make import _split as split_of
 from .make import parse_splits
 from .oracle import judge
-from .products import damage, render_product, sample_spec
-from .scene import matte_for
+from .products import damage, render_product, sample_spec, tight
+from .scene import appearance_for
 from .text import caption_for, draw_prompt
 
 # 1: RF-Synth v1's products (soft mattes). 2: v2's, a share with hard mattes (rules.HARD_MATTE_P).
@@ -85,7 +85,8 @@ def draw_job(seed: int, index: int, recipes: tuple[Recipe, ...], size: int, imag
     stream of its own: everything else is v1's)."""
     rng = np.random.default_rng([seed, index, 7])
     spec = sample_spec(rng)
-    spec.matte = matte_for([seed, index, 7], version)
+    look = appearance_for([seed, index, 7], version)
+    spec.matte, spec.printed = look["matte"], look["printed"]
     cut = render_product(spec, 96, rng)
     damaged = None
     if rng.uniform() < damage_p:
@@ -93,6 +94,8 @@ def draw_job(seed: int, index: int, recipes: tuple[Recipe, ...], size: int, imag
         cut, damaged = damage(cut, rng, float(rng.uniform()))
         if version >= 2 and damaged["removed_frac"] < rules.DAMAGE_MIN_FRAC:
             cut, damaged = intact, None  # a cut through a thin part: too little to see
+    if version >= 2:  # every cutout in its one-pixel frame: a margin says nothing (products.tight)
+        cut = tight(cut)
     prompt, _, _ = draw_prompt(rng, spec, SURFACES, reference_p=0.6)
     w = np.array([r.weight for r in recipes], float)
     recipe = recipes[int(rng.choice(len(recipes), p=w / w.sum()))]
@@ -100,7 +103,7 @@ def draw_job(seed: int, index: int, recipes: tuple[Recipe, ...], size: int, imag
     return {"index": index, "cutout": cut, "category": spec.category, "caption": caption_for(rng, spec),
             "prompt": prompt,
             "scale": float(rng.uniform(0.35, 0.62)), "recipe": recipe, "seeds": seeds, "damage": damaged,
-            "size": size, "matte": spec.matte}
+            "size": size, "matte": spec.matte, "printed": spec.printed}
 
 
 # ---- the worker: one pipeline per ControlNet, loaded once per process ----------------------
@@ -175,7 +178,7 @@ def run_job(job: dict) -> tuple[int, dict, list[dict], list[dict]]:
         v = judge(img, pl.cutout, pl.box, job["category"], supplied=job["cutout"], damage=job["damage"])
         samples.append({"k": k, "image": img, "product": pl.cutout, "supplied": job["cutout"], "placement": dict(pl.box),
                         "label": v.label, "measures": v.measures, "seed": job["seeds"][k]})
-    meta = {k: job[k] for k in ("caption", "prompt", "category", "scale", "damage", "matte")}
+    meta = {k: job[k] for k in ("caption", "prompt", "category", "scale", "damage", "matte", "printed")}
     return job["index"], dict(meta, recipe=r), samples, dropped
 
 
@@ -271,7 +274,8 @@ def make(out, num_jobs: int, seed: int, splits="train=0.9,val=0.1", size: int = 
                                "model": generator, "controlnet": r.controlnet, "guidance": r.guidance,
                                "steps": r.steps, "scheduler": "DDIMScheduler", "lift": r.lift,
                                "scale": job["scale"], "category": job["category"], "placement": s["placement"],
-                               "damage": job["damage"], "matte": job["matte"], "annotator": "oracle",
+                               "damage": job["damage"], "matte": job["matte"], "printed": job["printed"],
+                               "annotator": "oracle",
                                "oracle": _jsonable(s["measures"])})
                 counts[s["label"]] = counts.get(s["label"], 0) + 1
             for d in dropped:

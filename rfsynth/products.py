@@ -28,6 +28,7 @@ class ProductSpec:
     shading: float  # strength of the cylindrical shading
     extra: dict = field(default_factory=dict)
     matte: str = "soft"  # soft (anti-aliased border) or hard (binary alpha); see the module docstring
+    printed: int | None = None  # v2: the seed of a printed label of many colours (None: none)
 
     @property
     def cat(self) -> Category:
@@ -72,6 +73,8 @@ def render_product(spec: ProductSpec, height_px: int, rng: np.random.Generator) 
     draw(d, W, H, main + (255,), acc + (255,), rng)
     img = img.resize((w, h), Image.BOX)
     img = _texture(img, spec, main, rng)
+    if spec.printed is not None:
+        img = _printed_label(img, np.random.default_rng(spec.printed))
     # A transparent margin; then the matte (see the module docstring).
     out = np.zeros((h + 2, w + 2, 4), np.uint8)
     out[1:-1, 1:-1] = np.asarray(img)
@@ -117,6 +120,37 @@ def _texture(img: Image.Image, spec: ProductSpec, main, rng) -> Image.Image:
     factor = np.where(is_main, shade * pattern, 1.0)[..., None]
     a[..., :3] = np.clip(rgb * factor, 0, 255)
     return Image.fromarray(a.astype(np.uint8), "RGBA")
+
+
+def _printed_label(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A label printed on the product's body, as product photos show (brand panels, pictures,
+    small print): a rectangle of 35-70% of the width and 20-45% of the height, filled with a
+    field of random colours at three scales (a photo's 1/f look) and rows of dark or light
+    marks (text), wherever the product is opaque. Only the product's own pixels change."""
+    a = np.asarray(img).astype(np.float32)
+    h, w = a.shape[:2]
+    lw, lh = max(3, int(w * rng.uniform(0.35, 0.7))), max(3, int(h * rng.uniform(0.2, 0.45)))
+    # on the body: of eight places, the one most covered by the product (a lamp's stand is thin)
+    places = [(int(rng.integers(0, max(1, w - lw + 1))), int((h - lh) * rng.uniform(0.1, 0.9))) for _ in range(8)]
+    x0, y0 = max(places, key=lambda q: int((a[q[1]:q[1] + lh, q[0]:q[0] + lw, 3] > 0).sum()))
+    field = np.zeros((lh, lw, 3), np.float32)
+    for cells, amp in ((2, 1.0), (5, 0.6), (12, 0.35)):
+        small = rng.uniform(0, 255, (cells, cells, 3)).astype(np.uint8)
+        field += amp * np.asarray(Image.fromarray(small).resize((lw, lh), Image.BICUBIC), np.float32)
+    field /= 1.95
+    for r in range(int(rng.integers(1, 4))):  # rows of marks
+        ty = int(rng.uniform(0.1, 0.8) * lh)
+        th = max(1, lh // 10)
+        ink = 20.0 if rng.uniform() < 0.6 else 235.0
+        x = int(rng.integers(0, max(1, lw // 6)))
+        while x < lw - 1:
+            n = int(rng.integers(1, max(2, lw // 6)))
+            field[ty:ty + th, x:x + n] = ink
+            x += n + int(rng.integers(1, 3))
+    region = a[y0:y0 + lh, x0:x0 + lw]
+    opaque = region[..., 3:4] > 0
+    region[..., :3] = np.where(opaque, field[:region.shape[0], :region.shape[1]], region[..., :3])
+    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "RGBA")
 
 
 # ---- silhouettes (drawn on a W x H supersampled canvas) --------------------------------------
@@ -203,6 +237,21 @@ _SHAPES = {
     "speaker": _speaker, "table_lamp": _table_lamp, "handbag": _handbag,
     "floor_lamp": _floor_lamp, "massage_chair": _massage_chair, "cabinet": _cabinet, "plant": _plant,
 }
+
+
+def tight(cutout: Image.Image, margin: int = 1) -> Image.Image:
+    """``cutout`` cropped to its visible pixels plus ``margin`` transparent pixels. v2 crops
+    every cutout so: in v1 a cut left transparent rows or columns where the product had been,
+    and an inspector learned "a wide transparent margin is damage", then called every
+    designer's cutout with a margin Unsuitable; intact cutouts, whose margins follow their
+    shape, are cropped too, so that a tight frame does not mean damage either."""
+    a = np.asarray(cutout)
+    ys, xs = np.nonzero(a[..., 3] > 0)
+    if len(ys) == 0:
+        return cutout
+    out = np.zeros((ys.max() - ys.min() + 1 + 2 * margin, xs.max() - xs.min() + 1 + 2 * margin, 4), np.uint8)
+    out[margin:out.shape[0] - margin, margin:out.shape[1] - margin] = a[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    return Image.fromarray(out, "RGBA")
 
 
 # ---- damage: the Unsuitable case --------------------------------------------------------------

@@ -59,6 +59,9 @@ HARD_EDGE_MIN_PX = 3  # v1's rule 1, and the least hard edge a v1 cut must leave
 # which the renderer draws again (a cut through a thin part leaves too little to see).
 HARD_MATTE_P = 0.3
 DAMAGE_MIN_FRAC = 0.02
+# v2: the share of products with a printed label: a patch of many colours and fine detail, as a
+# product photo has (RF-Synth's own products are flat colours with shading, stripes or dots).
+PRINTED_P = 0.3
 
 CONTRAST_RING = 2  # px
 LOW_CONTRAST_DIST = 40.0

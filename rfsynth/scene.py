@@ -24,12 +24,13 @@ from .catalog import (
     SURFACES,
     WALL_COLOURS,
 )
-from .products import ProductSpec, damage, render_product, sample_spec
+from .products import ProductSpec, damage, render_product, sample_spec, tight
 from .text import caption_for, prompt_for
 
 # The world's version. 1: every natural cutout has a soft matte. 2: a share of them
 # (rules.HARD_MATTE_P, drawn from a stream of its own, so every other choice of a sample is v1's)
-# have a hard matte, so that a hard edge stops meaning damage (docs/RFSYNTH.md, "v2").
+# have a hard matte, so that a hard edge stops meaning damage, and a share (rules.PRINTED_P) a printed
+# label of many colours, so that a product's look unlike RF-Synth's flat colours stops meaning damage (docs/RFSYNTH.md, "v2").
 VERSION = 2
 VERSIONS = (1, 2)
 
@@ -63,22 +64,26 @@ class _Retry(Exception):
     pass
 
 
-def matte_for(seed, version: int = VERSION) -> str:
-    """The matte of a sample's (or a job's) product: its own stream of ``seed`` (an int or a
-    sequence), so that v2 changes nothing else a seed draws."""
+def appearance_for(seed, version: int = VERSION) -> dict:
+    """What v2 adds to a sample's (or a job's) product: its matte, and the seed of a printed
+    label (None: none). From a stream of its own of ``seed`` (an int or a sequence), so that v2
+    changes nothing else a seed draws."""
     if version not in VERSIONS:
         raise ValueError(f"RF-Synth version must be one of {VERSIONS}, got {version!r}")
     if version < 2:
-        return "soft"
+        return {"matte": "soft", "printed": None}
     key = list(seed) if isinstance(seed, (list, tuple)) else [seed]
-    return "hard" if np.random.default_rng(key + [2]).uniform() < rules.HARD_MATTE_P else "soft"
+    side = np.random.default_rng(key + [2])
+    matte = "hard" if side.uniform() < rules.HARD_MATTE_P else "soft"
+    printed = int(side.integers(2 ** 31)) if side.uniform() < rules.PRINTED_P else None
+    return {"matte": matte, "printed": printed}
 
 
 def render_sample(seed: int, size: int = 128, label: str | None = None,
                   priors: dict | None = None, version: int = VERSION) -> Sample:
     """One sample, fully determined by ``seed`` (and the label, when given) and the world's
     ``version`` (1 draws v1's samples pixel for pixel)."""
-    matte = matte_for(seed, version)
+    look = appearance_for(seed, version)
     rng = np.random.default_rng(seed)
     if label is None:
         pri = priors or DEFAULT_PRIORS
@@ -89,7 +94,7 @@ def render_sample(seed: int, size: int = 128, label: str | None = None,
         raise ValueError(f"unknown label {label!r}; one of {', '.join(LABELS)}")
     for attempt in range(200):  # constraints that cannot be met are redrawn, deterministically
         try:
-            return _compose(rng, size, label, attempt, matte)
+            return _compose(rng, size, label, attempt, look, version)
         except _Retry:
             continue
     raise RuntimeError(f"could not compose a {label} sample from seed {seed}")
@@ -108,12 +113,13 @@ def _jitter(rgb, rng, j):
     return tuple(int(v) for v in np.clip(np.asarray(rgb, float) + rng.integers(-j, j + 1, 3), 0, 255))
 
 
-def _compose(rng, S: int, label: str, attempt: int, matte: str = "soft") -> Sample:
+def _compose(rng, S: int, label: str, attempt: int, look: dict | None = None, version: int = VERSION) -> Sample:
     from .oracle import product_palette
 
     severity = float(rng.uniform())
     spec: ProductSpec = sample_spec(rng)
-    spec.matte = matte
+    spec.matte, spec.printed = (look or {}).get("matte", "soft"), (look or {}).get("printed")
+    matte = spec.matte
     cat = CATEGORY_BY_NAME[spec.category]
     scale = float(rng.uniform(0.35, 0.62))
     box = scale * S
@@ -130,6 +136,8 @@ def _compose(rng, S: int, label: str, attempt: int, matte: str = "soft") -> Samp
         if (hard_edges(np.asarray(cutout)[..., 3]).sum() < rules.HARD_EDGE_MIN_PX + 2 if matte == "soft"
                 else params["damage"]["removed_frac"] < rules.DAMAGE_MIN_FRAC):
             raise _Retry
+    if version >= 2:  # every cutout in its one-pixel frame: a margin says nothing (products.tight)
+        cutout = tight(cutout)
     ca = np.asarray(cutout)
     cw, ch = cutout.size
     x0, y0 = (S - cw) // 2, (S - ch) // 2

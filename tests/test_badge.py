@@ -61,3 +61,15 @@ def test_captions_fit_their_cell():
     d = ImageDraw.Draw(Image.new("RGB", (10, 10)))
     text = "oracle: Shape Hallucination"
     assert d.textlength(text, font=fit_font(d, text, 124, 18)) <= 124 < d.textlength(text, font=fit_font(d, text, 1000, 18))
+
+
+def test_a_verdict_outside_the_training_data_is_not_shown_as_a_defect():
+    """A designer's product photo that the inspector has never seen anything like keeps the
+    model's label in the records, but the badge says the inspector cannot vouch for it."""
+    from rfnet.badge import SHOWN_OUTSIDE, shown_label
+    from rfnet.ood import NOTE
+
+    note = NOTE.format(what="product")
+    assert shown_label("Unsuitable", note) == SHOWN_OUTSIDE
+    assert shown_label("Unsuitable", None) == "Unsuitable"
+    assert shown_label("Available", "constant image (every pixel the same colour)") == "Available"

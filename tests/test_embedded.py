@@ -31,7 +31,7 @@ def fresh_samples():
     from rfsynth.scene import render_sample
 
     # a seed no model was trained or tuned on
-    return [render_sample(sample_seed(31337, i), 128) for i in range(72)]
+    return [render_sample(sample_seed(31337, i), 128, version=1) for i in range(72)]
 
 
 def test_embedded_inspector_beats_the_majority_class(fresh_samples):

@@ -40,10 +40,11 @@ def test_inspector_matches_the_model(model_dir):
     gen = [_room((0, 90, 200)), _room((200, 200, 0))]
     verdicts = insp(prod, gen, "red lamp")
     assert len(verdicts) == 2
-    # by hand: product composited on white, fallback maps, tokenized caption
+    # by hand: product cropped to its visible pixels and composited on white, fallback maps,
+    # tokenized caption
     from rfnet.data import to_rgb_tensor
     g = torch.stack([to_rgb_tensor(i) for i in gen])
-    p = to_rgb_tensor(prod)[None].expand(2, -1, -1, -1)
+    p = to_rgb_tensor(prod.crop((10, 10, 20, 20)))[None].expand(2, -1, -1, -1)
     d, s = insp.depth(g), insp.salience(g)
     enc = insp.tokenizer(["red lamp"] * 2, padding=True, return_tensors="pt")
     with torch.no_grad():
@@ -161,3 +162,25 @@ def test_a_small_product_is_judged_like_any_other():
     assert big.note is None
     (nan,) = insp(torch.full((1, 3, 32, 9), float("nan")), gen, "Lumi red lipstick")
     assert nan.note and "product image" in nan.note and not nan.accepted
+
+
+def test_a_cutouts_margin_does_not_change_the_verdict():
+    """A designer's cutout usually keeps a transparent margin. The embedded inspector read a
+    wide one as a cut (RF-Synth v1's damaged cutouts kept the cut part as transparent rows) and
+    called every padded product Unsuitable; the inspector now judges the visible pixels."""
+    from PIL import Image
+
+    from rfnet.embedded import embedded_path
+    from rfnet.images import crop_to_alpha
+    from rfnet.inspect import Inspector
+    from rfsynth.scene import render_sample
+
+    insp = Inspector.from_pretrained(embedded_path("rfnet"))
+    s = render_sample(101, 128, label="Available", version=1)
+    tight = crop_to_alpha(s.product)
+    assert tight.size == (s.product.width - 2, s.product.height - 2)  # RF-Synth's 1-px frame
+    padded = Image.new("RGBA", (tight.width + 40, tight.height + 20))
+    padded.paste(tight, (20, 20))
+    (a,), (b,) = insp(tight, s.image, s.caption), insp(padded, s.image, s.caption)
+    assert a.label == b.label == "Available" and a.probs == b.probs
+    assert crop_to_alpha(s.image) is s.image and crop_to_alpha([tight])[0].size == tight.size  # no alpha, or tight: as given

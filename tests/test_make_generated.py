@@ -109,6 +109,8 @@ def test_damage_is_the_worlds_record_whatever_the_resize_or_the_matte():
     for i in range(30):
         job = mg.draw_job(400, i, FAST, 64, 1, damage_p=1.0)
         assert job["damage"]["removed_frac"] >= 0.02  # v2 keeps only cuts that remove something
+        a = np.asarray(job["cutout"])[..., 3] > 0  # and crops the cutout to its frame (products.tight)
+        assert a[1].any() and a[-2].any() and a[:, 1].any() and a[:, -2].any()
         pl = place(job["cutout"], 64, job["scale"])
         assert judge(img, pl.cutout, pl.box, job["category"], damage=job["damage"]).label == "Unsuitable"
     hard = 0
@@ -127,9 +129,9 @@ def test_damage_is_the_worlds_record_whatever_the_resize_or_the_matte():
 def test_v1_jobs_are_drawn_as_before_and_the_record_agrees_with_v1s_hard_edge_rule():
     """Version 1 draws RF-Gen v1's products (soft mattes), and on them the record rule and v1's
     hard-edge count give the same verdict, so no v1 label moves (also checked on the stored
-    RF-Gen v1 sets: docs/RFSYNTH.md). v2 changes the matte only, never another draw."""
+    RF-Gen v1 sets: docs/RFSYNTH.md). v2 changes the product's look and frame, never another draw."""
     from rfsynth import rules
-    from rfsynth.products import hard_edges
+    from rfsynth.products import hard_edges, tight
 
     for i in range(40):
         v1 = mg.draw_job(402, i, FAST, 64, 2, damage_p=0.5, version=1)
@@ -139,8 +141,10 @@ def test_v1_jobs_are_drawn_as_before_and_the_record_agrees_with_v1s_hard_edge_ru
         assert (edges >= rules.HARD_EDGE_MIN_PX) == bool(v1["damage"])
         for k in ("prompt", "caption", "category", "scale", "seeds"):
             assert v1[k] == v2[k]
-        if v2["matte"] == "soft" and (v1["damage"] is None or v1["damage"]["removed_frac"] >= rules.DAMAGE_MIN_FRAC):
-            assert np.array_equal(np.asarray(v1["cutout"]), np.asarray(v2["cutout"]))
+        if (v2["matte"], v2["printed"]) == ("soft", None) and (
+                v1["damage"] is None or v1["damage"]["removed_frac"] >= rules.DAMAGE_MIN_FRAC):
+            # v2 crops every cutout to its one-pixel frame; nothing else differs
+            assert np.array_equal(np.asarray(tight(v1["cutout"])), np.asarray(v2["cutout"]))
 
 
 def test_a_v1_folder_resumes_as_v1(tmp_path, capsys):
