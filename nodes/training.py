@@ -330,12 +330,14 @@ class TrainRFNet:
 
     @staticmethod
     def rfsynth_mix(out_root, n: int):
-        """RF-Synth scenes to mix in, made once per count (seed 0: the embedded model's own world)."""
+        """RF-Synth scenes to mix in, made once per count and world version (seed 0, the newest
+        version: hard mattes and printed labels among them, as a designer's products have)."""
         from rfsynth.make import make
+        from rfsynth.scene import VERSION
 
-        root = out_root / "rf_feedback" / f"_rfsynth_{n}"
+        root = out_root / "rf_feedback" / f"_rfsynth_v{VERSION}_{n}"
         if not (root / "dataset.json").is_file() or not (root / "manifest.jsonl").is_file():
-            make(root, n, size=128, seed=0, splits="train=1", workers=1, progress=False)
+            make(root, n, size=128, seed=0, splits="train=1", workers=1, progress=False, version=VERSION)
         return root
 
 

@@ -107,7 +107,7 @@ def evaluate(pipe, inspector, jobs: list[dict], seeds: tuple[int, int], steps: i
                    num_inference_steps=steps, guidance_scale=guidance)
         gen_s += (time.time() - t1) / 2
         img, other = out.images
-        v = judge(img, pl.cutout, pl.box, job["category"])
+        v = judge(img, pl.cutout, pl.box, job["category"], damage=None)  # held-out products are intact
         r = inspector(pl.cutout, img, job["caption"])[0]
         w, m = fidelity(np.asarray(img), pl.alpha)
         d, det = background_stats(np.asarray(img), np.asarray(other), pl.alpha)

@@ -198,7 +198,8 @@ def run_product(path: Path, meta: dict, entry: PromptEntry, pipe, inspector, a, 
         if oracle_ok and category:
             from rfsynth.oracle import judge
 
-            rec["oracle"] = judge(att.image, pl.cutout, pl.box, category).label
+            # a supplied product has no damage record: the oracle judges the scene, not the cutout
+            rec["oracle"] = judge(att.image, pl.cutout, pl.box, category, damage=None).label
         records.append(rec)
     return {"product": path.name, "status": res.status, "attempts": records,
             "seconds": round(res.seconds, 3)}

@@ -49,10 +49,14 @@ def crop_to_alpha(product):
     pixels, as rfft.placement crops the main job's products. A cutout's transparent margin says
     nothing about the product, but an inspector trained on RF-Synth v1 read a wide one as a cut
     (v1's damaged cutouts kept the cut part as transparent rows) and called a designer's padded
-    cutout Unsuitable whatever it showed (docs/RESULTS.md). Other inputs are returned as given."""
+    cutout Unsuitable whatever it showed (docs/RFSYNTH.md, v2). Visible is alpha > 0, as
+    placement counts it. Other inputs are returned as given."""
     if isinstance(product, (list, tuple)):
         return [crop_to_alpha(p) for p in product]
-    if getattr(product, "mode", "") not in ("RGBA", "LA"):
+    mode = getattr(product, "mode", "")
+    if mode in ("P", "PA") and (mode == "PA" or "transparency" in product.info):
+        product = product.convert("RGBA")  # a palette PNG with transparency, as many exports are
+    elif mode not in ("RGBA", "LA"):
         return product
     box = product.getchannel("A").getbbox()  # visible pixels (alpha > 0)
     return product if box is None or box == (0, 0, *product.size) else product.crop(box)

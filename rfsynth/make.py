@@ -40,6 +40,35 @@ def _split(seed: int, index: int, splits: list[tuple[str, float]]) -> str:
     return splits[-1][0]
 
 
+def resolve_version(out, asked: int | None, key: str, generator: str, flag: str = "--version") -> int:
+    """The world version to write into ``out``: a folder already begun keeps its own (a resumed
+    v1 folder stays v1), and asking it for another is refused; a new folder gets ``asked`` or
+    the default. ``key`` and ``generator``: the dataset.json field that records the version and
+    the writer that should have written the folder (folders from before versions are v1)."""
+    if asked is not None and asked not in VERSIONS:
+        raise InputError(f"{flag} must be one of {', '.join(map(str, VERSIONS))}, got {asked}")
+    begun = Path(out) / "dataset.json"
+    if not begun.is_file():
+        return VERSION if asked is None else asked
+    try:
+        info = json.loads(begun.read_text(encoding="utf-8"))
+        if not isinstance(info, dict):
+            raise ValueError(f"a JSON {type(info).__name__}, not an object")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"{begun} is not valid JSON ({e}): fix it, or write to a new folder") from None
+    if info.get("generator") != generator:
+        raise InputError(f"{out} was written by {info.get('generator') or 'another program'}, not {generator}: "
+                         "write to a new folder")
+    was = info.get(key, 1)
+    if was not in VERSIONS:
+        raise InputError(f"{out} holds version {was!r}, which this code does not know (it knows "
+                         f"{', '.join(map(str, VERSIONS))}): update the pack, or write to a new folder")
+    if asked is not None and asked != was:
+        raise InputError(f"{out} was begun as version {was}: resume it with {flag} {was} (or without "
+                         f"{flag}), or write version {asked} to a new folder")
+    return was
+
+
 def _render(job):
     seed, index, size, priors, version = job
     s = render_sample(sample_seed(seed, index), size, priors=priors, version=version)
@@ -107,21 +136,15 @@ def check_counts(num_samples: int, size: int, seed: int, workers: int) -> None:
 
 
 def make(out, num_samples: int, size: int = 128, seed: int = 0, splits="train=0.8,val=0.1,test=0.1",
-         priors: str | dict | None = None, workers: int = 2, progress: bool = True, version: int = VERSION) -> dict:
-    """Write ``num_samples`` samples of RF-Synth ``version`` (skipping those already written; a
-    folder already begun keeps the version it was begun with)."""
+         priors: str | dict | None = None, workers: int = 2, progress: bool = True,
+         version: int | None = None) -> dict:
+    """Write ``num_samples`` samples of RF-Synth ``version`` (default: the folder's if begun,
+    else the newest), skipping those already written."""
     from rfnet.dataformat import RFDatasetWriter
 
     # every argument is checked before the writer creates the folder: a refusal leaves nothing
     check_counts(num_samples, size, seed, workers)
-    if version not in VERSIONS:
-        raise InputError(f"--version must be one of {', '.join(map(str, VERSIONS))}, got {version}")
-    begun = Path(out) / "dataset.json"
-    if begun.is_file():
-        was = json.loads(begun.read_text(encoding="utf-8")).get("rfsynth_version", 1)
-        if was != version:
-            print(f"{out} was begun as RF-Synth v{was}: continuing it as v{was}", file=sys.stderr)
-            version = was
+    version = resolve_version(out, version, "rfsynth_version", "rfsynth")
     split_list = parse_splits(splits) if isinstance(splits, str) else splits
     pri = parse_priors(priors) if not isinstance(priors, dict) else priors
     if Path(out).exists() and not Path(out).is_dir():
@@ -176,8 +199,10 @@ def main(argv=None) -> int:
                    help="class weights, e.g. 'Available=0.4,Space Mismatch=0.2,...' (default: "
                         + ", ".join(f"{k}={v}" for k, v in DEFAULT_PRIORS.items()) + ")")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--version", type=int, default=VERSION,
-                   help=f"the world's version: 1 (soft mattes only: the v1 benchmark) or 2 (default {VERSION})")
+    p.add_argument("--version", type=int, default=None,
+                   help=f"the world's version: 1 (the v1 benchmark: soft mattes and flat colours only) or 2 (also "
+                        f"hard mattes, printed labels, tight frames; docs/RFSYNTH.md). Default: a begun folder's own, "
+                        f"else {VERSION}")
     p.add_argument("--no_progress", action="store_true")
     a = p.parse_args(argv)
     with cli_errors(p.prog):

@@ -38,9 +38,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from rfnet.errors import InputError
+
 from . import rules
 from .make import _split as split_of
-from .make import parse_splits
+from .make import parse_splits, resolve_version
 from .oracle import judge
 from .products import damage, render_product, sample_spec, tight
 from .scene import appearance_for
@@ -223,20 +225,13 @@ def sample_id(seed: int, index: int, k: int) -> str:
 def make(out, num_jobs: int, seed: int, splits="train=0.9,val=0.1", size: int = 64, images_per_job: int = 4,
          recipes: tuple[Recipe, ...] = DEFAULT_RECIPES, generator: str = "embedded", workers: int = 2,
          progress: bool = True, threads: int | None = None, damage_p: float = DAMAGE_P,
-         version: int = VERSION) -> dict:
+         version: int | None = None) -> dict:
     """Write ``num_jobs`` jobs of ``seed`` into ``out`` (skipping finished ones). ``threads``:
     torch threads per worker (default: the cores shared out; on a busy machine 1 is much faster,
-    since a thread waiting on a descheduled sibling stalls the whole step). A folder already
-    begun keeps the version it was begun with, so that a resumed v1 folder stays v1."""
+    since a thread waiting on a descheduled sibling stalls the whole step). ``version``: default
+    the folder's if begun (a resumed v1 folder stays v1), else the newest."""
     out = Path(out)
-    if version not in VERSIONS:
-        raise ValueError(f"RF-Gen version must be one of {VERSIONS}, got {version!r}")
-    begun = out / "dataset.json"
-    if begun.is_file():
-        was = json.loads(begun.read_text(encoding="utf-8")).get("rfgen_version", 1)
-        if was != version:
-            print(f"{out} was begun as RF-Gen v{was}: continuing it as v{was}", file=sys.stderr)
-            version = was
+    version = resolve_version(out, version, "rfgen_version", "rfsynth.make_generated")
     split_list = parse_splits(splits) if isinstance(splits, str) else splits
     from rfnet.dataformat import RFDatasetWriter
 
@@ -358,8 +353,9 @@ def main(argv=None) -> int:
                    help="an RFFT-tuned ControlNet to draw with as well (repeatable)")
     p.add_argument("--no_default_recipes", action="store_true", help="only the --controlnet recipes")
     p.add_argument("--damage_p", type=float, default=DAMAGE_P, help="share of jobs with a damaged cutout")
-    p.add_argument("--version", type=int, default=VERSION, choices=VERSIONS,
-                   help="1: RF-Synth v1's products (soft mattes only); 2: a share with hard mattes (default)")
+    p.add_argument("--version", type=int, default=None,
+                   help="1: RF-Synth v1's products (soft mattes, flat colours); 2: also hard mattes, printed labels, "
+                        "tight frames (docs/RFSYNTH.md). Default: a begun folder's own, else 2")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores / workers)")
     p.add_argument("--no_progress", action="store_true")
@@ -381,8 +377,12 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"python -m rfsynth.make_generated: error: {e}", file=sys.stderr)
         return 2
-    r = make(a.out, a.num_jobs, a.seed, splits, a.size, a.images_per_job, recipes, a.generator, a.workers,
-             not a.no_progress, a.threads, a.damage_p, a.version)
+    try:
+        r = make(a.out, a.num_jobs, a.seed, splits, a.size, a.images_per_job, recipes, a.generator, a.workers,
+                 not a.no_progress, a.threads, a.damage_p, a.version)
+    except InputError as e:
+        print(f"python -m rfsynth.make_generated: error: {e}", file=sys.stderr)
+        return 2
     print(f"{r['jobs']} jobs to {r['out']} in {r['seconds']:.0f} s; labels {r['labels']}; "
           f"dropped {r['dropped']} (see dropped.jsonl)")
     return 0

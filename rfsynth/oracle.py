@@ -219,11 +219,12 @@ def scene_coherence(img: np.ndarray, solid: np.ndarray, product: np.ndarray, ref
 
 
 def judge(image, cutout: Image.Image, placement: dict, category: str,
-          supplied: Image.Image | None = None, damage: dict | None = None) -> OracleVerdict:
+          supplied: Image.Image | None = None, *, damage: dict | None) -> OracleVerdict:
     """The label of ``image`` (PIL or HxWx3 uint8) with the product ``cutout`` placed at
     ``placement`` ({"x", "y"}: the cutout's top-left on the canvas). ``damage``: the world's
     record of what it cut from the product (``Sample.damage``, RF-Gen's ``source.damage``; None
-    for an intact product), rule 1. ``supplied``: the cutout as the seller supplied it, when
+    for an intact product), rule 1; required, so that no caller forgets it and gets a label
+    that can never be Unsuitable. ``supplied``: the cutout as the seller supplied it, when
     placement resized it; its hard-edge count is measured on it (a resize softens edges)."""
     img = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image).astype(np.float32)
     S = img.shape[0]

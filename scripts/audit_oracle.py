@@ -136,7 +136,7 @@ def cmd_sheet(a) -> int:
 
         recipes = tuple(replace(r, weight=a.controlnet_weight) if r.controlnet else r for r in recipes)
     make(folder, a.jobs, a.seed, "audit=1", images_per_job=a.images_per_job, recipes=recipes, workers=a.workers,
-         threads=1, damage_p=a.damage_p)
+         threads=1, damage_p=a.damage_p, version=a.version)
     recs = sorted(_records(folder), key=lambda r: r["id"])
     AUDIT.mkdir(exist_ok=True)
     (AUDIT / f"ids_{a.set}.txt").write_text("".join(r["id"] + "\n" for r in recs))
@@ -284,6 +284,8 @@ def main(argv=None) -> int:
     s.add_argument("--controlnet_weight", type=float, default=1.0, help="how often each ControlNet recipe is drawn")
     s.add_argument("--damage_p", type=float, default=0.1, help="share of damaged cutouts (sets A and B: 0.1)")
     s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--version", type=int, default=None,
+                   help="RF-Gen's version: 1 for sets A-D as they were drawn; default 2 (a begun set keeps its own)")
     r = sub.add_parser("reveal")
     r.add_argument("--set", required=True)
     r.add_argument("--suffix", default="", help="added to the output names (a later rule version's re-judging)")

@@ -53,7 +53,8 @@ def main(argv=None) -> int:
                    help="an rfnet.evaluate output folder (predictions.jsonl), repeatable")
     a = p.parse_args(argv)
     manifest = Path(a.data) / "manifest.jsonl"
-    records = {r["id"]: r for r in map(json.loads, manifest.read_text(encoding="utf-8").splitlines()) if r}
+    records = {r["id"]: r for r in (json.loads(x) for x in manifest.read_text(encoding="utf-8").splitlines()
+                                    if x.strip())}
     print("| inspector | matte | images | intact called Unsuitable | damaged called Unsuitable | accuracy, 6 classes |")
     print("|---|---|---:|---:|---:|---:|")
     for item in a.predictions:

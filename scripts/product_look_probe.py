@@ -79,11 +79,12 @@ def main(argv=None) -> int:
     keep_crop = rfinspect.crop_to_alpha
     for i in range(a.n):
         s = render_sample(a.seed + i, 128, label="Available", version=1)
+        bx, by = s.product.getchannel("A").getbbox()[:2]  # where the visible pixels start in the cutout
         for name, (prod, crop) in variants(s, rng, photo).items():
             img = s.image.copy()
-            # the changed product over the old one (margins are transparent: the scene is unchanged)
+            # the changed product exactly over the old one (margins are transparent: the scene is unchanged)
             tight = keep_crop(prod)
-            img.paste(tight, (s.placement["x"] + 1, s.placement["y"] + 1), tight)
+            img.paste(tight, (s.placement["x"] + bx, s.placement["y"] + by), tight)
             rfinspect.crop_to_alpha = keep_crop if crop else (lambda x: x)
             try:
                 (v,) = insp(prod, img, s.caption)

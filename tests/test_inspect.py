@@ -184,3 +184,22 @@ def test_a_cutouts_margin_does_not_change_the_verdict():
     (a,), (b,) = insp(tight, s.image, s.caption), insp(padded, s.image, s.caption)
     assert a.label == b.label == "Available" and a.probs == b.probs
     assert crop_to_alpha(s.image) is s.image and crop_to_alpha([tight])[0].size == tight.size  # no alpha, or tight: as given
+
+
+def test_crop_to_alpha_reads_palette_exports_and_leaves_the_rest():
+    from PIL import Image
+
+    from rfnet.images import crop_to_alpha
+
+    rgba = Image.new("RGBA", (20, 10))
+    rgba.paste((200, 0, 0, 255), (5, 2, 9, 8))
+    pal = Image.new("P", (20, 10), 0)  # a palette PNG with a transparent index, as exports are
+    pal.putpalette([0, 0, 0, 200, 0, 0] + [0] * 762)
+    pal.paste(1, (5, 2, 9, 8))
+    pal.info["transparency"] = 0
+    assert crop_to_alpha(pal).size == (4, 6) and crop_to_alpha(rgba).size == (4, 6)
+    assert crop_to_alpha(rgba.convert("LA")).size == (4, 6)
+    empty = Image.new("RGBA", (8, 8))
+    assert crop_to_alpha(empty) is empty  # nothing visible: as given (judged, and refused, later)
+    opaque_p = Image.new("P", (8, 8))
+    assert crop_to_alpha(opaque_p) is opaque_p

@@ -113,6 +113,8 @@ def test_damage_is_the_worlds_record_whatever_the_resize_or_the_matte():
         assert a[1].any() and a[-2].any() and a[:, 1].any() and a[:, -2].any()
         pl = place(job["cutout"], 64, job["scale"])
         assert judge(img, pl.cutout, pl.box, job["category"], damage=job["damage"]).label == "Unsuitable"
+        # the record decides, not the pixels: the same cutout without it is judged on the scene
+        assert judge(img, pl.cutout, pl.box, job["category"], damage=None).label != "Unsuitable"
     hard = 0
     for i in range(60):
         job = mg.draw_job(401, i, FAST, 64, 1, damage_p=0.0)
@@ -147,11 +149,15 @@ def test_v1_jobs_are_drawn_as_before_and_the_record_agrees_with_v1s_hard_edge_ru
             assert np.array_equal(np.asarray(tight(v1["cutout"])), np.asarray(v2["cutout"]))
 
 
-def test_a_v1_folder_resumes_as_v1(tmp_path, capsys):
+def test_a_v1_folder_resumes_as_v1_and_refuses_another_version(tmp_path, capsys):
     mg.make(tmp_path / "g", 1, seed=6, splits="train=1", images_per_job=1, recipes=FAST[:1], workers=1,
             progress=False, version=1)
     mg.make(tmp_path / "g", 2, seed=6, splits="train=1", images_per_job=1, recipes=FAST[:1], workers=1,
-            progress=False)  # the default is v2
-    assert "continuing it as v1" in capsys.readouterr().err
+            progress=False)  # no version asked: the folder's own
     assert [r["source"]["version"] for r in _recs(tmp_path / "g")] == [1, 1]
     assert {r["source"]["matte"] for r in _recs(tmp_path / "g")} == {"soft"}
+    argv = ["--out", str(tmp_path / "g"), "--num_jobs", "3", "--version", "2", "--no_progress"]
+    assert mg.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "begun as version 1" in err and "--version 1" in err and "Traceback" not in err
+    assert len(_recs(tmp_path / "g")) == 2  # nothing written

@@ -47,9 +47,9 @@ def test_edge_softness():
     assert ood.alphas(t)[0].max() == 255
 
 
-def test_an_inspector_trained_on_v2_knows_hard_matting():
-    """v1's products all have soft mattes, so statistics fitted on them flag a hard matte (the
-    test below); v2's include hard mattes, and their edge range takes them in."""
+def test_the_edge_range_of_v2_products_takes_in_hard_matting():
+    """v1's products all have soft mattes, so edge statistics fitted on them flag a hard matte
+    (the test below); v2's include hard mattes, and their edge range takes them in."""
     from rfsynth.scene import render_sample
 
     v1 = [ood.edge_softness(np.asarray(render_sample(s, 64, version=1).product)[..., 3]) for s in range(40)]

@@ -57,17 +57,17 @@ def test_oracle_reads_pixels_not_parameters():
         legs[base - 1:base + 25, c:c + 5] = main
     keep = alpha > 0
     legs[keep] = img[keep]
-    assert judge(Image.fromarray(legs), s.product, s.placement, s.category).label == "Shape Hallucination"
+    assert judge(Image.fromarray(legs), s.product, s.placement, s.category, damage=s.damage).label == "Shape Hallucination"
     # a band of wall colour under the product: it floats
     wall = np.median(img[:10].reshape(-1, 3), axis=0)
     floating = img.copy()
     floating[base + 1:base + 14, left - 4:right + 5] = wall
     floating[keep] = img[keep]
-    assert judge(Image.fromarray(floating), s.product, s.placement, s.category).label == "Space Mismatch"
+    assert judge(Image.fromarray(floating), s.product, s.placement, s.category, damage=s.damage).label == "Space Mismatch"
     # repaint the surroundings in the product's colour: it disappears
     faded = img.copy()
     faded[~keep] = main
-    assert judge(Image.fromarray(faded.astype(np.uint8)), s.product, s.placement, s.category).label == "Indistinctiveness"
+    assert judge(Image.fromarray(faded.astype(np.uint8)), s.product, s.placement, s.category, damage=s.damage).label == "Indistinctiveness"
 
 
 def test_reference_objects_decide_size():
@@ -87,7 +87,7 @@ def test_reference_objects_decide_size():
     img[y0:y1 + 1, x0:x1 + 1] = wall  # remove it...
     h = (y1 - y0 + 1) * 3  # ...and draw it three times as tall: the product now looks tiny
     img[y1 - h + 1:y1 + 1, x0:x1 + 1] = colour
-    v = judge(Image.fromarray(img), s.product, s.placement, s.category)
+    v = judge(Image.fromarray(img), s.product, s.placement, s.category, damage=s.damage)
     assert v.label == "Size Mismatch", v.measures
 
 
@@ -205,9 +205,9 @@ def test_every_case_renders_as_published(version, digest):
 
 def test_v2_changes_the_product_and_nothing_else():
     """v2 gives a share of the products a hard matte (binary alpha) and a share a printed label,
-    from a stream of its own: a sample whose product keeps a soft matte and no label (and is
-    not damaged: v2 crops damaged cutouts) is v1's pixel for pixel; a labelled product differs
-    from v1's only where it is opaque."""
+    from a stream of its own: a sample whose product keeps a soft matte and no label, and whose
+    v1 cutout is already in its one-pixel frame, is v1's pixel for pixel; a labelled product has
+    several times v1's colours."""
     from rfsynth import rules
 
     hard = printed = 0
@@ -276,3 +276,20 @@ def test_v2_leaves_no_transparent_band_where_a_cut_was():
         natural = render_sample(seed, 96, label="Available", version=2)
         assert max(margins(natural.product)) <= 1  # intact ones too: a tight frame is not damage
     assert wide_v1 >= 4  # the cuts' bands v1 has
+
+
+def test_a_begun_folder_keeps_its_version(tmp_path):
+    from rfnet.errors import InputError
+    from rfsynth.make import main, make
+
+    make(tmp_path / "d", 2, 64, 4, splits="test=1", workers=1, progress=False, version=1)
+    make(tmp_path / "d", 3, 64, 4, splits="test=1", workers=1, progress=False)  # the folder's own
+    recs = [json.loads(x) for x in (tmp_path / "d" / "manifest.jsonl").read_text().splitlines()]
+    assert [r["source"]["version"] for r in recs] == [1, 1, 1]
+    with pytest.raises(InputError, match="begun as version 1"):
+        make(tmp_path / "d", 4, 64, 4, splits="test=1", workers=1, progress=False, version=2)
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "dataset.json").write_text("{broken")
+    with pytest.raises(SystemExit) as e:
+        main(["--out", str(tmp_path / "e"), "--num_samples", "2", "--size", "64", "--no_progress"])
+    assert e.value.code == 2
