@@ -168,7 +168,7 @@ class Inspector:
                 lo, hi = self.novelty["edges"].tolist()
                 soft = [edge_softness(a) if a is not None else None for a in alphas(product)]
                 soft = soft * b if len(soft) == 1 else soft
-                notes = [n or (NOTE.format(what="product edges, e.g. hard matting,")
+                notes = [n or (NOTE.format(what="the matting of the product's edges")
                                if e is not None and not lo <= e <= hi else None) for n, e in zip(notes, soft)]
             for kind, x in (("product", p), ("generated", g)):
                 if kind in self.novelty:

@@ -8,8 +8,9 @@ RF-Synth v2 gives 30% of its products a hard matte (binary alpha, as real matted
 v1 had soft mattes only, and an inspector trained on v1 learned "hard edge = damaged". For each
 inspector and each matte this prints: of the intact products, the share it calls Unsuitable
 (its top class: the false alarm a designer sees on their own photos); of the damaged ones, the
-share it calls Unsuitable (recall); and its six-class accuracy. Reads the matte from each
-record (RF-Synth: source.params.product.matte; RF-Gen: source.matte; absent: soft).
+share it calls Unsuitable (recall); and its six-class accuracy. Reads the look from each
+record (RF-Synth: source.params.product.matte and .printed; RF-Gen: source.matte and
+.printed; absent: soft, no label).
 """
 from __future__ import annotations
 
@@ -21,8 +22,12 @@ from pathlib import Path
 
 
 def matte_of(rec: dict) -> str:
+    """The product's look: its matte, and ", printed" when it has a printed label (v2)."""
     src = rec.get("source", {})
-    return src.get("matte") or src.get("params", {}).get("product", {}).get("matte") or "soft"
+    prod = src.get("params", {}).get("product", {})
+    matte = src.get("matte") or prod.get("matte") or "soft"
+    printed = src.get("printed", prod.get("printed"))
+    return matte + (", printed" if printed is not None else "")
 
 
 def split_by_matte(records: dict[str, dict], predictions: list[dict]) -> dict[str, dict]:

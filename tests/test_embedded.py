@@ -95,18 +95,24 @@ def test_main_job_runs_offline_on_the_embedded_defaults(tmp_path):
 
 
 def test_embedded_inspector_knows_its_training_data(fresh_samples):
-    """The embedded RFNet ships a calibrated threshold and out-of-distribution statistics: a
-    fresh RF-Synth cutout is inside them, the same cutout hard-matted is not."""
-    from PIL import Image
+    """The embedded RFNet ships a calibrated threshold and out-of-distribution statistics. Since
+    version 3 (trained with RF-Synth v2) a hard-matted cutout is inside them, as real matted
+    products are; a cutout with a wide feather, which it never saw, is not."""
+    from PIL import Image, ImageFilter
 
     from rfnet.inspect import OUTSIDE, Inspector
 
     insp = Inspector.from_pretrained(embedded_path("rfnet"), depth="embedded", salience="embedded")
     assert 0.5 < insp.threshold < 1 and {"product", "generated", "edges"} <= set(insp.novelty)
     s = next(s for s in fresh_samples if s.label == "Available")
-    hard = np.asarray(s.product.convert("RGBA")).copy()
-    hard[..., 3] = np.where(hard[..., 3] >= 128, 255, 0)
-    soft_v = insp(s.product, s.image, s.caption)[0]
-    hard_v = insp(Image.fromarray(hard, "RGBA"), s.image, s.caption)[0]
-    assert soft_v.note is None or "matting" not in soft_v.note
-    assert hard_v.note.startswith(OUTSIDE) and "matting" in hard_v.note and not hard_v.accepted
+    rgba = np.asarray(s.product.convert("RGBA")).copy()
+    hard, feathered = rgba.copy(), rgba.copy()
+    hard[..., 3] = np.where(rgba[..., 3] >= 128, 255, 0)
+    wide = Image.fromarray(np.pad(rgba[..., 3], 6)).filter(ImageFilter.GaussianBlur(3))
+    feathered = np.pad(rgba, ((6, 6), (6, 6), (0, 0)))
+    feathered[..., 3] = np.asarray(wide)
+    for product in (s.product, Image.fromarray(hard, "RGBA")):
+        v = insp(product, s.image, s.caption)[0]
+        assert v.note is None or "edges" not in v.note
+    v = insp(Image.fromarray(feathered, "RGBA"), s.image, s.caption)[0]
+    assert v.note.startswith(OUTSIDE) and "edges" in v.note and not v.accepted

@@ -124,7 +124,7 @@ def test_report_points_to_the_labelling_loop_for_products_outside_the_inspectors
              "probs": {}, "seconds": 0.1, "chosen": i == 1}
         return {**r, "note": note} if note else r
 
-    outside = "outside the inspector's training data (product edges, e.g. hard matting, unlike any it was trained on)"
+    outside = "outside the inspector's training data (the matting of the product's edges unlike any it was trained on)"
     done = [{"product": "红色 口红.png", "status": "rejected", "attempts": [att(0, outside), att(1, outside)]},
             {"product": "b.png", "status": "rejected", "attempts": [att(0), att(1)]}]
     report(done, tmp_path, 2, {"attempts": 2})

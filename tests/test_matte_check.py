@@ -14,6 +14,8 @@ def _rec(i, label, matte=None, rfgen=False):
 
 
 def test_counts_false_alarms_and_recall_per_matte(tmp_path, capsys):
+    printed = {"id": "6", "label": "Available", "source": {"params": {"product": {"matte": "hard", "printed": 7}}}}
+    assert mc.matte_of(printed) == "hard, printed"
     recs = [_rec(0, "Available", "hard"), _rec(1, "Available", "hard"), _rec(2, "Unsuitable", "hard"),
             _rec(3, "Available"), _rec(4, "Unsuitable", "soft", rfgen=True), _rec(5, "Space Mismatch", "soft")]
     preds = [{"id": "0", "predicted": "Unsuitable"}, {"id": "1", "predicted": "Available"},
