@@ -27,10 +27,11 @@ from .catalog import (
 from .products import ProductSpec, damage, render_product, sample_spec, tight
 from .text import caption_for, prompt_for
 
-# The world's version. 1: every natural cutout has a soft matte. 2: a share of them
-# (rules.HARD_MATTE_P, drawn from a stream of its own, so every other choice of a sample is v1's)
-# have a hard matte, so that a hard edge stops meaning damage, and a share (rules.PRINTED_P) a printed
-# label of many colours, so that a product's look unlike RF-Synth's flat colours stops meaning damage (docs/RFSYNTH.md, "v2").
+# The world's version. 1: every natural cutout has a soft matte and flat colours, and keeps the
+# canvas it was drawn on. 2: a share have a hard matte (rules.HARD_MATTE_P) and a share a printed
+# label of many colours (rules.PRINTED_P), drawn from a stream of their own, and every cutout sits
+# in a one-pixel frame, so that neither a hard edge, nor a photo-like look, nor a margin means
+# damage (docs/RFSYNTH.md, "v2").
 VERSION = 2
 VERSIONS = (1, 2)
 
