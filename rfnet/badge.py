@@ -8,7 +8,9 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 GREEN, RED, ORANGE = (30, 150, 60), (200, 40, 40), (230, 140, 20)
-OUTSIDE = "outside the inspector's training data"  # how rfnet.inspect's note for it starts
+# How rfnet.ood's note starts: such an image keeps the model's label (it is not known to be
+# damaged, only unfamiliar) but is not accepted without a person's look.
+OUTSIDE = "outside the inspector's training data"
 SHOWN_OUTSIDE = "Outside training data"
 
 

@@ -215,10 +215,6 @@ class Inspector:
                        accepted and note is None, note)
 
 
-# OUTSIDE (rfnet.badge) starts rfnet.ood's note: such an image keeps the model's label (it is not
-# known to be damaged, only unfamiliar) but is not accepted without a person's look
-
-
 def check_threshold(threshold):
     """None, or a number in [0, 1] (a NaN threshold would accept nothing, 2 everything)."""
     if threshold is None:

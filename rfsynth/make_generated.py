@@ -45,12 +45,9 @@ from .make import _split as split_of
 from .make import parse_splits, resolve_version
 from .oracle import judge
 from .products import damage, render_product, sample_spec, tight
-from .scene import appearance_for
+from .scene import VERSION, appearance_for  # RF-Gen's version is its world's
 from .text import caption_for, draw_prompt
 
-# 1: RF-Synth v1's products (soft mattes). 2: v2's, a share with hard mattes (rules.HARD_MATTE_P).
-VERSION = 2
-VERSIONS = (1, 2)
 SURFACES = ("wooden table", "marble table", "podium", "shelf", "fabric cloth", "floor")
 
 

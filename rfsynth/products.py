@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from .catalog import CATEGORIES, COLOURS, Category
 
@@ -138,7 +138,7 @@ def _printed_label(img: Image.Image, rng: np.random.Generator) -> Image.Image:
         small = rng.uniform(0, 255, (cells, cells, 3)).astype(np.uint8)
         field += amp * np.asarray(Image.fromarray(small).resize((lw, lh), Image.BICUBIC), np.float32)
     field /= 1.95
-    for r in range(int(rng.integers(1, 4))):  # rows of marks
+    for _ in range(int(rng.integers(1, 4))):  # rows of marks
         ty = int(rng.uniform(0.1, 0.8) * lh)
         th = max(1, lh // 10)
         ink = 20.0 if rng.uniform() < 0.6 else 235.0
@@ -245,13 +245,8 @@ def tight(cutout: Image.Image, margin: int = 1) -> Image.Image:
     and an inspector learned "a wide transparent margin is damage", then called every
     designer's cutout with a margin Unsuitable; intact cutouts, whose margins follow their
     shape, are cropped too, so that a tight frame does not mean damage either."""
-    a = np.asarray(cutout)
-    ys, xs = np.nonzero(a[..., 3] > 0)
-    if len(ys) == 0:
-        return cutout
-    out = np.zeros((ys.max() - ys.min() + 1 + 2 * margin, xs.max() - xs.min() + 1 + 2 * margin, 4), np.uint8)
-    out[margin:out.shape[0] - margin, margin:out.shape[1] - margin] = a[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    return Image.fromarray(out, "RGBA")
+    box = cutout.getchannel("A").getbbox()  # visible pixels (alpha > 0), as rfnet.images.crop_to_alpha
+    return cutout if box is None else ImageOps.expand(cutout.crop(box), margin, fill=(0, 0, 0, 0))
 
 
 # ---- damage: the Unsuitable case --------------------------------------------------------------
