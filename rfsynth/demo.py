@@ -82,12 +82,12 @@ def train_path(out: Path, samples: int, epochs: int, seed: int) -> dict:
         checkpoints_total_limit=1, resume_from_checkpoint="latest"))
     print(f"[3/3] evaluating on the test split into {eval_dir}", flush=True)
     return evaluate.evaluate(evaluate.parse_args(
-        ["--model", str(model_dir), "--data", str(data), "--split", "test", "--output_dir", str(eval_dir)]))
+        ["--rfnet", str(model_dir), "--data", str(data), "--split", "test", "--output_dir", str(eval_dir)]))
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m rfsynth.demo", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="demo_out")
+    p.add_argument("--output_dir", "--out", dest="out", default="demo_out")
     p.add_argument("--samples", type=int, default=12)
     p.add_argument("--seed", type=int, default=2026, help="RF-Synth seed of the samples (not a training seed)")
     p.add_argument("--train", action="store_true", help="run the training path instead (see above)")
