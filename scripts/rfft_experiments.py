@@ -33,12 +33,15 @@ EVAL_SEED, TRAIN_SEED = 31337, 4242
 
 
 LR = 1e-4  # the learning rate of every run but the stress test's
+STEPS = 150  # the training steps of every run but the longer ones of round 2
 
 
-def name_of(config: str, beta: float, extra: str | None = None, lr: float = LR, rfnet: str = "embedded") -> str:
+def name_of(config: str, beta: float, extra: str | None = None, lr: float = LR, rfnet: str = "embedded",
+            steps: int = STEPS) -> str:
     name = config if config in ("original", "negprompt", "none") else f"{config}_b{beta:g}"
     name = f"{name}+{extra}" if extra else name
     name = name if lr == LR or config in ("original", "negprompt") else f"{name}@lr{lr:g}"
+    name = name if steps == STEPS or config in ("original", "negprompt") else f"{name}@{steps}steps"
     # fine-tuned against another inspector (the next round of the paper's loop): its folder's name
     return name if rfnet == "embedded" or config in ("original", "negprompt") else f"{name}~{Path(rfnet).name}"
 
@@ -81,7 +84,7 @@ def stage_products(a) -> None:
 def stage_train(a) -> None:
     from rfft.train import main
 
-    out = RUNS / name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet)
+    out = RUNS / name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet, a.steps)
     if (out / "controlnet").exists():
         print(f"{out} is trained")
         return
@@ -99,7 +102,7 @@ def stage_evaluate(a) -> None:
     from rfnet.fileio import write_json
     from rfnet.inspect import Inspector
 
-    name = name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet)
+    name = name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet, a.steps)
     dst = RUNS / "eval" / f"{name}.json"
     if dst.exists():
         print(f"{dst} exists")
@@ -121,7 +124,7 @@ def stage_fig6(a) -> None:
     judged by the oracle: rfft.generate's own report, for the original and a fine-tuned model."""
     from rfft.generate import main
 
-    name = name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet)
+    name = name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet, a.steps)
     out = RUNS / "fig6" / name
     cn = [] if a.config in ("original", "negprompt") else ["--controlnet", str(RUNS / name / "controlnet")]
     cn += [] if a.rfnet == "embedded" else ["--rfnet", a.rfnet]
@@ -317,7 +320,7 @@ def main(argv=None) -> int:
     p.add_argument("stage", choices=list(STAGES))
     p.add_argument("--config", default="cc", choices=["original", "negprompt", "none", "kl", "cc"])
     p.add_argument("--beta", type=float, default=1.0)
-    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--steps", type=int, default=STEPS, help="training steps (a run with other than the default is named NAME@Nsteps)")
     p.add_argument("--lr", type=float, default=LR, help="learning rate (the stress test of Fig. 5a uses ten times the default)")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--jobs", type=int, default=100)
