@@ -211,30 +211,37 @@ def stage_table(a) -> None:
     print("\n".join(lines))
 
 
+CLASSES = ["Available", "Space Mismatch", "Size Mismatch", "Indistinctiveness", "Shape Hallucination"]
+
+
+def defect_cells(rows: list[dict], key: str = "p_available") -> list[str]:
+    """One table cell per oracle class: images / the judge's mean ``key`` on them / for a defect,
+    its AUC against the Available images (how often an Available image scores above one with
+    that defect, ties half)."""
+    p = {c: [x[key] for x in rows if x["oracle"] == c] for c in CLASSES}
+    cells = []
+    for c in CLASSES:
+        if not p[c]:
+            cells.append("0")
+            continue
+        cell = f"{len(p[c])} / {np.mean(p[c]):.2f}"
+        if c != "Available" and p["Available"]:
+            a, b = np.array(p["Available"])[:, None], np.array(p[c])[None, :]
+            cell += f" / {np.mean((a > b) + 0.5 * (a == b)):.2f}"
+        cells.append(cell)
+    return cells
+
+
 def _defect_table(rows: dict, names: list[str]) -> list[str]:
     """Where a fine-tuning's change goes: the oracle's verdicts per class, the inspector's mean
     P(Available) on each class, and for each defect its AUC (how often an oracle-Available image
     scores above an image with that defect). A reward that cannot tell a defect from Available
     cannot teach it away: the fine-tuning is free to trade a defect the inspector sees for one it
     does not, and a falling AUC with a rising P(Available) on a defect is the reward being hacked."""
-    classes = ["Available", "Space Mismatch", "Size Mismatch", "Indistinctiveness", "Shape Hallucination"]
     lines = ["Oracle verdicts per class: images / the inspector's mean P(Available) / for a defect, its AUC against "
              "the Available images.", "",
-             "| configuration | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
-    for n in names:
-        p = {c: [x["p_available"] for x in rows[n]["rows"] if x["oracle"] == c] for c in classes}
-        cells = []
-        for c in classes:
-            if not p[c]:
-                cells.append("0")
-                continue
-            cell = f"{len(p[c])} / {np.mean(p[c]):.2f}"
-            if c != "Available" and p["Available"]:
-                a, b = np.array(p["Available"])[:, None], np.array(p[c])[None, :]
-                cell += f" / {np.mean((a > b) + 0.5 * (a == b)):.2f}"
-            cells.append(cell)
-        lines.append(f"| {n} | " + " | ".join(cells) + " |")
-    return lines
+             "| configuration | " + " | ".join(CLASSES) + " |", "|---|" + "---:|" * len(CLASSES)]
+    return lines + [f"| {n} | " + " | ".join(defect_cells(rows[n]["rows"])) + " |" for n in names]
 
 
 def stage_report(a) -> None:

@@ -27,3 +27,23 @@ def test_untrained_configurations_are_one_run_whatever_the_training_settings():
     # the original and the negative prompt train nothing: their images are the same in every round
     for c in ("original", "negprompt"):
         assert {exp.name_of(c, 0, lr=1e-3, steps=450, rfnet="runs/rfnet_v3"), exp.name_of(c, 0)} == {c}
+
+
+def test_defect_cells_count_mean_and_auc_as_computed_directly():
+    """The per-class table that shows a reward being hacked: counts, mean score, and each
+    defect's AUC against Available, checked against scikit-learn's ROC AUC (ties count half in both)."""
+    import numpy as np
+    import pytest
+
+    skm = pytest.importorskip("sklearn.metrics", reason="pip install scikit-learn (the test extra has it)")
+    rng = np.random.default_rng(0)
+    labels = ["Available"] * 30 + ["Size Mismatch"] * 12 + ["Shape Hallucination"] * 7
+    rows = [{"oracle": c, "v3": float(np.round(rng.random(), 1))} for c in labels]  # rounded: ties happen
+    cells = exp.defect_cells(rows, "v3")
+    assert cells[exp.CLASSES.index("Space Mismatch")] == "0"
+    avail = [r["v3"] for r in rows if r["oracle"] == "Available"]
+    assert cells[0] == f"30 / {np.mean(avail):.2f}"
+    for c, n in (("Size Mismatch", 12), ("Shape Hallucination", 7)):
+        neg = [r["v3"] for r in rows if r["oracle"] == c]
+        want = skm.roc_auc_score([1] * len(avail) + [0] * n, avail + neg)
+        assert cells[exp.CLASSES.index(c)] == f"{n} / {np.mean(neg):.2f} / {want:.2f}"

@@ -1,0 +1,99 @@
+"""Is an RFFT run's gain on its training inspector shared by another inspector?
+
+Regenerates the judged image of each held-out job of ``scripts/rfft_experiments.py evaluate``
+(same products, prompts and seeds, so the same pixels) with a given ControlNet, and scores it with
+several inspectors and the oracle. If the fine-tuning raised the training judge's P(Available) on
+images the oracle calls defective while another judge's stays where it was, the generator found
+that judge's blind spots (the reward is hacked); if both rise, the images are hard for any judge
+trained on these data.
+
+    python scripts/cross_judge.py --name none~rfnet_v3 --controlnet runs/rfft_exp/none~rfnet_v3/controlnet \
+        --judge v2=runs/rfnet_v2 --judge v3=runs/rfnet_v3 --jobs 300
+    python scripts/cross_judge.py --name original --judge v2=runs/rfnet_v2 --judge v3=runs/rfnet_v3 --jobs 300
+    python scripts/cross_judge.py --table original none~rfnet_v3     # per-class means and AUCs, each judge
+
+Writes runs/rfft_exp/cross_judge/NAME.json (one row per job: the oracle's label and each judge's
+P(Available)); skips a name already written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rfft_experiments import CLASSES, EVAL_SEED, RUNS, defect_cells  # noqa: E402  (scripts/ is on the path when run as a script)
+
+OUT = RUNS / "cross_judge"
+def run(name: str, controlnet: str | None, judges: dict[str, str], jobs: int) -> Path:
+    from rfft.evaluate import draw_jobs
+    from rfft.pipeline import AdInpaintPipeline
+    from rfft.placement import place
+    from rfnet.fileio import write_json
+    from rfnet.inspect import Inspector
+    from rfsynth.oracle import judge
+
+    dst = OUT / f"{name}.json"
+    if dst.exists():
+        print(f"{dst} exists")
+        return dst
+    pipe = AdInpaintPipeline.load("embedded", controlnet)
+    pipe.set_progress_bar_config(disable=True)
+    inspectors = {k: Inspector.from_pretrained(v) for k, v in judges.items()}
+    S = pipe.unet.config.sample_size * pipe.latent_factor
+    rows = []
+    for i, job in enumerate(draw_jobs(EVAL_SEED, jobs)):
+        pl = place(job["cutout"], S, job["scale"])
+        # the evaluation's first seed of job i (rfft_experiments.stage_evaluate); one image is enough here
+        img = pipe(pl, job["prompt"], "", seeds=[EVAL_SEED * 100_000 + i], num_inference_steps=40,
+                   guidance_scale=7.5).images[0]
+        row = {"i": i, "oracle": judge(img, pl.cutout, pl.box, job["category"], damage=None).label}
+        for k, insp in inspectors.items():
+            row[k] = round(insp(pl.cutout, img, job["caption"])[0].p_available, 4)
+        rows.append(row)
+    # one image a job, not the evaluation's batch of two: pixels may differ by 1 of 255 (batched
+    # arithmetic), so say how many oracle labels match the evaluation's
+    ev = RUNS / "eval" / f"{name}.json"
+    same = None
+    if ev.exists():
+        old = {x["i"]: x["oracle"] for x in json.loads(ev.read_text())["rows"]}
+        same = sum(old.get(x["i"]) == x["oracle"] for x in rows)
+        print(f"oracle labels as in {ev.name}: {same} of {len(rows)}")
+    write_json(dst, {"name": name, "controlnet": controlnet, "judges": judges, "same_oracle_as_evaluation": same,
+                     "rows": rows})
+    return dst
+
+
+def table(names: list[str]) -> str:
+    recs = [json.loads((OUT / f"{n}.json").read_text()) for n in names]
+    judges = list(recs[0]["judges"])
+    lines = ["Images per oracle class; for each judge, its mean P(Available) on them and, for a defect, its AUC "
+             "against the Available images.", "",
+             "| run | judge | " + " | ".join(CLASSES) + " |", "|---|---|" + "---:|" * len(CLASSES)]
+    for r in recs:
+        lines += [f"| {r['name']} | {j} | " + " | ".join(defect_cells(r["rows"], j)) + " |" for j in judges]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--name", help="the run's name (the output file's)")
+    p.add_argument("--controlnet", default=None, help="a fine-tuned ControlNet folder; default: the original")
+    p.add_argument("--judge", action="append", default=[], metavar="NAME=FOLDER", help="an inspector, repeatable")
+    p.add_argument("--jobs", type=int, default=300)
+    p.add_argument("--table", nargs="+", metavar="NAME", help="print the table of these written runs instead")
+    a = p.parse_args(argv)
+    if a.table:
+        print(table(a.table))
+        return 0
+    if not a.name or not a.judge or any("=" not in j for j in a.judge):
+        p.error("give --name and at least one --judge NAME=FOLDER (or --table NAMES)")
+    print(run(a.name, a.controlnet, dict(j.split("=", 1) for j in a.judge), a.jobs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
