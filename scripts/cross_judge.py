@@ -63,18 +63,31 @@ def run(name: str, controlnet: str | None, judges: dict[str, str], jobs: int) ->
         same = sum(old.get(x["i"]) == x["oracle"] for x in rows)
         print(f"oracle labels as in {ev.name}: {same} of {len(rows)}")
     write_json(dst, {"name": name, "controlnet": controlnet, "judges": judges, "same_oracle_as_evaluation": same,
-                     "rows": rows})
+                     "thresholds": {k: insp.threshold for k, insp in inspectors.items()}, "rows": rows})
     return dst
+
+
+def threshold_of(rec: dict, judge: str) -> float:
+    """The judge's acceptance threshold: as recorded, else its folder's calibrated one (config.json)."""
+    if judge in rec.get("thresholds", {}):
+        return rec["thresholds"][judge]
+    return json.loads((Path(rec["judges"][judge]) / "config.json").read_text())["acceptance_threshold"]
 
 
 def table(names: list[str]) -> str:
     recs = [json.loads((OUT / f"{n}.json").read_text()) for n in names]
     judges = list(recs[0]["judges"])
     lines = ["Images per oracle class; for each judge, its mean P(Available) on them and, for a defect, its AUC "
-             "against the Available images.", "",
-             "| run | judge | " + " | ".join(CLASSES) + " |", "|---|---|" + "---:|" * len(CLASSES)]
+             "against the Available images; then the images the judge accepts at its threshold, all and "
+             "oracle-Available.", "",
+             "| run | judge | " + " | ".join(CLASSES) + " | accepted: all / oracle-Available |",
+             "|---|---|" + "---:|" * (len(CLASSES) + 1)]
     for r in recs:
-        lines += [f"| {r['name']} | {j} | " + " | ".join(defect_cells(r["rows"], j)) + " |" for j in judges]
+        for j in judges:
+            t = threshold_of(r, j)
+            acc = [x["oracle"] for x in r["rows"] if x[j] >= t]
+            lines.append(f"| {r['name']} | {j} (P >= {t:.2f}) | " + " | ".join(defect_cells(r["rows"], j))
+                         + f" | {len(acc)} / {acc.count('Available')} |")
     return "\n".join(lines)
 
 

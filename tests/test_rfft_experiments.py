@@ -47,3 +47,22 @@ def test_defect_cells_count_mean_and_auc_as_computed_directly():
         neg = [r["v3"] for r in rows if r["oracle"] == c]
         want = skm.roc_auc_score([1] * len(avail) + [0] * n, avail + neg)
         assert cells[exp.CLASSES.index(c)] == f"{n} / {np.mean(neg):.2f} / {want:.2f}"
+
+
+def test_cross_judge_table_counts_what_each_judge_accepts(tmp_path, monkeypatch):
+    """scripts/cross_judge.py's last column: images at or above each judge's threshold, all and
+    oracle-Available; the threshold comes from the record, else from the judge's config.json."""
+    import json
+
+    import cross_judge
+
+    monkeypatch.setattr(cross_judge, "OUT", tmp_path)
+    (tmp_path / "j2").mkdir()
+    (tmp_path / "j2" / "config.json").write_text(json.dumps({"acceptance_threshold": 0.5}))
+    rows = [{"i": 0, "oracle": "Available", "a": 0.9, "b": 0.6}, {"i": 1, "oracle": "Shape Hallucination", "a": 0.95, "b": 0.4},
+            {"i": 2, "oracle": "Available", "a": 0.7, "b": 0.5}, {"i": 3, "oracle": "Size Mismatch", "a": 0.2, "b": 0.9}]
+    (tmp_path / "r.json").write_text(json.dumps({"name": "r", "judges": {"a": "unused", "b": str(tmp_path / "j2")},
+                                                 "thresholds": {"a": 0.8}, "rows": rows}))
+    lines = [x for x in cross_judge.table(["r"]).splitlines() if x.startswith("| r |")]
+    assert lines[0].startswith("| r | a (P >= 0.80) | 2 / 0.80 |") and lines[0].endswith("| 2 / 1 |")
+    assert lines[1].startswith("| r | b (P >= 0.50) | 2 / 0.55 |") and lines[1].endswith("| 3 / 2 |")
