@@ -37,11 +37,12 @@ STEPS = 150  # the training steps of every run but the longer ones of round 2
 
 
 def name_of(config: str, beta: float, extra: str | None = None, lr: float = LR, rfnet: str = "embedded",
-            steps: int = STEPS) -> str:
+            steps: int = STEPS, seed: int = 0) -> str:
     name = config if config in ("original", "negprompt", "none") else f"{config}_b{beta:g}"
     name = f"{name}+{extra}" if extra else name
     name = name if lr == LR or config in ("original", "negprompt") else f"{name}@lr{lr:g}"
     name = name if steps == STEPS or config in ("original", "negprompt") else f"{name}@{steps}steps"
+    name = name if seed == 0 or config in ("original", "negprompt") else f"{name}@seed{seed}"
     # fine-tuned against another inspector (the next round of the paper's loop): its folder's name
     return name if rfnet == "embedded" or config in ("original", "negprompt") else f"{name}~{Path(rfnet).name}"
 
@@ -84,7 +85,7 @@ def stage_products(a) -> None:
 def stage_train(a) -> None:
     from rfft.train import main
 
-    out = RUNS / name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet, a.steps)
+    out = RUNS / name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet, a.steps, a.seed)
     if (out / "controlnet").exists():
         print(f"{out} is trained")
         return
@@ -92,7 +93,7 @@ def stage_train(a) -> None:
     main([*extra, "--rfnet", a.rfnet, "--output_dir", str(out), "--products", str(RUNS / "train_products"), "--prompts", str(RUNS / "train_prompts.json"),
           "--reg", a.config, "--beta", str(a.beta), "--max_train_steps", str(a.steps), "--learning_rate", str(a.lr),
           "--train_batch_size", str(a.batch), "--num_inference_steps", "40", "--grad_steps_window", "10",
-          "--checkpointing_steps", "10", "--resume_from_checkpoint", "latest", "--seed", "0"])
+          "--checkpointing_steps", "10", "--resume_from_checkpoint", "latest", "--seed", str(a.seed)])
 
 
 def stage_evaluate(a) -> None:
@@ -102,7 +103,7 @@ def stage_evaluate(a) -> None:
     from rfnet.fileio import write_json
     from rfnet.inspect import Inspector
 
-    name = name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet, a.steps)
+    name = name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet, a.steps, a.seed)
     dst = RUNS / "eval" / f"{name}.json"
     if dst.exists():
         print(f"{dst} exists")
@@ -124,7 +125,7 @@ def stage_fig6(a) -> None:
     judged by the oracle: rfft.generate's own report, for the original and a fine-tuned model."""
     from rfft.generate import main
 
-    name = name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet, a.steps)
+    name = name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet, a.steps, a.seed)
     out = RUNS / "fig6" / name
     cn = [] if a.config in ("original", "negprompt") else ["--controlnet", str(RUNS / name / "controlnet")]
     cn += [] if a.rfnet == "embedded" else ["--rfnet", a.rfnet]
@@ -327,6 +328,8 @@ def main(argv=None) -> int:
     p.add_argument("stage", choices=list(STAGES))
     p.add_argument("--config", default="cc", choices=["original", "negprompt", "none", "kl", "cc"])
     p.add_argument("--beta", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="training seed (Fig. 7b's repeats; a run with other than 0 is named NAME@seedN)")
     p.add_argument("--steps", type=int, default=STEPS, help="training steps (a run with other than the default is named NAME@Nsteps)")
     p.add_argument("--lr", type=float, default=LR, help="learning rate (the stress test of Fig. 5a uses ten times the default)")
     p.add_argument("--batch", type=int, default=2)

@@ -21,12 +21,15 @@ def test_each_setting_that_changes_training_gets_its_own_folder():
     names = [exp.name_of("cc", 0.1), exp.name_of("cc", 0.1, lr=1e-3), exp.name_of("cc", 0.1, steps=450),
              exp.name_of("cc", 0.1, rfnet="runs/rfnet_v3"), exp.name_of("cc", 0.1, lr=1e-3, steps=450, rfnet="x/v3")]
     assert names == ["cc_b0.1", "cc_b0.1@lr0.001", "cc_b0.1@450steps", "cc_b0.1~rfnet_v3", "cc_b0.1@lr0.001@450steps~v3"]
+    # Fig. 7b's repeats: training seed 0 keeps the name every earlier run wrote
+    assert [exp.name_of("cc", 0.1, seed=s, rfnet="runs/rfnet_v3") for s in (0, 1, 2)] == \
+        ["cc_b0.1~rfnet_v3", "cc_b0.1@seed1~rfnet_v3", "cc_b0.1@seed2~rfnet_v3"]
 
 
 def test_untrained_configurations_are_one_run_whatever_the_training_settings():
     # the original and the negative prompt train nothing: their images are the same in every round
     for c in ("original", "negprompt"):
-        assert {exp.name_of(c, 0, lr=1e-3, steps=450, rfnet="runs/rfnet_v3"), exp.name_of(c, 0)} == {c}
+        assert {exp.name_of(c, 0, lr=1e-3, steps=450, rfnet="runs/rfnet_v3", seed=2), exp.name_of(c, 0)} == {c}
 
 
 def test_defect_cells_count_mean_and_auc_as_computed_directly():
