@@ -1,7 +1,7 @@
 """The paper's RFFT experiments on RF-Synth, sized for a CPU, resumable stage by stage.
 
     python scripts/rfft_experiments.py products            # training (seed 4242) and held-out (31337) products, prompts
-    python scripts/rfft_experiments.py train --config cc --beta 1.0 [--steps 150]
+    python scripts/rfft_experiments.py train --config cc --beta 1.0 [--steps 150] [--seed 0] [--rfnet DIR]
     python scripts/rfft_experiments.py evaluate --config cc --beta 1.0 [--jobs 100]
     python scripts/rfft_experiments.py fig6 --config cc --beta 1.0 [--fig6_products 50]
     python scripts/rfft_experiments.py table               # Table 3 alone, with intervals (runs/rfft_exp/report)
@@ -12,7 +12,9 @@ Configurations (Table 3): ``original`` (the embedded generator), ``negprompt`` (
 a negative prompt engineered against the defects, as in the paper's footnote), ``none`` (ReFL:
 F_AC alone), ``kl`` (eq. 6) and ``cc`` (eq. 7-8) at --beta. Evaluation uses held-out jobs
 (products, prompts and seeds from seed 31337; training products come from seed 4242).
-``--lr`` other than the default names the run ``NAME@lrLR`` (Fig. 5a's stress test).
+``--lr`` other than the default names the run ``NAME@lrLR`` (Fig. 5a's stress test); ``--steps``,
+``--seed`` (training) and ``--rfnet`` (the judge) other than the defaults add ``@Nsteps``,
+``@seedN`` and ``~FOLDER``.
 Everything goes under runs/rfft_exp/; each stage skips work already done.
 """
 from __future__ import annotations
