@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rfft_experiments import CLASSES, EVAL_SEED, RUNS, defect_cells  # noqa: E402  (scripts/ is on the path when run as a script)
+from rfft_experiments import CLASSES, EVAL_SEED, IMAGE_SEEDS, RUNS, defect_cells  # noqa: E402  (scripts/ is on the path when run as a script)
 
 OUT = RUNS / "cross_judge"
-def run(name: str, controlnet: str | None, judges: dict[str, str], jobs: int) -> Path:
+def run(name: str, controlnet: str | None, judges: dict[str, str], jobs: int, negative_prompt: str = "") -> Path:
     from rfft.evaluate import draw_jobs
     from rfft.pipeline import AdInpaintPipeline
     from rfft.placement import place
@@ -37,7 +37,13 @@ def run(name: str, controlnet: str | None, judges: dict[str, str], jobs: int) ->
     from rfsynth.oracle import judge
 
     dst = OUT / f"{name}.json"
+    settings = {"controlnet": controlnet, "judges": judges, "jobs": jobs, "negative_prompt": negative_prompt}
     if dst.exists():
+        old = json.loads(dst.read_text())
+        differ = [k for k, v in settings.items() if k in old and old[k] != v]
+        if differ:
+            raise SystemExit(f"{dst} was written with other settings ({', '.join(differ)}): give another --name, "
+                             "or delete it to redo it")
         print(f"{dst} exists")
         return dst
     pipe = AdInpaintPipeline.load("embedded", controlnet)
@@ -48,11 +54,12 @@ def run(name: str, controlnet: str | None, judges: dict[str, str], jobs: int) ->
     for i, job in enumerate(draw_jobs(EVAL_SEED, jobs)):
         pl = place(job["cutout"], S, job["scale"])
         # the evaluation's first seed of job i (rfft_experiments.stage_evaluate); one image is enough here
-        img = pipe(pl, job["prompt"], "", seeds=[EVAL_SEED * 100_000 + i], num_inference_steps=40,
+        img = pipe(pl, job["prompt"], negative_prompt, seeds=[IMAGE_SEEDS[0] + i], num_inference_steps=40,
                    guidance_scale=7.5).images[0]
         row = {"i": i, "oracle": judge(img, pl.cutout, pl.box, job["category"], damage=None).label}
         for k, insp in inspectors.items():
-            row[k] = round(insp(pl.cutout, img, job["caption"])[0].p_available, 4)
+            v = insp(pl.cutout, img, job["caption"])[0]
+            row[k], row[f"{k}_accepted"] = round(v.p_available, 4), v.accepted  # accepted: the Inspector's rule
         rows.append(row)
     # one image a job, not the evaluation's batch of two: pixels may differ by 1 of 255 (batched
     # arithmetic), so say how many oracle labels match the evaluation's
@@ -62,13 +69,14 @@ def run(name: str, controlnet: str | None, judges: dict[str, str], jobs: int) ->
         old = {x["i"]: x["oracle"] for x in json.loads(ev.read_text())["rows"]}
         same = sum(old.get(x["i"]) == x["oracle"] for x in rows)
         print(f"oracle labels as in {ev.name}: {same} of {len(rows)}")
-    write_json(dst, {"name": name, "controlnet": controlnet, "judges": judges, "same_oracle_as_evaluation": same,
+    write_json(dst, {"name": name, **settings, "same_oracle_as_evaluation": same,
                      "thresholds": {k: insp.threshold for k, insp in inspectors.items()}, "rows": rows})
     return dst
 
 
 def threshold_of(rec: dict, judge: str) -> float:
-    """The judge's acceptance threshold: as recorded, else its folder's calibrated one (config.json)."""
+    """The judge's acceptance threshold: as recorded, else its folder's calibrated one (config.json).
+    Only for records written before each row kept the Inspector's own ``accepted``."""
     if judge in rec.get("thresholds", {}):
         return rec["thresholds"][judge]
     return json.loads((Path(rec["judges"][judge]) / "config.json").read_text())["acceptance_threshold"]
@@ -77,6 +85,8 @@ def threshold_of(rec: dict, judge: str) -> float:
 def table(names: list[str]) -> str:
     recs = [json.loads((OUT / f"{n}.json").read_text()) for n in names]
     judges = list(recs[0]["judges"])
+    if any(list(r["judges"]) != judges for r in recs):
+        raise SystemExit("the runs were scored by different judges: give runs with the same --judge names")
     lines = ["Images per oracle class; for each judge, its mean P(Available) on them and, for a defect, its AUC "
              "against the Available images; then the images the judge accepts at its threshold, all and "
              "oracle-Available.", "",
@@ -84,10 +94,35 @@ def table(names: list[str]) -> str:
              "|---|---|" + "---:|" * (len(CLASSES) + 1)]
     for r in recs:
         for j in judges:
-            t = threshold_of(r, j)
-            acc = [x["oracle"] for x in r["rows"] if x[j] >= t]
-            lines.append(f"| {r['name']} | {j} (P >= {t:.2f}) | " + " | ".join(defect_cells(r["rows"], j))
+            if f"{j}_accepted" in r["rows"][0]:
+                t = r["thresholds"][j]
+                acc = [x["oracle"] for x in r["rows"] if x[f"{j}_accepted"]]
+            else:  # an older record: P >= threshold, without the Inspector's out-of-distribution rule
+                t = threshold_of(r, j)
+                acc = [x["oracle"] for x in r["rows"] if x[j] >= t]
+            at = "top class" if t is None else f"P >= {t:.2f}"
+            lines.append(f"| {r['name']} | {j} ({at}) | " + " | ".join(defect_cells(r["rows"], j))
                          + f" | {len(acc)} / {acc.count('Available')} |")
+    base = recs[0]
+    for r in recs[1:]:  # job by job against the first run: a net count hides the churn under it
+        lines += ["", f"{r['name']} against {base['name']}, job by job:"]
+        b = {x["i"]: x for x in base["rows"]}
+        pairs = [(b[x["i"]], x) for x in r["rows"] if x["i"] in b]
+        lost = sum(o["oracle"] == "Available" != n["oracle"] for o, n in pairs)
+        won = sum(n["oracle"] == "Available" != o["oracle"] for o, n in pairs)
+        lines.append(f"- oracle: {lost} Available images became defects, {won} defects became Available")
+        for j in judges:
+            key = f"{j}_accepted"
+            if key not in r["rows"][0] or key not in base["rows"][0]:
+                t0, t1 = threshold_of(base, j), threshold_of(r, j)
+                ok0, ok1 = (lambda x: x[j] >= t0), (lambda x: x[j] >= t1)
+            else:
+                ok0 = ok1 = (lambda x: x[key])
+            new = [n for o, n in pairs if ok1(n) and not ok0(o)]
+            gone = [n for o, n in pairs if ok0(o) and not ok1(n)]
+            lines.append(f"- {j}: newly accepted {len(new)} ({sum(x['oracle'] == 'Available' for x in new)} Available), "
+                         f"no longer accepted {len(gone)} (of which the job's new image is Available: "
+                         f"{sum(x['oracle'] == 'Available' for x in gone)})")
     return "\n".join(lines)
 
 
@@ -97,6 +132,7 @@ def main(argv=None) -> int:
     p.add_argument("--controlnet", default=None, help="a fine-tuned ControlNet folder; default: the original")
     p.add_argument("--judge", action="append", default=[], metavar="NAME=FOLDER", help="an inspector, repeatable")
     p.add_argument("--jobs", type=int, default=300)
+    p.add_argument("--negative_prompt", default="", help="as the evaluation had it (rfft_experiments' negprompt run)")
     p.add_argument("--table", nargs="+", metavar="NAME", help="print the table of these written runs instead")
     a = p.parse_args(argv)
     if a.table:
@@ -104,7 +140,7 @@ def main(argv=None) -> int:
         return 0
     if not a.name or not a.judge or any("=" not in j for j in a.judge):
         p.error("give --name and at least one --judge NAME=FOLDER (or --table NAMES)")
-    print(run(a.name, a.controlnet, dict(j.split("=", 1) for j in a.judge), a.jobs))
+    print(run(a.name, a.controlnet, dict(j.split("=", 1) for j in a.judge), a.jobs, a.negative_prompt))
     return 0
 
 

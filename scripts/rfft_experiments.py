@@ -36,6 +36,7 @@ EVAL_SEED, TRAIN_SEED = 31337, 4242
 
 LR = 1e-4  # the learning rate of every run but the stress test's
 STEPS = 150  # the training steps of every run but the longer ones of round 2
+IMAGE_SEEDS = (EVAL_SEED * 100_000, EVAL_SEED * 100_000 + 50_000)  # job i's two images: these + i
 
 
 def name_of(config: str, beta: float, extra: str | None = None, lr: float = LR, rfnet: str = "embedded",
@@ -45,8 +46,10 @@ def name_of(config: str, beta: float, extra: str | None = None, lr: float = LR, 
     name = name if lr == LR or config in ("original", "negprompt") else f"{name}@lr{lr:g}"
     name = name if steps == STEPS or config in ("original", "negprompt") else f"{name}@{steps}steps"
     name = name if seed == 0 or config in ("original", "negprompt") else f"{name}@seed{seed}"
-    # fine-tuned against another inspector (the next round of the paper's loop): its folder's name
-    return name if rfnet == "embedded" or config in ("original", "negprompt") else f"{name}~{Path(rfnet).name}"
+    # fine-tuned against, or judged by, another inspector (the next round of the paper's loop): its
+    # folder's name. The untrained configurations carry it too: their images are the same under
+    # every judge, but their evaluations record the judge's verdicts, and fig6 retries on them.
+    return name if rfnet == "embedded" else f"{name}~{Path(rfnet).name}"
 
 
 # (stage, config, beta, extra reward, learning rate): Table 3 first, then Fig. 6, Fig. 7b's
@@ -115,10 +118,10 @@ def stage_evaluate(a) -> None:
     pipe.set_progress_bar_config(disable=True)
     judge = embedded_path("rfnet") if a.rfnet == "embedded" else Path(a.rfnet)
     res = evaluate(pipe, Inspector.from_pretrained(judge), draw_jobs(EVAL_SEED, a.jobs),
-                   (EVAL_SEED * 100_000, EVAL_SEED * 100_000 + 50_000),
+                   IMAGE_SEEDS,
                    negative_prompt=NEG if a.config == "negprompt" else "", save_dir=RUNS / "eval" / name)
     write_json(dst, {"config": a.config, "beta": a.beta, "extra_reward": a.extra_reward, "lr": a.lr, "name": name,
-                     **res})
+                     "rfnet": a.rfnet, "steps": a.steps, "seed": a.seed, **res})
     print(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=1))
 
 
@@ -138,7 +141,7 @@ def stage_fig6(a) -> None:
 def stage_all(a) -> None:
     for stage, config, beta, extra, lr in PLAN:
         b = argparse.Namespace(**{**vars(a), "config": config, "beta": beta, "extra_reward": extra, "lr": lr})
-        print(f"== {stage} {name_of(config, beta, extra, lr, a.rfnet)}", flush=True)
+        print(f"== {stage} {name_of(config, beta, extra, lr, a.rfnet, a.steps, a.seed)}", flush=True)
         STAGES[stage](b)
 
 
@@ -171,12 +174,22 @@ def _fig6_curve(name: str):
     return rate_curve(runs, lambda att: att.info.get("oracle") == "Available", 5) if runs else None
 
 
+def evaluations(rfnet: str) -> dict[str, dict]:
+    """The evaluations written so far with the judge ``rfnet`` names, by run name: one round's runs
+    (Fig. 7b's points and the tables must not mix judges)."""
+    judge = "" if rfnet == "embedded" else Path(rfnet).name
+    found = (json.loads(p.read_text()) for p in sorted((RUNS / "eval").glob("*.json")))
+    return {r["name"]: r for r in found if r["name"].partition("~")[2] == judge}
+
+
 def stage_table(a) -> None:
     """Table 3 / Table 5 (markdown) with 95% intervals and the paired difference from the
-    original, from whatever has been evaluated so far; into runs/rfft_exp/report/tables.md."""
+    original, from whatever has been evaluated so far with the judge --rfnet names; into
+    runs/rfft_exp/report/tables.md."""
     out = RUNS / "report"
     out.mkdir(parents=True, exist_ok=True)
-    rows = {r["name"]: r for r in (json.loads(p.read_text()) for p in sorted((RUNS / "eval").glob("*.json")))}
+    judge = "" if a.rfnet == "embedded" else Path(a.rfnet).name
+    rows = evaluations(a.rfnet)
     from rfft.evaluate import paired_difference, wilson_interval
 
     head = ["| configuration | jobs | available (oracle) [95% CI] | paired difference from original [95% CI] | "
@@ -193,14 +206,15 @@ def stage_table(a) -> None:
     def div(r):
         return [x["diversity"] for x in sorted(r["rows"], key=lambda x: x["i"])]
 
-    base = rows.get("original")
+    order = [n + (f"~{judge}" if judge else "") for n in order]  # the judge's runs, in Table 3's order
+    base = rows.get(order[0])
     for n in [n for n in order if n in rows] + sorted(set(rows) - set(order)):
         r = rows[n]
         jobs = r["jobs"]
         o_lo, o_hi = wilson_interval(round(r["available_rate_oracle"] * jobs), jobs)
         f_lo, f_hi = wilson_interval(round(r["available_rate_rfnet"] * jobs), jobs)
         paired, dd = "", ""
-        if base is not None and n != "original" and base["jobs"] == jobs:
+        if base is not None and n != order[0] and base["jobs"] == jobs:
             d, lo, hi = paired_difference(ok(r), ok(base))
             paired = f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
             d, lo, hi = paired_difference(div(r), div(base))
@@ -258,7 +272,7 @@ def stage_report(a) -> None:
     out, img_dir = RUNS / "report", ROOT / a.img_dir
     out.mkdir(parents=True, exist_ok=True)
     img_dir.mkdir(parents=True, exist_ok=True)
-    rows = {r["name"]: r for r in (json.loads(p.read_text()) for p in sorted((RUNS / "eval").glob("*.json")))}
+    rows = evaluations(a.rfnet)
     stage_table(a)
 
     # Fig. 7b: available rate against beta

@@ -26,10 +26,23 @@ def test_each_setting_that_changes_training_gets_its_own_folder():
         ["cc_b0.1~rfnet_v3", "cc_b0.1@seed1~rfnet_v3", "cc_b0.1@seed2~rfnet_v3"]
 
 
-def test_untrained_configurations_are_one_run_whatever_the_training_settings():
-    # the original and the negative prompt train nothing: their images are the same in every round
+def test_untrained_configurations_are_one_run_whatever_the_training_settings_but_one_per_judge():
+    # the original and the negative prompt train nothing: their images are the same in every round,
+    # but an evaluation records its judge's verdicts (and fig6 retries on them), so the judge names it
     for c in ("original", "negprompt"):
-        assert {exp.name_of(c, 0, lr=1e-3, steps=450, rfnet="runs/rfnet_v3", seed=2), exp.name_of(c, 0)} == {c}
+        assert {exp.name_of(c, 0, lr=1e-3, steps=450, seed=2), exp.name_of(c, 0)} == {c}
+        assert exp.name_of(c, 0, lr=1e-3, rfnet="runs/rfnet_v3") == f"{c}~rfnet_v3"
+
+
+def test_tables_take_one_judge_s_evaluations(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(exp, "RUNS", tmp_path)
+    (tmp_path / "eval").mkdir()
+    for n in ("original", "none", "original~rfnet_v3", "none~rfnet_v3", "cc_b0.1@seed1~rfnet_v3", "none~other"):
+        (tmp_path / "eval" / f"{n}.json").write_text(json.dumps({"name": n}))
+    assert set(exp.evaluations("embedded")) == {"original", "none"}
+    assert set(exp.evaluations("runs/rfnet_v3")) == {"original~rfnet_v3", "none~rfnet_v3", "cc_b0.1@seed1~rfnet_v3"}
 
 
 def test_defect_cells_count_mean_and_auc_as_computed_directly():
@@ -69,3 +82,28 @@ def test_cross_judge_table_counts_what_each_judge_accepts(tmp_path, monkeypatch)
     lines = [x for x in cross_judge.table(["r"]).splitlines() if x.startswith("| r |")]
     assert lines[0].startswith("| r | a (P >= 0.80) | 2 / 0.80 |") and lines[0].endswith("| 2 / 1 |")
     assert lines[1].startswith("| r | b (P >= 0.50) | 2 / 0.55 |") and lines[1].endswith("| 3 / 2 |")
+
+
+def test_cross_judge_counts_the_inspector_s_own_acceptance_and_the_churn(tmp_path, monkeypatch):
+    """Newer records keep each image's ``accepted`` as the Inspector decided it (an image flagged
+    outside the training data is not accepted whatever its P); the job-by-job lines count what
+    changed between two runs, which a net count hides."""
+    import json
+
+    import cross_judge
+
+    monkeypatch.setattr(cross_judge, "OUT", tmp_path)
+    base = [{"i": 0, "oracle": "Available", "a": 0.9, "a_accepted": True},
+            {"i": 1, "oracle": "Shape Hallucination", "a": 0.3, "a_accepted": False},
+            {"i": 2, "oracle": "Available", "a": 0.95, "a_accepted": False}]  # flagged: P high, not accepted
+    new = [{"i": 0, "oracle": "Shape Hallucination", "a": 0.95, "a_accepted": True},
+           {"i": 1, "oracle": "Available", "a": 0.2, "a_accepted": False},
+           {"i": 2, "oracle": "Available", "a": 0.97, "a_accepted": True}]
+    for n, rows in (("b", base), ("n", new)):
+        (tmp_path / f"{n}.json").write_text(json.dumps({"name": n, "judges": {"a": "x"}, "thresholds": {"a": 0.8},
+                                                         "rows": rows}))
+    out = cross_judge.table(["b", "n"]).splitlines()
+    assert next(x for x in out if x.startswith("| b |")).endswith("| 1 / 1 |")
+    assert next(x for x in out if x.startswith("| n |")).endswith("| 2 / 1 |")
+    assert "- oracle: 1 Available images became defects, 1 defects became Available" in out
+    assert "- a: newly accepted 1 (1 Available), no longer accepted 0 (of which the job's new image is Available: 0)" in out
