@@ -14,7 +14,7 @@ F_AC alone), ``kl`` (eq. 6) and ``cc`` (eq. 7-8) at --beta. Evaluation uses held
 (products, prompts and seeds from seed 31337; training products come from seed 4242).
 ``--lr`` other than the default names the run ``NAME@lrLR`` (Fig. 5a's stress test); ``--steps``,
 ``--seed`` (training) and ``--rfnet`` (the judge) other than the defaults add ``@Nsteps``,
-``@seedN`` and ``~FOLDER``.
+``@seedN`` and ``~FOLDER``; ``--batch`` ``@batchN``, ``--extra_reward_weight`` ``*W``.
 Everything goes under runs/rfft_exp/; each stage skips work already done.
 """
 from __future__ import annotations
@@ -39,10 +39,15 @@ STEPS = 150  # the training steps of every run but the longer ones of round 2
 IMAGE_SEEDS = (EVAL_SEED * 100_000, EVAL_SEED * 100_000 + 50_000)  # job i's two images: these + i
 
 
+BATCH = 2  # the training batch of every run
+
+
 def name_of(config: str, beta: float, extra: str | None = None, lr: float = LR, rfnet: str = "embedded",
-            steps: int = STEPS, seed: int = 0) -> str:
+            steps: int = STEPS, seed: int = 0, batch: int = BATCH, extra_weight: float = 1.0) -> str:
     name = config if config in ("original", "negprompt", "none") else f"{config}_b{beta:g}"
     name = f"{name}+{extra}" if extra else name
+    name = f"{name}*{extra_weight:g}" if extra and extra_weight != 1.0 else name
+    name = name if batch == BATCH or config in ("original", "negprompt") else f"{name}@batch{batch}"
     name = name if lr == LR or config in ("original", "negprompt") else f"{name}@lr{lr:g}"
     name = name if steps == STEPS or config in ("original", "negprompt") else f"{name}@{steps}steps"
     name = name if seed == 0 or config in ("original", "negprompt") else f"{name}@seed{seed}"
@@ -81,6 +86,11 @@ def write_products(seed: int, n: int, folder: Path, prompts_file: Path) -> None:
     write_json(prompts_file, prompts)
 
 
+def run_name(a) -> str:
+    """The run the command line names: every stage finds its folder and files by this."""
+    return name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet, a.steps, a.seed, a.batch, a.extra_reward_weight)
+
+
 def stage_products(a) -> None:
     write_products(TRAIN_SEED, a.products, RUNS / "train_products", RUNS / "train_prompts.json")
     write_products(EVAL_SEED, a.jobs, RUNS / "eval_products", RUNS / "eval_prompts.json")
@@ -90,7 +100,7 @@ def stage_products(a) -> None:
 def stage_train(a) -> None:
     from rfft.train import main
 
-    out = RUNS / name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet, a.steps, a.seed)
+    out = RUNS / run_name(a)
     if (out / "controlnet").exists():
         print(f"{out} is trained")
         return
@@ -108,7 +118,7 @@ def stage_evaluate(a) -> None:
     from rfnet.fileio import write_json
     from rfnet.inspect import Inspector
 
-    name = name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet, a.steps, a.seed)
+    name = run_name(a)
     dst = RUNS / "eval" / f"{name}.json"
     if dst.exists():
         print(f"{dst} exists")
@@ -130,7 +140,7 @@ def stage_fig6(a) -> None:
     judged by the oracle: rfft.generate's own report, for the original and a fine-tuned model."""
     from rfft.generate import main
 
-    name = name_of(a.config, a.beta, a.extra_reward, a.lr, a.rfnet, a.steps, a.seed)
+    name = run_name(a)
     out = RUNS / "fig6" / name
     cn = [] if a.config in ("original", "negprompt") else ["--controlnet", str(RUNS / name / "controlnet")]
     cn += [] if a.rfnet == "embedded" else ["--rfnet", a.rfnet]
@@ -141,7 +151,7 @@ def stage_fig6(a) -> None:
 def stage_all(a) -> None:
     for stage, config, beta, extra, lr in PLAN:
         b = argparse.Namespace(**{**vars(a), "config": config, "beta": beta, "extra_reward": extra, "lr": lr})
-        print(f"== {stage} {name_of(config, beta, extra, lr, a.rfnet, a.steps, a.seed)}", flush=True)
+        print(f"== {stage} {run_name(b)}", flush=True)
         STAGES[stage](b)
 
 
@@ -339,7 +349,7 @@ STAGES = {"products": stage_products, "train": stage_train, "evaluate": stage_ev
           "table": stage_table, "report": stage_report, "all": stage_all}
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("stage", choices=list(STAGES))
     p.add_argument("--config", default="cc", choices=["original", "negprompt", "none", "kl", "cc"])
@@ -348,18 +358,22 @@ def main(argv=None) -> int:
                    help="training seed (Fig. 7b's repeats; a run with other than 0 is named NAME@seedN)")
     p.add_argument("--steps", type=int, default=STEPS, help="training steps (a run with other than the default is named NAME@Nsteps)")
     p.add_argument("--lr", type=float, default=LR, help="learning rate (the stress test of Fig. 5a uses ten times the default)")
-    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--batch", type=int, default=BATCH, help="training batch (other than the default: NAME@batchN)")
     p.add_argument("--jobs", type=int, default=100)
     p.add_argument("--products", type=int, default=64)
     p.add_argument("--extra_reward", default=None, help="see rfft/rewards.py (Table 5)")
-    p.add_argument("--extra_reward_weight", type=float, default=1.0)
+    p.add_argument("--extra_reward_weight", type=float, default=1.0, help="other than 1: NAME+REWARD*W")
     p.add_argument("--fig6_products", type=int, default=50)
     p.add_argument("--rfnet", default="embedded",
                    help="the inspector RFFT learns from and the evaluation's RFNet columns use (a folder: its name "
                         "is added to the run's)")
     p.add_argument("--img_dir", default="docs/img/rfft_v2",
                    help="where `report` draws its figures (docs/img/rfft holds issue 6's, judged by inspector version 1)")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
     STAGES[a.stage](a)
     return 0
 

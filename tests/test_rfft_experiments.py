@@ -21,6 +21,8 @@ def test_each_setting_that_changes_training_gets_its_own_folder():
     names = [exp.name_of("cc", 0.1), exp.name_of("cc", 0.1, lr=1e-3), exp.name_of("cc", 0.1, steps=450),
              exp.name_of("cc", 0.1, rfnet="runs/rfnet_v3"), exp.name_of("cc", 0.1, lr=1e-3, steps=450, rfnet="x/v3")]
     assert names == ["cc_b0.1", "cc_b0.1@lr0.001", "cc_b0.1@450steps", "cc_b0.1~rfnet_v3", "cc_b0.1@lr0.001@450steps~v3"]
+    assert [exp.name_of("cc", 1, batch=4), exp.name_of("cc", 1, "wall_colour", extra_weight=0.5),
+            exp.name_of("cc", 1, "wall_colour", extra_weight=1.0)] == ["cc_b1@batch4", "cc_b1+wall_colour*0.5", "cc_b1+wall_colour"]
     # Fig. 7b's repeats: training seed 0 keeps the name every earlier run wrote
     assert [exp.name_of("cc", 0.1, seed=s, rfnet="runs/rfnet_v3") for s in (0, 1, 2)] == \
         ["cc_b0.1~rfnet_v3", "cc_b0.1@seed1~rfnet_v3", "cc_b0.1@seed2~rfnet_v3"]
@@ -107,3 +109,28 @@ def test_cross_judge_counts_the_inspector_s_own_acceptance_and_the_churn(tmp_pat
     assert next(x for x in out if x.startswith("| n |")).endswith("| 2 / 1 |")
     assert "- oracle: 1 Available images became defects, 1 defects became Available" in out
     assert "- a: newly accepted 1 (1 Available), no longer accepted 0 (of which the job's new image is Available: 0)" in out
+
+
+def test_every_stage_finds_the_run_the_command_line_names(tmp_path, monkeypatch):
+    """train, evaluate and fig6 each take their folder from run_name: a flag that one of them
+    dropped would send it to another run's folder."""
+    import argparse
+
+    a = exp.build_parser().parse_args(["train", "--config", "cc", "--beta", "0.1", "--seed", "2", "--batch", "4",
+                                       "--steps", "60", "--lr", "3e-4", "--rfnet", "runs/rfnet_v3"])
+    assert exp.run_name(a) == "cc_b0.1@batch4@lr0.0003@60steps@seed2~rfnet_v3"
+    monkeypatch.setattr(exp, "RUNS", tmp_path)
+
+    def other_run(*_, **__):
+        raise AssertionError("a stage went past the run the command line names")
+
+    import rfft.evaluate
+    import rfft.train
+
+    monkeypatch.setattr(rfft.train, "main", other_run)
+    monkeypatch.setattr(rfft.evaluate, "evaluate", other_run)
+    (tmp_path / exp.run_name(a) / "controlnet").mkdir(parents=True)  # trained: train must skip it
+    exp.stage_train(a)
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / f"{exp.run_name(a)}.json").write_text("{}")  # evaluated: evaluate must skip it
+    exp.stage_evaluate(argparse.Namespace(**{**vars(a), "stage": "evaluate"}))
