@@ -92,21 +92,26 @@ def paired_difference(a, b, z: float = 1.96) -> tuple[float, float, float]:
     return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
 
 
+def draw_job_images(pipe, job: dict, seeds: list[int], steps: int = 40, guidance: float = 7.5,
+                    negative_prompt: str = ""):
+    """A held-out job placed on the generator's canvas and drawn once per seed: (placement, images).
+    Job i of an evaluation is drawn with seeds (first + i, second + i)."""
+    from .placement import place
+
+    pl = place(job["cutout"], pipe.unet.config.sample_size * pipe.latent_factor, job["scale"])
+    out = pipe(pl, job["prompt"], negative_prompt, seeds=seeds, num_inference_steps=steps, guidance_scale=guidance)
+    return pl, out.images
+
+
 def evaluate(pipe, inspector, jobs: list[dict], seeds: tuple[int, int], steps: int = 40, guidance: float = 7.5,
              negative_prompt: str = "", save_dir=None) -> dict:
     """Every job with two seeds; the first image is judged, both give diversity."""
-    from .placement import place
-
-    S = pipe.unet.config.sample_size * pipe.latent_factor
     labels, agree, agree_top, wall_ok, surf_ok, rows = Counter(), 0, 0, 0, 0, []
     rf_ok, divs, dets, gen_s = 0, [], [], 0.0
     for i, job in enumerate(jobs):
-        pl = place(job["cutout"], S, job["scale"])
         t1 = time.time()
-        out = pipe(pl, job["prompt"], negative_prompt, seeds=[seeds[0] + i, seeds[1] + i],
-                   num_inference_steps=steps, guidance_scale=guidance)
+        pl, (img, other) = draw_job_images(pipe, job, [seeds[0] + i, seeds[1] + i], steps, guidance, negative_prompt)
         gen_s += (time.time() - t1) / 2
-        img, other = out.images
         v = judge(img, pl.cutout, pl.box, job["category"], damage=None)  # held-out products are intact
         r = inspector(pl.cutout, img, job["caption"])[0]
         w, m = fidelity(np.asarray(img), pl.alpha)

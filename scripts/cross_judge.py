@@ -29,9 +29,8 @@ from rfft_experiments import CLASSES, EVAL_SEED, IMAGE_SEEDS, RUNS, defect_cells
 
 OUT = RUNS / "cross_judge"
 def run(name: str, controlnet: str | None, judges: dict[str, str], jobs: int, negative_prompt: str = "") -> Path:
-    from rfft.evaluate import draw_jobs
+    from rfft.evaluate import draw_job_images, draw_jobs
     from rfft.pipeline import AdInpaintPipeline
-    from rfft.placement import place
     from rfnet.fileio import write_json
     from rfnet.inspect import Inspector
     from rfsynth.oracle import judge
@@ -49,13 +48,10 @@ def run(name: str, controlnet: str | None, judges: dict[str, str], jobs: int, ne
     pipe = AdInpaintPipeline.load("embedded", controlnet)
     pipe.set_progress_bar_config(disable=True)
     inspectors = {k: Inspector.from_pretrained(v) for k, v in judges.items()}
-    S = pipe.unet.config.sample_size * pipe.latent_factor
     rows = []
     for i, job in enumerate(draw_jobs(EVAL_SEED, jobs)):
-        pl = place(job["cutout"], S, job["scale"])
         # the evaluation's first seed of job i (rfft_experiments.stage_evaluate); one image is enough here
-        img = pipe(pl, job["prompt"], negative_prompt, seeds=[IMAGE_SEEDS[0] + i], num_inference_steps=40,
-                   guidance_scale=7.5).images[0]
+        pl, (img,) = draw_job_images(pipe, job, [IMAGE_SEEDS[0] + i], negative_prompt=negative_prompt)
         row = {"i": i, "oracle": judge(img, pl.cutout, pl.box, job["category"], damage=None).label}
         for k, insp in inspectors.items():
             v = insp(pl.cutout, img, job["caption"])[0]
