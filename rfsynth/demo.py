@@ -1,6 +1,6 @@
 """Inspection alone on the embedded defaults, offline: RFNet against the RF-Synth oracle.
 
-    python -m rfsynth.demo --out demo_out [--samples 12] [--seed 2026]
+    python -m rfsynth.demo --output_dir demo_out [--samples 12] [--seed 2026]
 
 Renders fresh RF-Synth samples (one of each case in turn, a seed never used for training),
 inspects each with the embedded RFNet, depth and salience estimators (rfnet/embedded/), asks

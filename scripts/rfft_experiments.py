@@ -16,6 +16,9 @@ F_AC alone), ``kl`` (eq. 6) and ``cc`` (eq. 7-8) at --beta. Evaluation uses held
 ``--seed`` (training) and ``--rfnet`` (the judge) other than the defaults add ``@Nsteps``,
 ``@seedN`` and ``~FOLDER``; ``--batch`` ``@batchN``, ``--extra_reward_weight`` ``*W``.
 Everything goes under runs/rfft_exp/; each stage skips work already done.
+The default judge, ``--rfnet embedded``, is whatever rfnet/embedded/ holds at the commit run
+(version 2 before f46245b, version 3 since): runs of both are named alike, so copy the
+inspector to a folder and pass it to keep a round's runs apart.
 """
 from __future__ import annotations
 
@@ -244,7 +247,7 @@ CLASSES = ["Available", "Space Mismatch", "Size Mismatch", "Indistinctiveness", 
 def defect_cells(rows: list[dict], key: str = "p_available") -> list[str]:
     """One table cell per oracle class: images / the judge's mean ``key`` on them / for a defect,
     its AUC against the Available images (how often an Available image scores above one with
-    that defect, ties half)."""
+    that defect, ties half). Unsuitable has no column: held-out products are intact."""
     p = {c: [x[key] for x in rows if x["oracle"] == c] for c in CLASSES}
     cells = []
     for c in CLASSES:
