@@ -274,6 +274,25 @@ def _defect_table(rows: dict, names: list[str]) -> list[str]:
     return lines + [f"| {n} | " + " | ".join(defect_cells(rows[n]["rows"])) + " |" for n in names]
 
 
+def fig7b_points(rows: dict[str, dict], reg: str, lr: float = LR) -> list[dict]:
+    """Fig. 7b's points for one regularizer at one learning rate: per beta, the oracle's and
+    RFNet's available rates as (mean, min, max) over the training seeds evaluated, and how many.
+    Runs with an extra reward, or other steps or batch than the default, are not points."""
+    by_beta: dict[float, list[dict]] = {}
+    for r in rows.values():
+        run = r["name"].split("~")[0]  # without the judge's folder name
+        if (r["config"] == reg and not r.get("extra_reward") and r.get("lr", LR) == lr
+                and r.get("steps", STEPS) == STEPS and not any(t in run for t in ("steps", "@batch", "*"))):
+            by_beta.setdefault(r["beta"], []).append(r)
+    pts = []
+    for beta, rs in sorted(by_beta.items()):
+        o = [r["available_rate_oracle"] for r in rs]
+        f = [r["available_rate_rfnet"] for r in rs]
+        pts.append({"beta": beta, "seeds": len(rs), "oracle": (float(np.mean(o)), min(o), max(o)),
+                    "rfnet": (float(np.mean(f)), min(f), max(f))})
+    return pts
+
+
 def stage_report(a) -> None:
     """Table 3 / Table 5 (markdown), Fig. 7b, Fig. 6, Fig. 5a and the training curves (PNG), from
     whatever has been evaluated so far; into runs/rfft_exp/report and docs/img/rfft."""
@@ -288,18 +307,20 @@ def stage_report(a) -> None:
     rows = evaluations(a.rfnet)
     stage_table(a)
 
-    # Fig. 7b: available rate against beta
+    # Fig. 7b: available rate against beta, each point the mean over training seeds (bars: their range)
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for reg, mark in (("kl", "s"), ("cc", "o")):
-        pts = sorted((r["beta"], r["available_rate_oracle"], r["available_rate_rfnet"]) for r in rows.values()
-                     if r["config"] == reg and not r.get("extra_reward") and r.get("lr", LR) == LR)
+        pts = fig7b_points(rows, reg, a.lr)
         if pts:
-            b, o, f = zip(*pts)
-            ax.plot(b, [100 * x for x in o], marker=mark, label=f"{reg.upper()}, oracle")
-            ax.plot(b, [100 * x for x in f], marker=mark, ls="--", alpha=0.6, label=f"{reg.upper()}, RFNet")
+            b = [p["beta"] for p in pts]
+            for key, ls, alpha, who in (("oracle", "-", 1.0, "oracle"), ("rfnet", "--", 0.6, "RFNet")):
+                m = [100 * p[key][0] for p in pts]
+                err = [[m_ - 100 * p[key][1] for m_, p in zip(m, pts)], [100 * p[key][2] - m_ for m_, p in zip(m, pts)]]
+                ax.errorbar(b, m, yerr=err, marker=mark, ls=ls, alpha=alpha, capsize=3, label=f"{reg.upper()}, {who}")
+    suffix = "" if a.rfnet == "embedded" else f"~{Path(a.rfnet).name}"
     for n, ls in (("original", ":"), ("none", "-.")):
-        if n in rows:
-            ax.axhline(100 * rows[n]["available_rate_oracle"], color="grey", ls=ls, label=f"{n}, oracle")
+        if n + suffix in rows:
+            ax.axhline(100 * rows[n + suffix]["available_rate_oracle"], color="grey", ls=ls, label=f"{n}, oracle")
     ax.set_xscale("log")
     _finish(fig, img_dir / "fig7b_beta.png", [(ax, "beta", "available rate (%)")], ax)
 

@@ -134,3 +134,21 @@ def test_every_stage_finds_the_run_the_command_line_names(tmp_path, monkeypatch)
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / f"{exp.run_name(a)}.json").write_text("{}")  # evaluated: evaluate must skip it
     exp.stage_evaluate(argparse.Namespace(**{**vars(a), "stage": "evaluate"}))
+
+
+def test_fig7b_points_average_the_training_seeds_of_each_beta():
+    def ev(name, config, beta, o, f, lr=exp.LR, **kw):
+        return name, {"name": name, "config": config, "beta": beta, "lr": lr, "available_rate_oracle": o,
+                      "available_rate_rfnet": f, **kw}
+
+    rows = dict([ev("cc_b0.1~v3", "cc", 0.1, 0.68, 0.30), ev("cc_b0.1@seed1~v3", "cc", 0.1, 0.683, 0.293),
+                 ev("cc_b0.1@seed2~v3", "cc", 0.1, 0.65, 0.29), ev("cc_b1~v3", "cc", 1.0, 0.70, 0.31),
+                 ev("cc_b1@lr0.001~v3", "cc", 1.0, 0.10, 0.05, lr=1e-3), ev("cc_b1@450steps~v3", "cc", 1.0, 0.2, 0.2),
+                 ev("cc_b1+wall_colour~v3", "cc", 1.0, 0.3, 0.3, extra_reward="wall_colour"),
+                 ev("kl_b1~v3", "kl", 1.0, 0.5, 0.5)])
+    pts = exp.fig7b_points(rows, "cc")
+    assert [(p["beta"], p["seeds"]) for p in pts] == [(0.1, 3), (1.0, 1)]
+    assert pts[0]["oracle"] == (sum((0.68, 0.683, 0.65)) / 3, 0.65, 0.683)
+    assert pts[0]["rfnet"][1:] == (0.29, 0.30)
+    assert pts[1]["oracle"] == (0.70, 0.70, 0.70)
+    assert [p["oracle"][0] for p in exp.fig7b_points(rows, "cc", lr=1e-3)] == [0.10]
