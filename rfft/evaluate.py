@@ -92,6 +92,12 @@ def paired_difference(a, b, z: float = 1.96) -> tuple[float, float, float]:
     return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
 
 
+def image_seeds(seed: int) -> tuple[int, int]:
+    """The first seeds of an evaluation's two images per job (job i adds i): far apart, so that
+    no job's second image shares a seed with another job's first."""
+    return seed * 100_000, seed * 100_000 + 50_000
+
+
 def draw_job_images(pipe, job: dict, seeds: list[int], steps: int = 40, guidance: float = 7.5,
                     negative_prompt: str = ""):
     """A held-out job placed on the generator's canvas and drawn once per seed: (placement, images).
@@ -173,7 +179,7 @@ def _run(a) -> int:
     pipe.set_progress_bar_config(disable=True)
     inspector = Inspector.from_pretrained(embedded_path("rfnet"))
     t0 = time.time()
-    res = evaluate(pipe, inspector, draw_jobs(a.seed, a.products), (a.seed * 100_000, a.seed * 100_000 + 50_000),
+    res = evaluate(pipe, inspector, draw_jobs(a.seed, a.products), image_seeds(a.seed),
                    a.steps, a.guidance_scale, a.negative_prompt, a.save_images)
     res = {"generator": str(a.generator), "controlnet": a.controlnet, "seed": a.seed, "steps": a.steps,
            "guidance_scale": a.guidance_scale, "negative_prompt": a.negative_prompt,

@@ -9,11 +9,12 @@ trained on these data.
 
     python scripts/cross_judge.py --name none~rfnet_v3 --controlnet runs/rfft_exp/none~rfnet_v3/controlnet \
         --judge v2=runs/rfnet_v2 --judge v3=runs/rfnet_v3 --jobs 300
-    python scripts/cross_judge.py --name original --judge v2=runs/rfnet_v2 --judge v3=runs/rfnet_v3 --jobs 300
-    python scripts/cross_judge.py --table original none~rfnet_v3     # per-class means and AUCs, each judge
+    python scripts/cross_judge.py --name original~rfnet_v3 --judge v2=runs/rfnet_v2 --judge v3=runs/rfnet_v3 --jobs 300
+    python scripts/cross_judge.py --table original~rfnet_v3 none~rfnet_v3     # per-class means and AUCs, each judge
 
-Writes runs/rfft_exp/cross_judge/NAME.json (one row per job: the oracle's label and each judge's
-P(Available)); skips a name already written.
+Writes runs/rfft_exp/cross_judge/NAME.json (one row per job: the oracle's label, and each judge's
+P(Available) and acceptance); skips a name already written with the same settings. Give the run
+its evaluation's name (rfft_experiments' run name) so the oracle's labels are checked against it.
 """
 from __future__ import annotations
 
@@ -25,11 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rfft_experiments import CLASSES, EVAL_SEED, IMAGE_SEEDS, RUNS, defect_cells  # noqa: E402  (scripts/ is on the path when run as a script)
+from rfft_experiments import CLASSES, EVAL_SEED, RUNS, defect_cells  # noqa: E402  (scripts/ is on the path when run as a script)
 
 OUT = RUNS / "cross_judge"
+
+
 def run(name: str, controlnet: str | None, judges: dict[str, str], jobs: int, negative_prompt: str = "") -> Path:
-    from rfft.evaluate import draw_job_images, draw_jobs
+    from rfft.evaluate import draw_job_images, draw_jobs, image_seeds
     from rfft.pipeline import AdInpaintPipeline
     from rfnet.fileio import write_json
     from rfnet.inspect import Inspector
@@ -48,10 +51,10 @@ def run(name: str, controlnet: str | None, judges: dict[str, str], jobs: int, ne
     pipe = AdInpaintPipeline.load("embedded", controlnet)
     pipe.set_progress_bar_config(disable=True)
     inspectors = {k: Inspector.from_pretrained(v) for k, v in judges.items()}
-    rows = []
+    rows, first_seed = [], image_seeds(EVAL_SEED)[0]
     for i, job in enumerate(draw_jobs(EVAL_SEED, jobs)):
         # the evaluation's first seed of job i (rfft_experiments.stage_evaluate); one image is enough here
-        pl, (img,) = draw_job_images(pipe, job, [IMAGE_SEEDS[0] + i], negative_prompt=negative_prompt)
+        pl, (img,) = draw_job_images(pipe, job, [first_seed + i], negative_prompt=negative_prompt)
         row = {"i": i, "oracle": judge(img, pl.cutout, pl.box, job["category"], damage=None).label}
         for k, insp in inspectors.items():
             v = insp(pl.cutout, img, job["caption"])[0]
@@ -71,11 +74,21 @@ def run(name: str, controlnet: str | None, judges: dict[str, str], jobs: int, ne
 
 
 def threshold_of(rec: dict, judge: str) -> float:
-    """The judge's acceptance threshold: as recorded, else its folder's calibrated one (config.json).
-    Only for records written before each row kept the Inspector's own ``accepted``."""
+    """The judge's acceptance threshold: as recorded, else its folder's calibrated one (config.json)."""
     if judge in rec.get("thresholds", {}):
         return rec["thresholds"][judge]
     return json.loads((Path(rec["judges"][judge]) / "config.json").read_text())["acceptance_threshold"]
+
+
+def acceptance(rec: dict, judge: str):
+    """Whether ``judge`` accepted a row of ``rec``: the Inspector's own decision where the record
+    kept it; in an older record, P(Available) at or above the threshold (without the Inspector's
+    out-of-distribution rule)."""
+    key = f"{judge}_accepted"
+    if key in rec["rows"][0]:
+        return lambda x: x[key]
+    t = threshold_of(rec, judge)
+    return lambda x: x[judge] >= t
 
 
 def table(names: list[str]) -> str:
@@ -90,12 +103,8 @@ def table(names: list[str]) -> str:
              "|---|---|" + "---:|" * (len(CLASSES) + 1)]
     for r in recs:
         for j in judges:
-            if f"{j}_accepted" in r["rows"][0]:
-                t = r["thresholds"][j]
-                acc = [x["oracle"] for x in r["rows"] if x[f"{j}_accepted"]]
-            else:  # an older record: P >= threshold, without the Inspector's out-of-distribution rule
-                t = threshold_of(r, j)
-                acc = [x["oracle"] for x in r["rows"] if x[j] >= t]
+            t, ok = threshold_of(r, j), acceptance(r, j)
+            acc = [x["oracle"] for x in r["rows"] if ok(x)]
             at = "top class" if t is None else f"P >= {t:.2f}"
             lines.append(f"| {r['name']} | {j} ({at}) | " + " | ".join(defect_cells(r["rows"], j))
                          + f" | {len(acc)} / {acc.count('Available')} |")
@@ -108,12 +117,7 @@ def table(names: list[str]) -> str:
         won = sum(n["oracle"] == "Available" != o["oracle"] for o, n in pairs)
         lines.append(f"- oracle: {lost} Available images became defects, {won} defects became Available")
         for j in judges:
-            key = f"{j}_accepted"
-            if key not in r["rows"][0] or key not in base["rows"][0]:
-                t0, t1 = threshold_of(base, j), threshold_of(r, j)
-                ok0, ok1 = (lambda x: x[j] >= t0), (lambda x: x[j] >= t1)
-            else:
-                ok0 = ok1 = (lambda x: x[key])
+            ok0, ok1 = acceptance(base, j), acceptance(r, j)
             new = [n for o, n in pairs if ok1(n) and not ok0(o)]
             gone = [n for o, n in pairs if ok0(o) and not ok1(n)]
             lines.append(f"- {j}: newly accepted {len(new)} ({sum(x['oracle'] == 'Available' for x in new)} Available), "

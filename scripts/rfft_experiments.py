@@ -39,10 +39,12 @@ EVAL_SEED, TRAIN_SEED = 31337, 4242
 
 LR = 1e-4  # the learning rate of every run but the stress test's
 STEPS = 150  # the training steps of every run but the longer ones of round 2
-IMAGE_SEEDS = (EVAL_SEED * 100_000, EVAL_SEED * 100_000 + 50_000)  # job i's two images: these + i
-
-
 BATCH = 2  # the training batch of every run
+
+
+def judge_suffix(rfnet: str) -> str:
+    """What a judge other than the embedded one adds to a run's name: ``~`` and its folder's name."""
+    return "" if rfnet == "embedded" else f"~{Path(rfnet).name}"
 
 
 def name_of(config: str, beta: float, extra: str | None = None, lr: float = LR, rfnet: str = "embedded",
@@ -57,7 +59,7 @@ def name_of(config: str, beta: float, extra: str | None = None, lr: float = LR, 
     # fine-tuned against, or judged by, another inspector (the next round of the paper's loop): its
     # folder's name. The untrained configurations carry it too: their images are the same under
     # every judge, but their evaluations record the judge's verdicts, and fig6 retries on them.
-    return name if rfnet == "embedded" else f"{name}~{Path(rfnet).name}"
+    return name + judge_suffix(rfnet)
 
 
 # (stage, config, beta, extra reward, learning rate): Table 3 first, then Fig. 6, Fig. 7b's
@@ -115,7 +117,7 @@ def stage_train(a) -> None:
 
 
 def stage_evaluate(a) -> None:
-    from rfft.evaluate import draw_jobs, evaluate
+    from rfft.evaluate import draw_jobs, evaluate, image_seeds
     from rfft.pipeline import AdInpaintPipeline
     from rfnet.embedded import embedded_path
     from rfnet.fileio import write_json
@@ -131,7 +133,7 @@ def stage_evaluate(a) -> None:
     pipe.set_progress_bar_config(disable=True)
     judge = embedded_path("rfnet") if a.rfnet == "embedded" else Path(a.rfnet)
     res = evaluate(pipe, Inspector.from_pretrained(judge), draw_jobs(EVAL_SEED, a.jobs),
-                   IMAGE_SEEDS,
+                   image_seeds(EVAL_SEED),
                    negative_prompt=NEG if a.config == "negprompt" else "", save_dir=RUNS / "eval" / name)
     write_json(dst, {"config": a.config, "beta": a.beta, "extra_reward": a.extra_reward, "lr": a.lr, "name": name,
                      "rfnet": a.rfnet, "steps": a.steps, "seed": a.seed, **res})
@@ -190,9 +192,8 @@ def _fig6_curve(name: str):
 def evaluations(rfnet: str) -> dict[str, dict]:
     """The evaluations written so far with the judge ``rfnet`` names, by run name: one round's runs
     (Fig. 7b's points and the tables must not mix judges)."""
-    judge = "" if rfnet == "embedded" else Path(rfnet).name
     found = (json.loads(p.read_text()) for p in sorted((RUNS / "eval").glob("*.json")))
-    return {r["name"]: r for r in found if r["name"].partition("~")[2] == judge}
+    return {r["name"]: r for r in found if r["name"][len(r["name"].partition("~")[0]):] == judge_suffix(rfnet)}
 
 
 def stage_table(a) -> None:
@@ -201,7 +202,6 @@ def stage_table(a) -> None:
     runs/rfft_exp/report/tables.md."""
     out = RUNS / "report"
     out.mkdir(parents=True, exist_ok=True)
-    judge = "" if a.rfnet == "embedded" else Path(a.rfnet).name
     rows = evaluations(a.rfnet)
     from rfft.evaluate import paired_difference, wilson_interval
 
@@ -219,7 +219,7 @@ def stage_table(a) -> None:
     def div(r):
         return [x["diversity"] for x in sorted(r["rows"], key=lambda x: x["i"])]
 
-    order = [n + (f"~{judge}" if judge else "") for n in order]  # the judge's runs, in Table 3's order
+    order = [n + judge_suffix(a.rfnet) for n in order]  # the judge's runs, in Table 3's order
     base = rows.get(order[0])
     for n in [n for n in order if n in rows] + sorted(set(rows) - set(order)):
         r = rows[n]
@@ -282,7 +282,7 @@ def fig7b_points(rows: dict[str, dict], reg: str, lr: float = LR) -> list[dict]:
     for r in rows.values():
         run = r["name"].split("~")[0]  # without the judge's folder name
         if (r["config"] == reg and not r.get("extra_reward") and r.get("lr", LR) == lr
-                and r.get("steps", STEPS) == STEPS and not any(t in run for t in ("steps", "@batch", "*"))):
+                and not any(t in run for t in ("steps", "@batch", "*"))):  # the name says steps, batch, weight
             by_beta.setdefault(r["beta"], []).append(r)
     pts = []
     for beta, rs in sorted(by_beta.items()):
@@ -317,10 +317,10 @@ def stage_report(a) -> None:
                 m = [100 * p[key][0] for p in pts]
                 err = [[m_ - 100 * p[key][1] for m_, p in zip(m, pts)], [100 * p[key][2] - m_ for m_, p in zip(m, pts)]]
                 ax.errorbar(b, m, yerr=err, marker=mark, ls=ls, alpha=alpha, capsize=3, label=f"{reg.upper()}, {who}")
-    suffix = "" if a.rfnet == "embedded" else f"~{Path(a.rfnet).name}"
     for n, ls in (("original", ":"), ("none", "-.")):
-        if n + suffix in rows:
-            ax.axhline(100 * rows[n + suffix]["available_rate_oracle"], color="grey", ls=ls, label=f"{n}, oracle")
+        if n + judge_suffix(a.rfnet) in rows:
+            ax.axhline(100 * rows[n + judge_suffix(a.rfnet)]["available_rate_oracle"], color="grey", ls=ls,
+                       label=f"{n}, oracle")
     ax.set_xscale("log")
     _finish(fig, img_dir / "fig7b_beta.png", [(ax, "beta", "available rate (%)")], ax)
 
