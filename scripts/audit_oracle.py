@@ -3,6 +3,7 @@
     python scripts/audit_oracle.py sheet --set A --seed 300 --jobs 100 [--controlnet NAME=DIR ...]
     (label every id in audit/labels_A.csv, by eye, then commit that file)
     python scripts/audit_oracle.py reveal --set A
+    python scripts/audit_oracle.py compare --set E --labeller "" --labeller _2   # two labellers of one set
 
 ``sheet`` draws the set's images with RF-Gen's recipes (rfsynth.make_generated: the embedded
 generator under several samplers, and any RFFT-tuned ControlNets given) into data/audit_SET,
@@ -17,6 +18,10 @@ the labels came first. It judges every image with the current rules, and writes
 audit/oracle_SET.csv, the agreement table audit/agreement_SET.md (Available-or-not over the
 images the labeller was sure of, the six classes, per class, the confusion table) and
 docs/img/audit/disagreements_SET.jpg (each kind of disagreement, up to six of each).
+
+A second labeller of the same images labels audit/labels_SET_2.csv (``sheet ... --labeller _2``
+writes it empty; ``reveal --labeller _2`` judges against it). ``compare`` sets two committed
+labellers side by side: how often people agree with each other bounds what the oracle can reach.
 """
 from __future__ import annotations
 
@@ -140,7 +145,7 @@ def cmd_sheet(a) -> int:
     recs = sorted(_records(folder), key=lambda r: r["id"])
     AUDIT.mkdir(exist_ok=True)
     (AUDIT / f"ids_{a.set}.txt").write_text("".join(r["id"] + "\n" for r in recs))
-    labels = AUDIT / f"labels_{a.set}.csv"
+    labels = labels_path(a.set, a.labeller)
     if not labels.exists():
         with open(labels, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
@@ -153,9 +158,13 @@ def cmd_sheet(a) -> int:
     return 0
 
 
-def check_labels(set_name: str) -> dict[str, tuple[str, str]]:
+def labels_path(set_name: str, labeller: str = "") -> Path:
+    return AUDIT / f"labels_{set_name}{labeller}.csv"
+
+
+def check_labels(set_name: str, labeller: str = "") -> dict[str, tuple[str, str]]:
     """The labeller's labels, or ValueError naming what is missing, incomplete or uncommitted."""
-    path = AUDIT / f"labels_{set_name}.csv"
+    path = labels_path(set_name, labeller)
     ids_path = AUDIT / f"ids_{set_name}.txt"
     if not ids_path.exists():
         raise ValueError(f"{ids_path} is missing: run `sheet --set {set_name}` first")
@@ -188,9 +197,10 @@ def check_labels(set_name: str) -> dict[str, tuple[str, str]]:
     return labels
 
 
-def agreement(pairs: list[tuple[str, str, str]]) -> str:
-    """Markdown tables from (id, eye, oracle) over the images the labeller was sure of."""
-    sure = [(i, e, o) for i, e, o in pairs if e != UNSURE]
+def agreement(pairs: list[tuple[str, str, str]], eye: str = "eye", oracle: str = "oracle") -> str:
+    """Markdown tables from (id, eye, oracle) over the images the labeller was sure of (both
+    labellers, when ``oracle`` is a second labeller)."""
+    sure = [(i, e, o) for i, e, o in pairs if UNSURE not in (e, o)]
     n = len(sure)
     bin_ok = sum((e == "Available") == (o == "Available") for _, e, o in sure)
     six_ok = sum(e == o for _, e, o in sure)
@@ -198,9 +208,9 @@ def agreement(pairs: list[tuple[str, str, str]]) -> str:
              "| measure | agreement |", "|---|---:|",
              f"| Available or not (sure images) | {bin_ok}/{n} = {100 * bin_ok / max(n, 1):.1f}% |",
              f"| six classes (sure images) | {six_ok}/{n} = {100 * six_ok / max(n, 1):.1f}% |", "",
-             "Per class (rows: the eye's label; recall of the eye's class by the oracle, and precision of the "
-             "oracle's class against the eye):", "",
-             "| class | eye | oracle | both | oracle agrees with eye | eye agrees with oracle |",
+             f"Per class (rows: the {eye}'s label; recall of the {eye}'s class by the {oracle}, and precision of "
+             f"the {oracle}'s class against the {eye}):", "",
+             f"| class | {eye} | {oracle} | both | {oracle} agrees with {eye} | {eye} agrees with {oracle} |",
              "|---|---:|---:|---:|---:|---:|"]
     for c in LABELS:
         ne = sum(e == c for _, e, _ in sure)
@@ -208,12 +218,13 @@ def agreement(pairs: list[tuple[str, str, str]]) -> str:
         nb = sum(e == c and o == c for _, e, o in sure)
         lines.append(f"| {c} | {ne} | {no} | {nb} | {100 * nb / ne:.0f}% | {100 * nb / no:.0f}% |".replace(
             "| nan%", "| -") if ne and no else f"| {c} | {ne} | {no} | {nb} | - | - |")
-    lines += ["", "Confusion (rows: eye, columns: oracle; all images, unsure included):", "",
-              "| eye \\ oracle | " + " | ".join(LABELS) + " |", "|---|" + "---:|" * len(LABELS)]
+    cols = LABELS + ((UNSURE,) if any(o == UNSURE for _, _, o in pairs) else ())
+    lines += ["", f"Confusion (rows: {eye}, columns: {oracle}; all images, unsure included):", "",
+              f"| {eye} \\ {oracle} | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     conf = Counter((e, o) for _, e, o in pairs)
     for e in LABELS + (UNSURE,):
-        if any(conf[(e, o)] for o in LABELS):
-            lines.append(f"| {e} | " + " | ".join(str(conf[(e, o)]) for o in LABELS) + " |")
+        if any(conf[(e, o)] for o in cols):
+            lines.append(f"| {e} | " + " | ".join(str(conf[(e, o)]) for o in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -247,10 +258,11 @@ def cmd_reveal(a) -> int:
     from rfsynth.oracle import judge
 
     try:
-        eye = check_labels(a.set)
+        eye = check_labels(a.set, a.labeller)
     except ValueError as e:
         print(f"audit_oracle reveal: refused: {e}", file=sys.stderr)
         return 2
+    name = f"{a.set}{a.labeller}{a.suffix}"
     folder = ROOT / "data" / f"audit_{a.set}"
     recs = {r["id"]: r for r in _records(folder)}
     info = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
@@ -261,13 +273,30 @@ def cmd_reveal(a) -> int:
                   r["source"]["category"], supplied=supplied_cutout(folder, r, info), damage=r["source"].get("damage"))
         pairs.append((i, eye[i][0], v.label))
         rows.append([i, v.label, r["source"]["recipe"], json.dumps(v.measures)])
-    with open(AUDIT / f"oracle_{a.set}{a.suffix}.csv", "w", newline="", encoding="utf-8") as fh:
+    with open(AUDIT / f"oracle_{name}.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["id", "oracle", "recipe", "measures"])
         w.writerows(rows)
     table = agreement(pairs)
-    (AUDIT / f"agreement_{a.set}{a.suffix}.md").write_text(f"# Oracle audit, set {a.set}{a.suffix}\n\n{table}")
-    disagreement_sheet(folder, recs, pairs, ROOT / "docs" / "img" / "audit" / f"disagreements_{a.set}{a.suffix}.jpg")
+    (AUDIT / f"agreement_{name}.md").write_text(f"# Oracle audit, set {name}\n\n{table}")
+    disagreement_sheet(folder, recs, pairs, ROOT / "docs" / "img" / "audit" / f"disagreements_{name}.jpg")
+    print(table)
+    return 0
+
+
+def cmd_compare(a) -> int:
+    """Two labellers of one set, each committed: their agreement with each other."""
+    first, second = a.labeller
+    try:
+        one, two = check_labels(a.set, first), check_labels(a.set, second)
+    except ValueError as e:
+        print(f"audit_oracle compare: refused: {e}", file=sys.stderr)
+        return 2
+    pairs = [(i, one[i][0], two[i][0]) for i in sorted(one)]
+    names = (f"labeller {first or '1'}", f"labeller {second or '1'}")
+    table = agreement(pairs, *names)
+    out = AUDIT / f"labellers_{a.set}{first}{second}.md"
+    out.write_text(f"# Set {a.set}: {names[0]} against {names[1]}\n\n{table}")
     print(table)
     return 0
 
@@ -289,8 +318,15 @@ def main(argv=None) -> int:
     r = sub.add_parser("reveal")
     r.add_argument("--set", required=True)
     r.add_argument("--suffix", default="", help="added to the output names (a later rule version's re-judging)")
+    c = sub.add_parser("compare")
+    c.add_argument("--set", required=True)
+    c.add_argument("--labeller", action="append", required=True, help="give it twice: \"\" (the first) and _2")
+    for q in (s, r):
+        q.add_argument("--labeller", default="", help="a further labeller of the same images: _2 reads labels_SET_2.csv")
     a = p.parse_args(argv)
-    return cmd_sheet(a) if a.cmd == "sheet" else cmd_reveal(a)
+    if a.cmd == "compare" and len(a.labeller) != 2:
+        p.error("compare takes --labeller twice")
+    return {"sheet": cmd_sheet, "reveal": cmd_reveal, "compare": cmd_compare}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -22,3 +22,43 @@ def test_every_reference_swatch_is_whole_on_the_legend(width):
         rows, cols = np.nonzero(hit)
         assert len(rows) >= 15 * 15, f"the {name} swatch is missing or cut"
         assert rows.max() - rows.min() >= 15 and cols.max() - cols.min() >= 15  # a whole square
+
+
+
+def _rate(table: str, measure: str) -> str:
+    row = next(x for x in table.splitlines() if x.startswith(f"| {measure}"))
+    return row.split("|")[2].strip()
+
+
+def test_agreement_counts_only_images_both_sides_were_sure_of():
+    # two labellers: 'unsure' on either side leaves the image out of both rates
+    pairs = [("a", "Available", "Available"), ("b", "Available", "Size Mismatch"),
+             ("c", "Space Mismatch", "Size Mismatch"), ("d", "unsure", "Available"),
+             ("e", "Indistinctiveness", "unsure"), ("f", "Shape Hallucination", "Shape Hallucination")]
+    table = audit.agreement(pairs, "labeller 1", "labeller _2")
+    # sure on both sides: a, b, c, f. Available or not agrees on a, c, f; six classes on a, f
+    assert _rate(table, "Available or not") == "3/4 = 75.0%"
+    assert _rate(table, "six classes") == "2/4 = 50.0%"
+    assert "sure of 4, unsure of 2" in table
+    header = next(x for x in table.splitlines() if x.startswith("| labeller 1 \\ labeller _2 |"))
+    assert header.rstrip(" |").endswith("unsure")  # the second labeller's unsure is a column
+    row = next(x for x in table.splitlines() if x.startswith("| Indistinctiveness |") and x.count("|") > 8)
+    assert row.split("|")[-2].strip() == "1"
+
+
+def test_the_oracle_side_has_no_unsure_column():
+    table = audit.agreement([("a", "Available", "Available"), ("b", "unsure", "Space Mismatch")])
+    header = next(x for x in table.splitlines() if x.startswith("| eye \\ oracle |"))
+    assert "unsure" not in header and "sure of 1, unsure of 1" in table
+
+
+def test_a_second_labeller_has_its_own_file_and_the_same_checks(tmp_path, monkeypatch):
+    monkeypatch.setattr(audit, "AUDIT", tmp_path)
+    (tmp_path / "ids_E.txt").write_text("E_0\nE_1\n")
+    (tmp_path / "labels_E.csv").write_text("id,label,note\nE_0,Available,\nE_1,unsure,\n")
+    assert audit.labels_path("E", "_2") == tmp_path / "labels_E_2.csv"
+    with pytest.raises(ValueError, match="labels_E_2.csv is missing"):
+        audit.check_labels("E", "_2")
+    (tmp_path / "labels_E_2.csv").write_text("id,label,note\nE_0,Avail,\n")
+    with pytest.raises(ValueError, match=r"E_0: label 'Avail' is not one of.*1 ids without a row"):
+        audit.check_labels("E", "_2")
