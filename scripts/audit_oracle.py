@@ -284,6 +284,19 @@ def cmd_reveal(a) -> int:
     return 0
 
 
+def consensus(pairs: list[tuple[str, str, str]], oracle: dict[str, str]) -> str:
+    """The oracle's agreement on the images two labellers agree on (sure ones only): Available or
+    not where both say the same of it, six classes where both give the same label."""
+    sure = [(i, x, y) for i, x, y in pairs if UNSURE not in (x, y)]
+    both = [(i, x) for i, x, y in sure if (x == "Available") == (y == "Available")]
+    same = [(i, x) for i, x, y in sure if x == y]
+    ok_bin = sum((oracle[i] == "Available") == (x == "Available") for i, x in both)
+    ok_six = sum(oracle[i] == x for i, x in same)
+    return ("| the oracle where both labellers agree | agreement |\n|---|---:|\n"
+            f"| Available or not | {ok_bin}/{len(both)} = {100 * ok_bin / max(len(both), 1):.1f}% |\n"
+            f"| six classes | {ok_six}/{len(same)} = {100 * ok_six / max(len(same), 1):.1f}% |\n")
+
+
 def cmd_compare(a) -> int:
     """Two labellers of one set, each committed: their agreement with each other."""
     first, second = a.labeller
@@ -295,6 +308,11 @@ def cmd_compare(a) -> int:
     pairs = [(i, one[i][0], two[i][0]) for i in sorted(one)]
     names = (f"labeller {first or '1'}", f"labeller {second or '1'}")
     table = agreement(pairs, *names)
+    revealed = AUDIT / f"oracle_{a.set}{first}.csv"
+    if revealed.exists():  # after reveal: the oracle on the images the two people agree on
+        with open(revealed, newline="", encoding="utf-8") as fh:
+            oracle = {r["id"]: r["oracle"] for r in csv.DictReader(fh)}
+        table += "\n" + consensus(pairs, oracle)
     out = AUDIT / f"labellers_{a.set}{first}{second}.md"
     out.write_text(f"# Set {a.set}: {names[0]} against {names[1]}\n\n{table}")
     print(table)

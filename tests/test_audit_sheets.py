@@ -62,3 +62,16 @@ def test_a_second_labeller_has_its_own_file_and_the_same_checks(tmp_path, monkey
     (tmp_path / "labels_E_2.csv").write_text("id,label,note\nE_0,Avail,\n")
     with pytest.raises(ValueError, match=r"E_0: label 'Avail' is not one of.*1 ids without a row"):
         audit.check_labels("E", "_2")
+
+
+def test_the_oracle_is_scored_where_the_two_labellers_agree():
+    pairs = [("a", "Available", "Available"), ("b", "Size Mismatch", "Space Mismatch"),
+             ("c", "Available", "Size Mismatch"), ("d", "Shape Hallucination", "Shape Hallucination"),
+             ("e", "unsure", "Available")]
+    oracle = {"a": "Size Mismatch", "b": "Space Mismatch", "c": "Available", "d": "Shape Hallucination",
+              "e": "Available"}
+    table = audit.consensus(pairs, oracle)
+    # Available or not: both agree on a (yes), b (no), d (no); the oracle matches b and d
+    assert "| Available or not | 2/3 = 66.7% |" in table
+    # six classes: a and d; the oracle matches d only
+    assert "| six classes | 1/2 = 50.0% |" in table
