@@ -306,7 +306,7 @@ def cmd_compare(a) -> int:
         print(f"audit_oracle compare: refused: {e}", file=sys.stderr)
         return 2
     pairs = [(i, one[i][0], two[i][0]) for i in sorted(one)]
-    names = (f"labeller {first or '1'}", f"labeller {second or '1'}")
+    names = tuple(f"labeller {x.lstrip('_') or '1'}" for x in (first, second))
     table = agreement(pairs, *names)
     revealed = AUDIT / f"oracle_{a.set}{first}.csv"
     if revealed.exists():  # after reveal: the oracle on the images the two people agree on
