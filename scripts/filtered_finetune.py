@@ -30,8 +30,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
-TRAIN_SEED = 4242  # rfft.train's products and prompts (scripts/rfft_experiments.py TRAIN_SEED)
+from rfft_experiments import TRAIN_SEED  # noqa: E402  (rfft.train's products and prompts; scripts/ is on the path)
+
 KEEP = ("oracle", "rfnet", "all")
 
 
