@@ -85,6 +85,12 @@ def dpo_loss(model_w, model_l, ref_w, ref_l, beta: float):
     return -F.logsigmoid(inside).mean(), inside
 
 
+def ranked_right(inside) -> float:
+    """The share of pairs the policy ranks right (the term inside the sigmoid above 0); a tie, as
+    every pair is before training, counts a half."""
+    return ((inside > 0).float() + 0.5 * (inside == 0).float()).mean().item()
+
+
 def cmd_train(a) -> int:
     import torch
 
@@ -133,7 +139,7 @@ def cmd_train(a) -> int:
                 mw, ml = errors(cn, idx, t, noise, text[W[idx]])
                 rw, rl = errors(ref, idx, t, noise, text[W[idx]])
                 loss, inside = dpo_loss(mw, ml, rw, rl, a.beta)
-                accs.append((inside > 0).float().mean().item())
+                accs.append(ranked_right(inside))
                 losses.append(loss.item())
         return sum(accs) / len(accs), sum(losses) / len(losses)
 
@@ -162,7 +168,7 @@ def cmd_train(a) -> int:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(cn.parameters(), 1.0)
         opt.step()
-        row = {"step": step + 1, "loss": round(loss.item(), 6), "accuracy": (inside > 0).float().mean().item(),
+        row = {"step": step + 1, "loss": round(loss.item(), 6), "accuracy": ranked_right(inside),
                "winner_vs_ref": round((mw - rw).mean().item(), 7), "loser_vs_ref": round((ml - rl).mean().item(), 7)}
         if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
             row["held_out_accuracy"], row["held_out_loss"] = held_out_accuracy()

@@ -70,3 +70,8 @@ def test_dpo_loss_by_hand():
     assert loss.item() == pytest.approx((math.log1p(math.exp(-x0)) + math.log1p(math.exp(-x1))) / 2)
     # at the start the policy is the reference: log 2 whatever beta is
     assert pf.dpo_loss(mw, ml, mw, ml, 5000.0)[0].item() == pytest.approx(math.log(2))
+
+
+def test_ranked_right_counts_a_tie_a_half():
+    assert pf.ranked_right(torch.tensor([0.3, -0.1, 0.0, 2.0])) == pytest.approx((1 + 0 + 0.5 + 1) / 4)
+    assert pf.ranked_right(torch.zeros(5)) == pytest.approx(0.5)  # the policy is the reference
