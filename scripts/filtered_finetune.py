@@ -196,21 +196,23 @@ def cmd_table(a) -> int:
 
     base = json.loads(Path(a.evals[0]).read_text())
     ok0 = [r["oracle"] == "Available" for r in base["rows"]]
-    print("| run | oracle-available | paired difference [95%] | RFNet-accepted | wall colour | diversity | detail |")
+    div0 = [r["diversity"] for r in base["rows"]]
+    print("| run | oracle-available | paired difference [95%] | RFNet-accepted | wall colour | diversity (paired difference) | detail |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for p in a.evals:
         e = json.loads(Path(p).read_text())
         if [r["prompt"] for r in e["rows"]] != [r["prompt"] for r in base["rows"]] or e["seed"] != base["seed"]:
             raise SystemExit(f"{p} is not an evaluation of the same jobs as {a.evals[0]} (seed and --products must match)")
         ok = [r["oracle"] == "Available" for r in e["rows"]]
-        if p == a.evals[0]:
-            diff = "(baseline)"
-        else:
+        diff, ddiv = "(baseline)", ""
+        if p != a.evals[0]:
             d, lo, hi = paired_difference(ok, ok0)
             diff = f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
-        print(f"| {Path(p).stem} | {100 * e['available_rate_oracle']:.1f}% ({sum(ok)}/{len(ok)}) | {diff} | "
+            d, lo, hi = paired_difference([r["diversity"] for r in e["rows"]], div0)
+            ddiv = f" ({d:+.1f} [{lo:+.1f}, {hi:+.1f}])"
+        print(f"| {Path(p).parent.name}/{Path(p).stem} | {100 * e['available_rate_oracle']:.1f}% ({sum(ok)}/{len(ok)}) | {diff} | "
               f"{100 * e['available_rate_rfnet']:.1f}% | {100 * e['wall_colour_match']:.1f}% | "
-              f"{e['background_diversity']:.1f} | {e['background_detail']:.1f} |")
+              f"{e['background_diversity']:.1f}{ddiv} | {e['background_detail']:.1f} |")
     return 0
 
 

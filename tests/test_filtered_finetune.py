@@ -56,3 +56,29 @@ def test_masked_mse_is_the_mean_over_the_generated_region():
     mask[1, :, 5:, 2:] = 1
     direct = torch.cat([((pred[0] - target[0])[:, :3] ** 2).flatten(), ((pred[1] - target[1])[:, 5:, 2:] ** 2).flatten()])
     assert torch.allclose(ff.masked_mse(pred, target, mask), direct.mean())
+
+
+def test_table_pairs_the_rate_and_the_diversity_job_for_job(tmp_path, capsys):
+    from rfft.evaluate import paired_difference
+
+    def ev(name, ok, div):
+        rows = [{"prompt": f"p{i}", "oracle": "Available" if o else "Size Mismatch", "diversity": d}
+                for i, (o, d) in enumerate(zip(ok, div))]
+        e = {"seed": 31337, "rows": rows, "available_rate_oracle": sum(ok) / len(ok), "available_rate_rfnet": 0.3,
+             "wall_colour_match": 0.8, "background_diversity": sum(div) / len(div), "background_detail": 8.7}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "eval.json").write_text(json.dumps(e))
+        return str(tmp_path / name / "eval.json")
+
+    base = ev("base", [1, 0, 1, 0], [30.0, 32.0, 34.0, 36.0])
+    other = ev("other", [1, 1, 1, 0], [29.0, 32.5, 33.0, 35.0])
+    assert ff.main(["table", base, other]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    d, lo, hi = paired_difference([1, 1, 1, 0], [1, 0, 1, 0])
+    dd, dlo, dhi = paired_difference([29.0, 32.5, 33.0, 35.0], [30.0, 32.0, 34.0, 36.0])
+    assert lines[3].startswith("| other/eval | 75.0% (3/4) | " + f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]")
+    assert f"32.4 ({dd:+.1f} [{dlo:+.1f}, {dhi:+.1f}])" in lines[3]
+    assert "(baseline)" in lines[2]
+    bad = ev("bad", [1, 1, 1], [1.0, 2.0, 3.0])
+    with pytest.raises(SystemExit, match="not an evaluation of the same jobs"):
+        ff.main(["table", base, bad])
