@@ -6,6 +6,10 @@ each one, and each one's mistakes against the oracle.
     python scripts/fig6_inspectors.py --run runs/fig6_all --inspector v1=runs/rfnet_v1 \\
         --inspector new=embedded --inspector new@0.8=embedded@0.8 --out runs/fig6_all/compare
 
+``--run`` may be given more than once: the products of several runs with the same settings (a
+product list split in parts that ran side by side, each with ``--seed`` moved by 1000 a product
+so that every product keeps its seed) are read as one run.
+
 With ``--all_attempts`` every attempt is generated, and attempt i's image does not depend on the
 verdicts before it, so the loop's result for any inspector and any budget k follows from the
 complete lists (rfft.recurrent.delivered_at). Each inspector judges the stored attempts (PNG,
@@ -42,7 +46,7 @@ def read_run(run: Path) -> list[dict]:
         d = json.loads(p.read_text(encoding="utf-8"))
         if d.get("status") == "skipped" or not d.get("attempts"):
             continue
-        d["name"] = p.stem
+        d["name"], d["run"] = p.stem, str(run)
         d["attempts"] = sorted(d["attempts"], key=lambda r: r["attempt"])
         products.append(d)
     if not products:
@@ -60,8 +64,9 @@ def parse_spec(spec: str) -> tuple[str, str, float | str | None]:
     return name, folder, ("top" if t == "top" else float(t)) if t else None
 
 
-def judge_all(products: list[dict], run: Path, folder: str, threshold) -> list[list[dict]]:
-    """Each attempt's verdict by one inspector: label, p_available, accepted."""
+def judge_all(products: list[dict], folder: str, threshold) -> list[list[dict]]:
+    """Each attempt's verdict by one inspector: label, p_available, accepted (each product's
+    files from the run that holds it)."""
     from rfft.generate import check_inspector
     from rfnet.inspect import Inspector
 
@@ -70,6 +75,7 @@ def judge_all(products: list[dict], run: Path, folder: str, threshold) -> list[l
         insp.threshold = None
     out = []
     for d in products:
+        run = Path(d["run"])
         with Image.open(run / "inspected" / f"{d['name']}.png") as im:
             cutout = im.convert("RGBA")
         images = []
@@ -146,21 +152,29 @@ def plot(curves: dict[str, list[dict]], path: Path) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", required=True, help="an rfft.generate --out folder written with --all_attempts")
+    p.add_argument("--run", action="append", required=True,
+                   help="an rfft.generate --out folder written with --all_attempts (repeatable: parts of one run)")
     p.add_argument("--inspector", action="append", default=[], help="NAME=DIR[@THRESHOLD] (repeatable)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
-    run, out = Path(a.run), Path(a.out)
-    products = read_run(run)
+    runs, out = [Path(r) for r in a.run], Path(a.out)
+    products = [d for r in runs for d in read_run(r)]
     max_k = min(len(d["attempts"]) for d in products)
-    settings = json.loads((run / "settings.json").read_text(encoding="utf-8"))
+    every = [json.loads((r / "settings.json").read_text(encoding="utf-8")) for r in runs]
+    settings = every[0]
+    for r, s in zip(runs[1:], every[1:]):
+        differ = [k for k in set(s) | set(settings) if k not in ("seed", "products", "prompts", "out")
+                  and s.get(k) != settings.get(k)]
+        if differ:
+            raise SystemExit(f"{r} was run with other settings than {runs[0]} ({', '.join(sorted(differ))}): "
+                             f"only parts of one run can be read together")
     curves = {"first": curve_for(products, None, max_k, "first")}
-    summary = {"run": str(run), "products": len(products), "max_k": max_k, "inspectors": {}}
-    md = [f"{len(products)} products, {max_k} attempts each, from {run} (seed {settings.get('seed')}); "
-          "judged by the RF-Synth oracle.", ""]
+    summary = {"run": [str(r) for r in runs], "products": len(products), "max_k": max_k, "inspectors": {}}
+    md = [f"{len(products)} products, {max_k} attempts each, from {', '.join(map(str, runs))} "
+          f"(seeds {', '.join(str(s.get('seed')) for s in every)}); judged by the RF-Synth oracle.", ""]
     for spec in a.inspector:
         name, folder, t = parse_spec(spec)
-        vs = judge_all(products, run, folder, t)
+        vs = judge_all(products, folder, t)
         if Path(folder).resolve() == Path(str(settings.get("inspector"))).resolve() or folder == settings.get("inspector"):
             if t == settings.get("threshold"):
                 diff = max(abs(v["p_available"] - r["p_available"])

@@ -106,7 +106,7 @@ def test_all_attempts_measures_and_other_inspectors_rejudge_the_same_inputs(tmp_
     f6 = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(f6)
     products = f6.read_run(out)
-    again = f6.judge_all(products, out, "embedded", 0.0)  # the run's inspector, from the stored files
+    again = f6.judge_all(products, "embedded", 0.0)  # the run's inspector, from the stored files
     for d, vs in zip(products, again):
         assert [v["p_available"] for v in vs] == pytest.approx([r["p_available"] for r in d["attempts"]], abs=2e-6)
     curve = f6.curve_for(products, again, 3)
@@ -114,6 +114,20 @@ def test_all_attempts_measures_and_other_inspectors_rejudge_the_same_inputs(tmp_
     perfect = f6.curve_for(products, None, 3, "perfect")
     want = [sum(any(r["oracle"] == "Available" for r in d["attempts"][:k]) for d in products) for k in (1, 2, 3)]
     assert [r["available"] for r in perfect] == want  # a perfect inspector delivers whenever one of k is good
+
+    # a run split in parts reads as one; parts run with other settings are refused
+    part = tmp_path / "part 2"
+    shutil.copytree(out, part)
+    assert f6.main(["--run", str(out), "--run", str(part), "--out", str(tmp_path / "cmp")]) == 0
+    both = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert both["products"] == 4
+    assert [r["available"] for r in both["perfect"]] == [2 * x for x in want]
+    settings = json.loads((part / "settings.json").read_text())
+    (part / "settings.json").write_text(json.dumps({**settings, "seed": 7007}))  # another seed: a part
+    assert f6.main(["--run", str(out), "--run", str(part), "--out", str(tmp_path / "cmp")]) == 0
+    (part / "settings.json").write_text(json.dumps({**settings, "steps": 3}))
+    with pytest.raises(SystemExit, match="other settings.*steps"):
+        f6.main(["--run", str(out), "--run", str(part), "--out", str(tmp_path / "cmp")])
 
 
 def test_report_points_to_the_labelling_loop_for_products_outside_the_inspectors_data(tmp_path):
