@@ -117,6 +117,20 @@ def agreement(products: list[dict], verdicts: list[list[dict]]) -> tuple[int, in
     return agree, n
 
 
+def available_counts(products: list[dict], max_k: int) -> list[dict]:
+    """Products by how many of their first max_k attempts the oracle calls Available, beside the
+    count expected if every attempt were an independent draw at the pooled rate (binomial). More
+    products at 0 and at max_k than expected means the product, prompt and placement decide much
+    of the verdict: no inspector can deliver for a product none of whose attempts is usable."""
+    from math import comb
+
+    counts = [sum(r.get("oracle") == "Available" for r in d["attempts"][:max_k]) for d in products]
+    n = len(counts)
+    p = sum(counts) / (n * max_k) if n else 0.0
+    return [{"available": a, "products": counts.count(a),
+             "independent": n * comb(max_k, a) * p ** a * (1 - p) ** (max_k - a)} for a in range(max_k + 1)]
+
+
 def _pct(a: int, n: int) -> str:
     return f"{a / n:.1%} ({a}/{n})" if n else "-"
 
@@ -190,6 +204,10 @@ def main(argv=None) -> int:
     for name, c in curves.items():
         md += table(name, c)
     summary["first"], summary["perfect"] = curves["first"], curves["perfect"]
+    summary["available_counts"] = counts = available_counts(products, max_k)
+    md += [f"Products by oracle-Available attempts of their {max_k}, beside independent draws at the pooled rate:", "",
+           "| Available attempts | products | if independent |", "|---:|---:|---:|"]
+    md += [f"| {c['available']} | {c['products']} | {c['independent']:.1f} |" for c in counts] + [""]
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.md").write_text("\n".join(md), encoding="utf-8")
     (out / "compare.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")

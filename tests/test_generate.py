@@ -1,5 +1,6 @@
 """The main job end to end on a tiny random generator: outputs, a bad product, resume."""
 import json
+import math
 import shutil
 
 import numpy as np
@@ -80,9 +81,28 @@ def test_prompt_config_in_release_format(tmp_path):
     assert exit_.value.code == 2
 
 
-def test_all_attempts_measures_and_other_inspectors_rejudge_the_same_inputs(tmp_path, tiny_generator):
+def _fig6_inspectors():
     import importlib.util
 
+    spec = importlib.util.spec_from_file_location("fig6_inspectors", EXAMPLES.parents[1] / "scripts" / "fig6_inspectors.py")
+    f6 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(f6)
+    return f6
+
+
+def test_fig6_counts_products_by_available_attempts_beside_independent_draws():
+    f6 = _fig6_inspectors()
+    ok, bad = {"oracle": "Available"}, {"oracle": "Size Mismatch"}
+    products = [{"attempts": a} for a in ([ok, ok, ok], [bad, bad, bad], [ok, bad, ok], [bad, bad, ok, ok])]
+    counts = f6.available_counts(products, 3)  # the fourth product's fourth attempt is past max_k
+    assert [c["products"] for c in counts] == [1, 1, 1, 1]
+    p = 6 / 12  # 6 Available of the 12 attempts counted
+    want = [4 * math.comb(3, a) * p ** a * (1 - p) ** (3 - a) for a in range(4)]
+    assert [c["independent"] for c in counts] == pytest.approx(want)
+    assert sum(c["independent"] for c in counts) == pytest.approx(4)
+
+
+def test_all_attempts_measures_and_other_inspectors_rejudge_the_same_inputs(tmp_path, tiny_generator):
     from rfnet.embedded import embedded_path
 
     prods = _products(tmp_path)
@@ -102,9 +122,7 @@ def test_all_attempts_measures_and_other_inspectors_rejudge_the_same_inputs(tmp_
         assert [r["chosen"] for r in d["attempts"]] == [True, False, False]  # the loop's own choice
     assert len(list((out / "inspected").glob("*.png"))) == 2
 
-    spec = importlib.util.spec_from_file_location("fig6_inspectors", EXAMPLES.parents[1] / "scripts" / "fig6_inspectors.py")
-    f6 = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(f6)
+    f6 = _fig6_inspectors()
     products = f6.read_run(out)
     again = f6.judge_all(products, "embedded", 0.0)  # the run's inspector, from the stored files
     for d, vs in zip(products, again):
@@ -122,6 +140,8 @@ def test_all_attempts_measures_and_other_inspectors_rejudge_the_same_inputs(tmp_
     both = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert both["products"] == 4
     assert [r["available"] for r in both["perfect"]] == [2 * x for x in want]
+    assert sum(c["products"] for c in both["available_counts"]) == 4
+    assert both["available_counts"][0]["products"] == 4 - both["perfect"][-1]["available"]  # none usable: none delivered
     settings = json.loads((part / "settings.json").read_text())
     (part / "settings.json").write_text(json.dumps({**settings, "seed": 7007}))  # another seed: a part
     assert f6.main(["--run", str(out), "--run", str(part), "--out", str(tmp_path / "cmp")]) == 0
