@@ -152,7 +152,8 @@ def plot(curves: dict[str, list[dict]], path: Path) -> None:
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
     for name, c in curves.items():
-        style = dict(ls="--", color="grey") if name in ("perfect", "first") else {}
+        # the two references apart from each other and from the inspectors
+        style = {"perfect": dict(ls="--", color="black"), "first": dict(ls=":", color="grey")}.get(name, {})
         ks = [r["k"] for r in c]
         a1.plot(ks, [100 * r["available_rate"] for r in c], marker="o", label=name, **style)
         a2.plot(ks, [r["attempts_per_available"] for r in c], marker="o", label=name, **style)
