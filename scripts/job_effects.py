@@ -141,6 +141,9 @@ def main(argv=None) -> int:
     rows = rows_of(data)
     counts, indep, rate = job_counts(rows)
     n = sum(counts.values())
+    if not n:
+        raise SystemExit(f"{data} holds no job with two images: collect with filtered_finetune.py collect "
+                         "--images_per_job 2 (the default)")
     print(f"{n} jobs of two images, {100 * rate:.1f}% Available\n")
     print("| Available images in the job | jobs | if the two draws were independent |")
     print("|---:|---:|---:|")

@@ -60,3 +60,10 @@ def test_size_causes():
                     m(S, "cup", "cup", 20, (30, 45)), m(S, "cup", "cup", 11, (12, 14))]
     assert je.size_causes(rows) == {"no reference in the prompt": 1, "another reference drawn": 1,
                                     "needed height outside what is drawn": 1, "needed height drawable": 1}
+
+
+def test_a_pool_without_two_image_jobs_is_refused_in_one_line(tmp_path):
+    rows = tmp_path / "rows_0.jsonl"
+    rows.write_text('{"job": 0, "k": 0, "oracle": "Available"}\n', encoding="utf-8")  # one image a job
+    with pytest.raises(SystemExit, match="no job with two images"):
+        je.main(["--data", str(tmp_path)])

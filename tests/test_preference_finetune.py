@@ -44,6 +44,8 @@ def test_held_out_jobs_are_a_stable_tenth():
     out = [j for j in range(20_000) if pf.held_out(j)]
     assert 0.09 < len(out) / 20_000 < 0.11
     assert out == [j for j in range(20_000) if pf.held_out(j)]  # no state: every run and judge holds out the same
+    # the split the runs in docs/RESULTS.md held out: a salted hash() would change it from run to run
+    assert [j for j in range(100) if pf.held_out(j)] == [4, 19, 20, 22, 23, 55, 75, 79, 80, 92]
 
 
 def test_per_sample_masked_mse():
