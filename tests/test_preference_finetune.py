@@ -1,5 +1,6 @@
 """scripts/preference_finetune.py: which pairs each judge prefers, the held-out jobs, and
-Diffusion-DPO's loss against a direct computation."""
+Diffusion-DPO's loss against a direct computation, and a short
+training run that starts from the reference."""
 import importlib.util
 import math
 from pathlib import Path
@@ -77,3 +78,37 @@ def test_dpo_loss_by_hand():
 def test_ranked_right_counts_a_tie_a_half():
     assert pf.ranked_right(torch.tensor([0.3, -0.1, 0.0, 2.0])) == pytest.approx((1 + 0 + 0.5 + 1) / 4)
     assert pf.ranked_right(torch.zeros(5)) == pytest.approx(0.5)  # the policy is the reference
+
+
+def test_train_starts_from_the_reference_and_moves_away(tmp_path):
+    """The policy starts equal to the frozen reference, and both see the same timestep and noise:
+    every pair ties, so the first step's loss and the held-out loss before training are log 2."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    data = tmp_path / "pool 池"
+    (data / "images").mkdir(parents=True)
+    (data / "meta.json").write_text(json.dumps({"seed": 4242, "images_per_job": 2}))
+    rng = np.random.default_rng(0)
+    lines = []
+    for job in range(30):  # jobs 4, 19, 20, 22 and 23 are held out
+        for k in range(2):
+            name = f"images/{job:05d}_{k}.png"
+            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(data / name)
+            lines.append(json.dumps({"job": job, "k": k, "image": name, "prompt": f"a product on a table {job % 3}",
+                                     "oracle": "Available" if k == job % 2 else "Size Mismatch", "p_available": 0.5}))
+    (data / "rows_0.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "run"
+    assert pf.main(["train", "--data", str(data), "--judge", "oracle", "--out", str(out), "--steps", "3",
+                    "--batch", "4", "--lr", "1e-3", "--eval_every", "3"]) == 0
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert log[0]["held_out_accuracy"] == 0.5 and log[0]["held_out_loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert log[1]["loss"] == pytest.approx(math.log(2), abs=1e-6) and log[1]["accuracy"] == 0.5
+    assert log[2]["loss"] != pytest.approx(math.log(2), abs=1e-6)  # the policy has moved off the reference
+    assert log[-1]["held_out_loss"] != pytest.approx(math.log(2), abs=1e-6)
+    meta = json.loads((out / "train.json").read_text())
+    assert (meta["pairs"], meta["held_out_pairs"]) == (25, 5)
+    assert load_file(next((out / "controlnet").glob("*.safetensors")))  # the trained ControlNet was written
