@@ -32,6 +32,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))  # job_effects
 
 from rfft.recurrent import Attempt, rate_curve  # noqa: E402
 
@@ -122,13 +123,11 @@ def available_counts(products: list[dict], max_k: int) -> list[dict]:
     count expected if every attempt were an independent draw at the pooled rate (binomial). More
     products at 0 and at max_k than expected means the product, prompt and placement decide much
     of the verdict: no inspector can deliver for a product none of whose attempts is usable."""
-    from math import comb
+    from job_effects import counts_by_available
 
-    counts = [sum(r.get("oracle") == "Available" for r in d["attempts"][:max_k]) for d in products]
-    n = len(counts)
-    p = sum(counts) / (n * max_k) if n else 0.0
-    return [{"available": a, "products": counts.count(a),
-             "independent": n * comb(max_k, a) * p ** a * (1 - p) ** (max_k - a)} for a in range(max_k + 1)]
+    counts, independent, _ = counts_by_available(
+        [[r.get("oracle") == "Available" for r in d["attempts"][:max_k]] for d in products])
+    return [{"available": a, "products": counts[a], "independent": independent[a]} for a in range(max_k + 1)]
 
 
 def _pct(a: int, n: int) -> str:

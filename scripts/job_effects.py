@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 from collections import Counter, defaultdict
+from math import comb
 from pathlib import Path
 
 import numpy as np
@@ -34,16 +35,24 @@ from filtered_finetune import rows_of  # noqa: E402  (scripts/ is on the path)
 LABELS = ("Available", "Space Mismatch", "Size Mismatch", "Indistinctiveness", "Shape Hallucination")
 
 
+def counts_by_available(groups: list[list[bool]]) -> tuple[Counter, dict[int, float], float]:
+    """Groups of m draws each (a job's images, a product's attempts) by how many are Available,
+    the counts independent draws at the pooled rate p would give (binomial), and p."""
+    n = len(groups)
+    m = len(groups[0]) if groups else 0
+    if any(len(g) != m for g in groups):
+        raise ValueError("every group needs the same number of draws")
+    p = sum(sum(g) for g in groups) / max(1, n * m)
+    return (Counter(sum(g) for g in groups),
+            {a: n * comb(m, a) * p ** a * (1 - p) ** (m - a) for a in range(m + 1)}, p)
+
+
 def job_counts(rows: list[dict]) -> tuple[Counter, dict[int, float], float]:
-    """Jobs by their number of Available images (two-image jobs only), the counts independent
-    draws at the pooled rate p would give, and p."""
+    """counts_by_available over the two-image jobs."""
     by = defaultdict(list)
     for r in rows:
         by[r["job"]].append(r["oracle"] == "Available")
-    two = [v for v in by.values() if len(v) == 2]
-    p = sum(sum(v) for v in two) / max(1, 2 * len(two))
-    n = len(two)
-    return Counter(sum(v) for v in two), {0: n * (1 - p) ** 2, 1: n * 2 * p * (1 - p), 2: n * p * p}, p
+    return counts_by_available([v for v in by.values() if len(v) == 2])
 
 
 def same_label(rows: list[dict]) -> dict[str, tuple[int, int, float]]:

@@ -1,6 +1,6 @@
-"""scripts/preference_finetune.py: which pairs each judge prefers, the held-out jobs, and
-Diffusion-DPO's loss against a direct computation, and a short
-training run that starts from the reference."""
+"""scripts/preference_finetune.py: which pairs each judge prefers, the held-out jobs,
+Diffusion-DPO's loss against a direct computation, and a short training run that starts from
+the reference."""
 import importlib.util
 import math
 from pathlib import Path
