@@ -23,6 +23,12 @@ def embedded_path(kind: str) -> Path:
     return path
 
 
+def rfnet_folder(spec: str | Path) -> Path:
+    """An RFNet given on a command line: 'embedded' is the pack's default inspector, anything
+    else a folder."""
+    return embedded_path("rfnet") if str(spec) == "embedded" else Path(spec)
+
+
 def export(src: str | Path, kind: str, dtype: str = "float16") -> Path:
     """Copy a trained model folder into rfnet/embedded/ with its weights in ``dtype``: the
     config, the tokenizer and inspector.json (RFNet) and the safetensors; the model card is

@@ -31,7 +31,7 @@ PROG = "python -m rfnet.evaluate"
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=PROG,
                                 description="Precision, recall, F1 and AP of RFNet's Available class.")
-    p.add_argument("--rfnet", "--model", dest="model", required=True, help="folder with config.json, model.safetensors (and tokenizer/)")
+    p.add_argument("--rfnet", "--model", dest="model", required=True, help="folder with config.json, model.safetensors (and tokenizer/), or 'embedded'")
     p.add_argument("--data", required=True, help="RF dataset folder, manifest.jsonl or RF1M label.txt")
     p.add_argument("--split", default="test", help="split to evaluate ('all' for every sample)")
     p.add_argument("--output_dir", required=True)
@@ -52,6 +52,9 @@ def check_args(args: argparse.Namespace) -> None:
     """Refuse bad arguments in one line each, before any model is loaded."""
     if args.batch_size < 1:
         raise InputError(f"--batch_size must be at least 1, not {args.batch_size}")
+    from .embedded import rfnet_folder
+
+    args.model = str(rfnet_folder(args.model))
     check_model_folder(args.model, "--model")
     check_split(args.data, args.split, "--data")
 

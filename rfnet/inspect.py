@@ -277,11 +277,9 @@ def _main(argv) -> int:
         images = [open_image(Path(i), IMAGE_MODES, "generated image") for i in args.image]
     except SampleError as e:
         raise InputError(str(e)) from None
-    model_dir = args.model
-    if model_dir == "embedded":
-        from .embedded import embedded_path
+    from .embedded import rfnet_folder
 
-        model_dir = embedded_path("rfnet")
+    model_dir = rfnet_folder(args.model)
     check_model_folder(model_dir, "--model")
     insp = Inspector.from_pretrained(model_dir, args.depth_model, args.salience_model,
                                      args.threshold, allow_download=args.allow_download,

@@ -319,11 +319,9 @@ def _read_model_config(path) -> RFNetConfig:
 
 def init_from_path(src: str) -> Path:
     """The folder of the RFNet to fine-tune ('embedded': the pack's default inspector)."""
-    if src == "embedded":
-        from .embedded import embedded_path
+    from .embedded import rfnet_folder
 
-        return Path(embedded_path("rfnet"))
-    p = Path(src)
+    p = rfnet_folder(src)
     missing = [f for f in ("config.json", "model.safetensors") if not (p / f).is_file()]
     if missing:
         raise InputError(f"--init_from {src}: no {' or '.join(missing)} there; pass a folder rfnet.train wrote "

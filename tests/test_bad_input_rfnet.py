@@ -481,6 +481,12 @@ def test_evaluate_cli_refuses_in_one_line_before_loading(eval_data, corpus, tmp_
     assert not (tmp_path / "ev").exists()  # refused before anything was written
 
 
+def test_evaluate_takes_embedded_as_rfnet_inspect_and_train_do(eval_data, tmp_path):
+    args = evaluate.parse_args(["--rfnet", "embedded", "--data", str(eval_data), "--output_dir", str(tmp_path)])
+    evaluate.check_args(args)
+    assert Path(args.model) == EMBEDDED
+
+
 def test_evaluate_library_raises_instead_of_exiting(eval_data, tmp_path):
     with pytest.raises(InputError, match="batch_size"):
         evaluate.evaluate(evaluate.parse_args(["--model", str(EMBEDDED), "--data", str(eval_data),
