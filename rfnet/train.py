@@ -74,7 +74,8 @@ class RFNetTrainConfig:
     # model
     init_from: str | None = arg(None, "fine-tune an existing RFNet: a folder rfnet.train wrote (config.json, "
                                       "model.safetensors, tokenizer/) or 'embedded'; its architecture, labels and "
-                                      "tokenizer are kept, and the model flags below are ignored")
+                                      "tokenizer are kept, and the model flags below are ignored, except "
+                                      "--image_size: a CNN's weights take any input size")
     preset: str = arg("paper", choices=sorted(PRESETS))
     model_config: str | None = arg(None, "RFNet config.json to build from (overrides the preset)")
     label_set: str = arg("paper5", choices=sorted(LABEL_SETS))
@@ -139,7 +140,13 @@ def build_model(args, captions: list[str], out: Path, resuming: bool = False):
     """(model, tokenizer) for a run. A resumed run takes the tokenizer the first run saved in
     ``out``, so it rebuilds exactly the same model even if the data changed since."""
     if args.init_from:
-        return _model_to_fine_tune(args.init_from)
+        model, tok = _model_to_fine_tune(args.init_from)
+        if args.image_size and args.image_size != model.config.image_size:
+            # Convolutions and the sine position code take any map size; a ViT's learned
+            # position embedding does not, so it is refused in check_args.
+            log.info("input size %d -> %d", model.config.image_size, args.image_size)
+            model.config.image_size = args.image_size
+        return model, tok
     caption_src = _setting(args, "caption_encoder")
     use = {m: m not in args.drop for m in MODALITIES}
     if args.architecture == "single_image":
@@ -396,7 +403,12 @@ def check_args(args: RFNetTrainConfig) -> None:
         for d in args.validation_data:
             read_records(d, SkipReport())  # FileNotFoundError names it
     if args.init_from:
-        init_from_path(args.init_from)
+        src = init_from_path(args.init_from)
+        if args.image_size is not None:
+            backbone = json.loads((src / "config.json").read_text(encoding="utf-8")).get("image_backbone", "")
+            if "vit" in backbone:
+                raise InputError(f"--image_size with --init_from needs a CNN backbone; {args.init_from} has "
+                                 f"{backbone}, whose position embedding is fixed to its size")
     if args.model_config:
         _read_model_config(args.model_config)
     r = args.resume_from_checkpoint

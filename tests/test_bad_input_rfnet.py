@@ -530,9 +530,14 @@ def test_evaluate_a_read_only_dataset_with_bad_samples(tmp_path, corpus, monkeyp
     (["--model_config", "{t}/none.json"], "--model_config"),
     (["--resume_from_checkpoint", "{t}/checkpoint-9"], "is not a complete checkpoint"),
     (["--preset", "paper"], "hfl/chinese-roberta-wwm-ext"),
+    (["--init_from", "embedded", "--image_size", "0"], "--image_size must be at least 8, not 0"),
+    (["--init_from", "{t}/vit", "--image_size", "128"], "needs a CNN backbone"),
 ])
 def test_train_cli_refuses_in_one_line_before_training(eval_data, corpus, tmp_path, capsys, argv, phrase):
     base = {"--train_data": str(eval_data), "--train_split": "test", "--output_dir": str(tmp_path / "out")}
+    (tmp_path / "vit").mkdir()
+    (tmp_path / "vit" / "config.json").write_text(json.dumps({"image_backbone": "vit_tiny_patch16_224"}))
+    (tmp_path / "vit" / "model.safetensors").write_bytes(b"")
     rest = [a.format(t=tmp_path, c=corpus) for a in argv]
     code, out, err = cli(train.main, [x for kv in base.items() for x in kv] + TINY + rest, capsys)
     assert code == 2

@@ -192,14 +192,14 @@ def test_init_from_fine_tunes_the_given_model_on_several_datasets(toy_dataset, t
     args = train.parse_args(["--train_data", str(toy_dataset), str(other), "--output_dir", str(out),
                              "--init_from", str(base), "--max_train_steps", "1", "--learning_rate", "1e-12",
                              "--train_batch_size", "8", "--no_progress", "--report_to", "none",
-                             "--image_size", "64"])  # model flags are ignored with --init_from
+                             "--image_size", "64", "--width", "8"])  # model flags are ignored, but the input size
     train.train(args)
     a, b = _weights(base), _weights(out)
     params = [k for k in a if "running_" not in k and "num_batches" not in k]  # BatchNorm statistics move
     assert len(params) > 50
     assert max((a[k].float() - b[k].float()).abs().max().item() for k in params) < 1e-6
     tuned = json.loads((out / "config.json").read_text())
-    assert tuned["image_size"] == 32 and tuned["label_set"] == "rf1m6"
+    assert tuned["image_size"] == 64 and tuned["width"] == 32 and tuned["label_set"] == "rf1m6"
     assert tuned["acceptance_threshold"] is None
     assert (out / "tokenizer" / "tokenizer.json").read_text() == (base / "tokenizer" / "tokenizer.json").read_text()
 
