@@ -41,6 +41,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rfnet.dataformat import SkipReport, read_records  # noqa: E402
 from rfsynth import rules  # noqa: E402
 from rfsynth.catalog import CATEGORY_BY_NAME  # noqa: E402
 from rfsynth.make_generated import supplied_cutout  # noqa: E402
@@ -71,12 +72,6 @@ def bright(img: np.ndarray, sample_id: str) -> np.ndarray:
 
 
 CHANGES = {"noise": noise, "jpeg": jpeg, "bright": bright}
-
-
-def records(folder: Path, limit: int | None = None) -> list[dict]:
-    lines = (folder / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
-    recs = [json.loads(x) for x in lines if x.strip()]
-    return recs[:limit] if limit else recs
 
 
 def judge_changed(folder: Path, rec: dict, info: dict) -> dict:
@@ -111,6 +106,17 @@ def size_margin_px(measures: dict, category: str) -> float | None:
 SIZE_BINS = ((0.0, 1.0), (1.0, 2.0), (2.0, 4.0), (4.0, float("inf")))
 
 
+def _available(label: str) -> bool:
+    return label == "Available"
+
+
+def agreement(rows: list[dict], predictions: dict[str, str], label=lambda r: r["label"]) -> dict:
+    """The inspector's top class against the oracle's label, Available or not, over the rows it predicted."""
+    have = [r for r in rows if r["id"] in predictions]
+    hit = sum(_available(predictions[r["id"]]) == _available(label(r)) for r in have)
+    return {"images": len(have), "agree": hit, "share": hit / max(1, len(have))}
+
+
 def size_margins(rows: list[dict], predictions: dict[str, str] | None = None) -> list[dict]:
     """Rule-5 verdicts by |size_margin_px| bin, with the inspector's agreement in each.
     rows: {"id", "label", "size_margin_px"} (None where rule 5 measured nothing)."""
@@ -120,10 +126,8 @@ def size_margins(rows: list[dict], predictions: dict[str, str] | None = None) ->
         b = {"px": [lo, hi], "images": len(sel), "Available": sum(r["label"] == "Available" for r in sel),
              "Size Mismatch": sum(r["label"] == "Size Mismatch" for r in sel)}
         if predictions is not None:
-            have = [r for r in sel if r["id"] in predictions]
-            b["inspector_agrees"] = sum((predictions[r["id"]] == "Available") == (r["label"] == "Available")
-                                        for r in have)
-            b["inspector_images"] = len(have)
+            a = agreement(sel, predictions)
+            b["inspector_agrees"], b["inspector_images"] = a["agree"], a["images"]
         out.append(b)
     return out
 
@@ -131,7 +135,7 @@ def size_margins(rows: list[dict], predictions: dict[str, str] | None = None) ->
 def summarise(rows: list[dict], predictions: dict[str, str] | None = None) -> dict:
     """rows: {"id", "label" (the manifest's), "damaged", "labels": judge_changed's}."""
     judged = [r for r in rows if not r["damaged"]]
-    avail = lambda x: x == "Available"  # noqa: E731
+    avail = _available
     out: dict = {"images": len(rows), "damaged": len(rows) - len(judged), "judged": len(judged),
                  "as_stored_matches_manifest": sum(r["labels"]["as stored"] == r["label"] for r in rows)}
     per = {}
@@ -156,9 +160,7 @@ def summarise(rows: list[dict], predictions: dict[str, str] | None = None) -> di
     out["label_counts"] = dict(Counter(r["labels"]["as stored"] for r in rows))
     if predictions is not None:
         def agree(subset):
-            have = [r for r in subset if r["id"] in predictions]
-            hit = sum(avail(predictions[r["id"]]) == avail(r["labels"]["as stored"]) for r in have)
-            return {"images": len(have), "agree": hit, "share": hit / max(1, len(have))}
+            return agreement(subset, predictions, label=lambda r: r["labels"]["as stored"])
         out["inspector"] = {
             "all": agree(rows),
             "fragile": agree([r for r in rows if r["id"] in fragile]),
@@ -210,9 +212,12 @@ def main(argv=None) -> int:
         print(f"error: {a.predictions} does not exist; write it with python -m rfnet.evaluate --data {a.data}",
               file=sys.stderr)
         return 2
-    info = json.loads((a.data / "dataset.json").read_text(encoding="utf-8"))
+    skips = SkipReport()
+    _, recs, info = read_records(a.data, skips)
+    if len(skips):
+        print(f"skipped: {skips.summary()}", file=sys.stderr)
     rows = []
-    for rec in records(a.data, a.limit):
+    for rec in recs[:a.limit] if a.limit else recs:
         src = rec["source"]
         rows.append({"id": rec["id"], "label": rec["label"], "damaged": bool(src.get("damage")),
                      "labels": judge_changed(a.data, rec, info),
