@@ -118,8 +118,10 @@ class RFDataset(torch.utils.data.Dataset):
         stored_maps: bool = True,
         cache_dir: str | Path | None = None,
         limit: int | None = None,
+        aux_targets: tuple[str, ...] = (),
     ):
         self.skips = SkipReport()
+        self.aux_targets = tuple(aux_targets)
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
         self.base, records, self.info = read_records(root, self.skips)
         self.label_set, self.image_size = label_set, image_size
@@ -131,6 +133,12 @@ class RFDataset(torch.utils.data.Dataset):
                 self.samples.append(self._check(rec, need_product))
             except SampleError as e:
                 self.skips.add(e.reason, e.path, e.detail)
+        if self.aux_targets:  # the oracle's measures, NaN where a record has none (rfsynth.measures)
+            from rfsynth.measures import targets
+
+            px = self.info.get("size") if isinstance(self.info, dict) else None
+            for smp in self.samples:
+                smp["aux"] = targets(smp, self.aux_targets, px if isinstance(px, int) else None)
         if limit:  # the first ``limit`` usable samples, in manifest order (a learning curve's subsets)
             self.samples = self.samples[:limit]
         if not stored_maps:  # use the extractors' maps everywhere: what an inspector will see
@@ -157,6 +165,7 @@ class RFDataset(torch.utils.data.Dataset):
             salience_extractor=salience_extractor, need_product=config.use_product,
             maps=tuple(m for m in ("depth", "salience") if getattr(config, f"use_{m}")),
             stored_maps=stored_maps, cache_dir=cache_dir, limit=limit,
+            aux_targets=tuple(getattr(config, "aux_targets", ())),
         )
 
     def _check(self, rec: dict, need_product: bool) -> dict:
@@ -254,6 +263,8 @@ class RFDataset(torch.utils.data.Dataset):
             "caption": s.get("caption") or "",
             "label": s["label_index"],
         }
+        if "aux" in s:
+            item["aux"] = torch.tensor(s["aux"], dtype=torch.float32)
         if s.get("product"):
             item["product"] = to_rgb_tensor(Image.open(self.base / s["product"]), size)
         for key in ("depth", "salience"):
@@ -319,7 +330,7 @@ class Collator:
             "id": [it["id"] for it in items],
             "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
         }
-        for key in ("product", "generated", "depth", "salience"):
+        for key in ("product", "generated", "depth", "salience", "aux"):
             if all(key in it for it in items):
                 batch[key] = torch.stack([it[key] for it in items])
         captions = [it["caption"] for it in items]

@@ -72,6 +72,9 @@ class RFNetConfig:
     # target precision (rfnet.calibrate); None: accept when Available is the most probable class.
     acceptance_threshold: float | None = None
     acceptance_calibration: dict[str, Any] | None = None  # target, precision, recall, data it came from
+    # Oracle measures predicted beside the label while training (rfsynth.measures; empty: none).
+    # Only training reads them; an inspector's verdict is the label head's alone.
+    aux_targets: tuple[str, ...] = ()
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -93,7 +96,7 @@ class RFNetConfig:
         if unknown:
             raise ValueError(f"unknown RFNet config keys: {sorted(unknown)}")
         kw = {k: v for k, v in d.items() if k in known}
-        for k in ("image_mean", "image_std"):
+        for k in ("image_mean", "image_std", "aux_targets"):
             if k in kw:
                 kw[k] = tuple(kw[k])
         return cls(**kw)
@@ -107,6 +110,8 @@ class RFNetConfig:
                              "use_product, use_depth, use_salience and use_caption to False")
         if not self.image_inputs and not self.use_caption:
             raise ValueError("RFNet needs at least one input; every use_* switch is off")
+        if self.architecture == "single_image" and self.aux_targets:
+            raise ValueError("auxiliary targets are for the rfnet architecture, not single_image")
         if self.width % self.num_heads:
             raise ValueError(f"width {self.width} is not divisible by num_heads {self.num_heads}")
 
@@ -116,6 +121,7 @@ class RFNetOutput:
     logits: torch.Tensor  # (B, C)
     probs: torch.Tensor  # (B, C), softmax
     p_available: torch.Tensor  # (B,), probs[:, 0]: Available is first in every label set
+    aux: torch.Tensor | None = None  # (B, len(config.aux_targets)) when the model has them
 
 
 def safe_probs(logits: torch.Tensor) -> torch.Tensor:
@@ -315,6 +321,13 @@ class RFNet(_Persistent):
         )
         self.norm = nn.LayerNorm(w)
         self.classifier = nn.Linear(w, len(c.labels))
+        if c.aux_targets:
+            self.add_aux_head()
+
+    def add_aux_head(self) -> None:
+        """A linear head for ``config.aux_targets`` on the pooled features (fine-tuning a model
+        that had none adds it with fresh weights)."""
+        self.aux_head = nn.Linear(self.config.width, len(self.config.aux_targets))
 
     # ---- encoders -------------------------------------------------------------------------
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -414,7 +427,8 @@ class RFNet(_Persistent):
         pooled = (h * km).sum(1) / km.sum(1)
         logits = self.classifier(pooled)
         probs = safe_probs(logits)
-        return RFNetOutput(logits=logits, probs=probs, p_available=probs[:, 0])
+        aux = self.aux_head(pooled) if hasattr(self, "aux_head") else None
+        return RFNetOutput(logits=logits, probs=probs, p_available=probs[:, 0], aux=aux)
 
     def to_inference(self, dtype: torch.dtype = torch.float32, channels_last: bool | None = None,
                      fold_bn: bool = True, encoder_chunk: int | None = 4,

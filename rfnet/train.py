@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rfsynth.measures import AUX_TARGETS
+
 from . import checkpoints, fileio
 from .configargs import arg, check_choices, parse_config
 from .data import Collator, RFDataset
@@ -104,6 +106,10 @@ class RFNetTrainConfig:
     train_batch_size: int = arg(16)
     gradient_accumulation_steps: int = arg(1)
     max_grad_norm: float = arg(1.0)
+    aux_targets: list[str] = arg(help="oracle measures (RF-Gen's source.oracle, rfsynth.measures) to predict beside the "
+                                      "label, from the same features; records without them train the label alone",
+                                 choices=list(AUX_TARGETS), factory=list)
+    aux_weight: float = arg(1.0, "weight of the auxiliary targets' squared error in the loss")
     balance: str = arg("none", "class balancing: weighted loss or a class-balanced sampler",
                        choices=["none", "loss", "sampler"])
     mixed_precision: str = arg("no", choices=["no", "fp16", "bf16"])
@@ -139,6 +145,17 @@ def _setting(args, name):
 def build_model(args, captions: list[str], out: Path, resuming: bool = False):
     """(model, tokenizer) for a run. A resumed run takes the tokenizer the first run saved in
     ``out``, so it rebuilds exactly the same model even if the data changed since."""
+    model, tokenizer = _build_model(args, captions, out, resuming)
+    aux = tuple(args.aux_targets or ())
+    if aux and aux != tuple(model.config.aux_targets):
+        # A new head (fresh weights from the run's seed) for the targets asked for; a model
+        # fine-tuned without --aux_targets keeps the head it has, unused.
+        model.config.aux_targets = aux
+        model.add_aux_head()
+    return model, tokenizer
+
+
+def _build_model(args, captions: list[str], out: Path, resuming: bool):
     if args.init_from:
         model, tok = _model_to_fine_tune(args.init_from)
         if args.image_size and args.image_size != model.config.image_size:
@@ -232,6 +249,15 @@ class EpochSampler(torch.utils.data.Sampler):
             return iter(torch.randperm(self.n, generator=g).tolist())
         w = torch.tensor(self.weights, dtype=torch.double)
         return iter(torch.multinomial(w, self.n, replacement=True, generator=g).tolist())
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the finite targets only (NaN: the oracle did not measure it);
+    zero, still on the graph, when a batch has none."""
+    ok = torch.isfinite(target)
+    if not bool(ok.any()):
+        return pred.sum() * 0.0
+    return (pred.float()[ok] - target[ok]).pow(2).mean()
 
 
 def _model_inputs(batch: dict) -> dict:
@@ -390,7 +416,10 @@ def check_args(args: RFNetTrainConfig) -> None:
         v = getattr(args, name)
         if not math.isfinite(v) or v <= 0:
             raise InputError(f"--{name} must be a positive number, not {v}")
-    for name in ("weight_decay", "max_grad_norm"):
+    if args.aux_targets and args.architecture == "single_image" and not args.init_from:
+        raise InputError("--aux_targets needs the rfnet architecture (a single_image classifier has no "
+                         "pooled features of all inputs to predict them from)")
+    for name in ("weight_decay", "max_grad_norm", "aux_weight"):
         v = getattr(args, name)
         if not math.isfinite(v) or v < 0:
             raise InputError(f"--{name} must be a number >= 0, not {v}")
@@ -464,7 +493,11 @@ def write_model_card(out: Path, args: RFNetTrainConfig, labels: list[str], train
                   + f" ({len(val_set)} samples)."]
     lines += ["", "## Training", "", f"- initialised from: {args.init_from or 'the preset ' + str(args.preset)}",
               f"- {steps} steps, batch {args.train_batch_size}, lr {args.learning_rate:g}, seed {args.seed}",
-              f"- depth maps: {args.depth_model}; salience maps: {args.salience_model}", ""]
+              f"- depth maps: {args.depth_model}; salience maps: {args.salience_model}"]
+    if args.aux_targets:
+        lines.append(f"- auxiliary targets (the oracle's measures, weight {args.aux_weight:g}): "
+                     + ", ".join(args.aux_targets))
+    lines.append("")
     if val_report:
         a = val_report["available"]
         lines += ["## Validation", "", f"- accuracy {val_report['accuracy']:.3f}, AP (Available) {a['ap']:.3f}, "
@@ -634,9 +667,12 @@ def train(args: RFNetTrainConfig, on_step=None) -> Path:
         b_in_epoch = skip_batches if epoch == start_epoch else 0
         for batch in batches:
             with accelerator.accumulate(model):
-                logits = model(**_model_inputs(batch)).logits
+                pred = model(**_model_inputs(batch))
+                logits = pred.logits
                 w = loss_weight.to(logits.device) if loss_weight is not None else None
                 loss = torch.nn.functional.cross_entropy(logits.float(), batch["label"], weight=w)
+                if args.aux_targets and args.aux_weight:
+                    loss = loss + args.aux_weight * masked_mse(pred.aux, batch["aux"])
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
