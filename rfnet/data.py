@@ -84,6 +84,18 @@ def to_map_tensor(im: Image.Image, size: int | None = None) -> torch.Tensor:
     return t
 
 
+def record_targets(rec: dict, names) -> list[float]:
+    """The record's ``aux_targets`` values for ``names`` (RF-Gen: the oracle's measures, which
+    ``python -m rfsynth.measures DIR`` writes there), NaN where it has none."""
+    d = rec.get("aux_targets") if isinstance(rec.get("aux_targets"), dict) else {}
+    out = []
+    for n in names:
+        v = d.get(n)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+        out.append(float(v) if ok else float("nan"))
+    return out
+
+
 def map_to_image(t: torch.Tensor) -> Image.Image:
     """A (1, H, W) or (H, W) map in 0..1 as an 8-bit grey image."""
     a = t.detach().float().squeeze().clamp(0, 1).cpu().numpy()
@@ -133,12 +145,9 @@ class RFDataset(torch.utils.data.Dataset):
                 self.samples.append(self._check(rec, need_product))
             except SampleError as e:
                 self.skips.add(e.reason, e.path, e.detail)
-        if self.aux_targets:  # the oracle's measures, NaN where a record has none (rfsynth.measures)
-            from rfsynth.measures import targets
-
-            px = self.info.get("size") if isinstance(self.info, dict) else None
+        if self.aux_targets:  # numbers the record carries beside its label; NaN where it has none
             for smp in self.samples:
-                smp["aux"] = targets(smp, self.aux_targets, px if isinstance(px, int) else None)
+                smp["aux"] = record_targets(smp, self.aux_targets)
         if limit:  # the first ``limit`` usable samples, in manifest order (a learning curve's subsets)
             self.samples = self.samples[:limit]
         if not stored_maps:  # use the extractors' maps everywhere: what an inspector will see

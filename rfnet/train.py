@@ -24,8 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rfsynth.measures import AUX_TARGETS
-
 from . import checkpoints, fileio
 from .configargs import arg, check_choices, parse_config
 from .data import Collator, RFDataset
@@ -106,9 +104,10 @@ class RFNetTrainConfig:
     train_batch_size: int = arg(16)
     gradient_accumulation_steps: int = arg(1)
     max_grad_norm: float = arg(1.0)
-    aux_targets: list[str] = arg(help="oracle measures (RF-Gen's source.oracle, rfsynth.measures) to predict beside the "
-                                      "label, from the same features; records without them train the label alone",
-                                 choices=list(AUX_TARGETS), factory=list)
+    aux_targets: list[str] = arg(help="numbers of each record's aux_targets to predict beside the label, from the "
+                                      "same features (RF-Gen: the oracle's measures, written there by `python -m "
+                                      "rfsynth.measures DIR`); records without them train the label alone",
+                                 factory=list)
     aux_weight: float = arg(1.0, "weight of the auxiliary targets' squared error in the loss")
     balance: str = arg("none", "class balancing: weighted loss or a class-balanced sampler",
                        choices=["none", "loss", "sampler"])
@@ -563,6 +562,9 @@ def train(args: RFNetTrainConfig, on_step=None) -> Path:
     if len(train_set) == 0:
         raise InputError(f"no usable training samples in {', '.join(args.train_data)} "
                          f"(split {args.train_split}); {train_set.skips.summary()}")
+    if args.aux_targets and not any(np.isfinite(s["aux"]).any() for d in train_set.datasets for s in d.samples):
+        raise InputError(f"no training record has any of --aux_targets {' '.join(args.aux_targets)}: write them "
+                         "with `python -m rfsynth.measures DIR` (RF-Gen folders), or leave --aux_targets out")
     val_set = None
     if args.validation_split != "none":
         with accelerator.main_process_first():

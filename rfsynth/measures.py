@@ -1,5 +1,7 @@
 """The oracle's measures as training targets for an inspector (``rfnet.train --aux_targets``).
 
+    python -m rfsynth.measures data/rfgen_train [more folders]   # writes each record's aux_targets
+
 RF-Gen records keep every measure the oracle took on its way to the label
 (``source.oracle``, rfsynth/oracle.py). A label says only which rule fired; the measures say how
 far each image is from each rule's threshold: how much of the ring round the product has its
@@ -16,7 +18,10 @@ measures (composed RF-Synth scenes, a designer's labels) give all NaN and train 
 """
 from __future__ import annotations
 
+import argparse
+import json
 import math
+from pathlib import Path
 
 from . import rules
 from .catalog import CATEGORY_BY_NAME
@@ -80,3 +85,39 @@ def targets(record: dict, names, image_px: int | None = None) -> list[float]:
             v = _clip(v / threshold)
         out.append(v if math.isfinite(v) else NAN)
     return out
+
+
+def annotate(folder) -> int:
+    """Write every record's targets (those measured) into its ``aux_targets`` field, where
+    rfnet reads them; the manifest is rewritten atomically. Returns the records written."""
+    from rfnet.dataformat import MANIFEST
+    from rfnet.fileio import write_text
+
+    folder = Path(folder)
+    info = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+    px = info.get("size") if isinstance(info.get("size"), int) else None
+    lines = []
+    for line in (folder / MANIFEST).read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        vals = targets(rec, AUX_TARGETS, px)
+        rec["aux_targets"] = {n: round(v, 6) for n, v in zip(AUX_TARGETS, vals) if math.isfinite(v)}
+        lines.append(json.dumps(rec, ensure_ascii=False))
+    write_text(folder / MANIFEST, "\n".join(lines) + ("\n" if lines else ""))
+    return len(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m rfsynth.measures", description="Write the oracle's measures, "
+                                "scaled as training targets, into each record's aux_targets (rfnet.train --aux_targets).")
+    p.add_argument("folders", nargs="+", help="RF-Gen dataset folders")
+    for f in p.parse_args(argv).folders:
+        if not (Path(f) / "dataset.json").is_file():
+            p.error(f"{f} is not an RF dataset folder (no dataset.json)")
+        print(f"{f}: {annotate(f)} records")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

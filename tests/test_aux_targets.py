@@ -12,7 +12,7 @@ from rfnet import train
 from rfnet.model import RFNet, RFNetConfig
 from rfsynth import rules
 from rfsynth.catalog import CATEGORY_BY_NAME
-from rfsynth.measures import AUX_TARGETS, targets
+from rfsynth.measures import AUX_TARGETS, annotate, targets
 
 ALL = list(AUX_TARGETS)
 
@@ -99,10 +99,13 @@ def _with_measures(src, dst):
                                  "median_gap_px": float(i % 5)}
         out.append(json.dumps(r))
     (dst / "manifest.jsonl").write_text("\n".join(out) + "\n")
+    assert annotate(dst) == len(lines)
+    first = json.loads((dst / "manifest.jsonl").read_text().splitlines()[0])
+    assert first["aux_targets"] == {"low_contrast_frac": 0.0, "supported_frac": 0.0, "gap": 0.0}
     return dst
 
 
-def test_aux_targets_train_shared_features_only_where_measured(toy_dataset, tmp_path):
+def test_aux_targets_train_the_shared_features(toy_dataset, tmp_path):
     from test_train import FAST
 
     def run(data, out, weight):
@@ -116,13 +119,13 @@ def test_aux_targets_train_shared_features_only_where_measured(toy_dataset, tmp_
         keys = [k for k in a if k.startswith("image_encoder.") and "num_batches" not in k]
         return max((a[k] - b[k]).abs().max().item() for k in keys)
 
-    # no measures in the records: the auxiliary loss adds nothing, whatever its weight (up to
-    # rounding: the gradient norm for clipping then sums the head's zero gradients too)
-    unmeasured = encoder_change(run(toy_dataset, tmp_path / "n0", 0.0), run(toy_dataset, tmp_path / "n1", 1.0))
-    # measured: its gradient reaches the features the label head reads
+    # no targets in the records: refused, naming what to run
+    with pytest.raises(train.InputError, match="rfsynth.measures"):
+        run(toy_dataset, tmp_path / "none", 1.0)
+    # with targets (unmeasured ones pull nothing: test_masked_mse_skips_nan_targets), their
+    # gradient reaches the features the label head reads
     measured = _with_measures(toy_dataset, tmp_path / "measured")
-    moved = encoder_change(run(measured, tmp_path / "m0", 0.0), run(measured, tmp_path / "m1", 1.0))
-    assert unmeasured < 1e-5 and moved > 1e-3
+    assert encoder_change(run(measured, tmp_path / "m0", 0.0), run(measured, tmp_path / "m1", 1.0)) > 1e-3
     model = RFNet.from_pretrained(tmp_path / "m1")
     assert model.config.aux_targets == ("low_contrast_frac", "supported_frac", "gap")
     assert "auxiliary targets" in (tmp_path / "m1" / "MODEL_CARD.md").read_text()
