@@ -174,7 +174,7 @@ class RFDataset(torch.utils.data.Dataset):
             salience_extractor=salience_extractor, need_product=config.use_product,
             maps=tuple(m for m in ("depth", "salience") if getattr(config, f"use_{m}")),
             stored_maps=stored_maps, cache_dir=cache_dir, limit=limit,
-            aux_targets=tuple(getattr(config, "aux_targets", ())),
+            aux_targets=config.aux_targets,
         )
 
     def _check(self, rec: dict, need_product: bool) -> dict:

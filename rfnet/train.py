@@ -147,6 +147,9 @@ def build_model(args, captions: list[str], out: Path, resuming: bool = False):
     model, tokenizer = _build_model(args, captions, out, resuming)
     aux = tuple(args.aux_targets or ())
     if aux and aux != tuple(model.config.aux_targets):
+        if not hasattr(model, "add_aux_head"):  # a single_image classifier given as --init_from
+            raise InputError("--aux_targets needs the rfnet architecture; "
+                             f"{args.init_from} is a {model.config.architecture} classifier")
         # A new head (fresh weights from the run's seed) for the targets asked for; a model
         # fine-tuned without --aux_targets keeps the head it has, unused.
         model.config.aux_targets = aux

@@ -26,7 +26,7 @@ from pathlib import Path
 from . import rules
 from .catalog import CATEGORY_BY_NAME
 
-# name -> (the oracle's measure, its rule's threshold, what it is: for --help and the model card)
+# name -> (the oracle's measure, its rule's threshold (the unit), what it is: listed by --help)
 AUX_TARGETS: dict[str, tuple[str, float, str]] = {
     "low_contrast_frac": ("low_contrast_frac", rules.LOW_CONTRAST_FRAC,
                           "share of the ring round the product in the product's colours (rule 2)"),
@@ -60,7 +60,8 @@ def size_margin(measures: dict, category: str | None) -> float:
         return NAN
     lo, hi = cat.height_cm
     tol = rules.SIZE_TOLERANCE
-    return _clip(min(math.log(implied * tol / lo), math.log(hi * tol / implied)) / math.log(tol), -CLIP)
+    unit = AUX_TARGETS["size_margin"][1]  # log(tol)
+    return _clip(min(math.log(implied * tol / lo), math.log(hi * tol / implied)) / unit, -CLIP)
 
 
 def targets(record: dict, names, image_px: int | None = None) -> list[float]:
@@ -73,11 +74,12 @@ def targets(record: dict, names, image_px: int | None = None) -> list[float]:
     for name in names:
         if name not in AUX_TARGETS:
             raise ValueError(f"unknown auxiliary target {name!r}; known: {', '.join(AUX_TARGETS)}")
+        if name == "size_margin":  # needs the category's height band, not only the measure
+            out.append(size_margin(m, src.get("category")))
+            continue
         key, threshold, _ = AUX_TARGETS[name]
         v = m.get(key)
-        if name == "size_margin":
-            v = size_margin(m, src.get("category"))
-        elif not isinstance(v, (int, float)) or isinstance(v, bool):
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
             v = NAN
         elif name == "gap":
             v = _clip(v / (threshold * image_px)) if image_px else NAN
@@ -109,8 +111,11 @@ def annotate(folder) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rfsynth.measures", description="Write the oracle's measures, "
-                                "scaled as training targets, into each record's aux_targets (rfnet.train --aux_targets).")
+    p = argparse.ArgumentParser(
+        prog="python -m rfsynth.measures", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write the oracle's measures, scaled as training targets, into each record's "
+                    "aux_targets (rfnet.train --aux_targets).",
+        epilog="targets:\n" + "\n".join(f"  {n}: {d}" for n, (_, _, d) in AUX_TARGETS.items()))
     p.add_argument("folders", nargs="+", help="RF-Gen dataset folders")
     for f in p.parse_args(argv).folders:
         if not (Path(f) / "dataset.json").is_file():
