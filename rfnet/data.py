@@ -65,6 +65,16 @@ def to_rgb_tensor(im: Image.Image, size: int | None = None) -> torch.Tensor:
     return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 
+def placed_on_canvas(product: Image.Image, placement: dict, canvas: tuple[int, int]) -> Image.Image:
+    """The product (RGBA as the record stores it, placed and resized) at ``placement``'s x, y on a
+    white canvas of ``canvas`` (width, height): what an inspector with ``product_input`` "placed"
+    reads. Parts beyond the canvas are cut, as in the generated image."""
+    out = Image.new("RGBA", canvas, (255, 255, 255, 255))
+    layer = Image.new("RGBA", canvas, (0, 0, 0, 0))
+    layer.paste(product.convert("RGBA"), (int(placement["x"]), int(placement["y"])))
+    return Image.alpha_composite(out, layer).convert("RGB")
+
+
 def to_map_tensor(im: Image.Image, size: int | None = None) -> torch.Tensor:
     """(1, H, W) float in 0..1 from an 8-bit, 16-bit or float single-channel map."""
     if im.mode in ("RGB", "LA"):
@@ -131,8 +141,10 @@ class RFDataset(torch.utils.data.Dataset):
         cache_dir: str | Path | None = None,
         limit: int | None = None,
         aux_targets: tuple[str, ...] = (),
+        product_input: str = "cutout",
     ):
         self.skips = SkipReport()
+        self.product_input = product_input
         self.aux_targets = tuple(aux_targets)
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
         self.base, records, self.info = read_records(root, self.skips)
@@ -174,7 +186,7 @@ class RFDataset(torch.utils.data.Dataset):
             salience_extractor=salience_extractor, need_product=config.use_product,
             maps=tuple(m for m in ("depth", "salience") if getattr(config, f"use_{m}")),
             stored_maps=stored_maps, cache_dir=cache_dir, limit=limit,
-            aux_targets=config.aux_targets,
+            aux_targets=config.aux_targets, product_input=config.product_input,
         )
 
     def _check(self, rec: dict, need_product: bool) -> dict:
@@ -205,6 +217,11 @@ class RFDataset(torch.utils.data.Dataset):
             if not rec.get("product"):
                 raise SampleError("missing file", where, "record names no product image")
             open_image(self.base / rec["product"], IMAGE_MODES, "product image")
+            if self.product_input == "placed":
+                pl = (rec.get("source") or {}).get("placement") or {}
+                if not all(isinstance(pl.get(k), (int, float)) for k in ("x", "y")):
+                    raise SampleError("no placement", where, "the inspector reads the product where it stands, "
+                                      "and the record's source has no placement {x, y}")
         for key in ("depth", "salience"):
             if rec.get(key):
                 open_image(self.base / rec[key], MAP_MODES, f"{key} map")
@@ -266,16 +283,20 @@ class RFDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         s, size = self.samples[i], self.image_size
+        generated = Image.open(self.base / s["image"])
         item = {
             "id": s["id"],
-            "generated": to_rgb_tensor(Image.open(self.base / s["image"]), size),
+            "generated": to_rgb_tensor(generated, size),
             "caption": s.get("caption") or "",
             "label": s["label_index"],
         }
         if "aux" in s:
             item["aux"] = torch.tensor(s["aux"], dtype=torch.float32)
         if s.get("product"):
-            item["product"] = to_rgb_tensor(Image.open(self.base / s["product"]), size)
+            product = Image.open(self.base / s["product"])
+            if self.product_input == "placed":
+                product = placed_on_canvas(product, s["source"]["placement"], generated.size)
+            item["product"] = to_rgb_tensor(product, size)
         for key in ("depth", "salience"):
             if s.get(key):
                 item[key] = to_map_tensor(Image.open(self.base / s[key]), size)

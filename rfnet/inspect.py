@@ -137,7 +137,10 @@ class Inspector:
         """((B, C) probabilities, [note or None per image]): the model's view and what makes
         an image unfit to be accepted whatever the model says."""
         g, notes = to_batch(generated, with_problems=True)
-        product = crop_to_alpha(product)  # a cutout's margin is not the product (images.crop_to_alpha)
+        if self.model.config.product_input == "placed":
+            _check_placed(product, g.shape[-2:])  # the product where it stands: its margin is the layout
+        else:
+            product = crop_to_alpha(product)  # a cutout's margin is not the product (images.crop_to_alpha)
         # products go straight to the model's input size (their alphas are read from the
         # originals): products of several shapes are then each resized once, as one alone is
         p, p_notes = to_batch(product, with_problems=True, size=model_size(self.model))
@@ -213,6 +216,19 @@ class Inspector:
         accepted = label == AVAILABLE if self.threshold is None else pa >= self.threshold
         return Verdict(label, pa, {n: float(v) for n, v in zip(self.labels, p)},
                        accepted and note is None, note)
+
+
+def _check_placed(product, size) -> None:
+    """An inspector with product_input "placed" reads the product on a canvas the generated
+    image's size, where it stands in it; a bare cutout would be read as a product in the corner."""
+    items = product if isinstance(product, (list, tuple)) else [product]
+    for p in items:
+        hw = tuple(p.shape[-2:]) if isinstance(p, torch.Tensor) else (p.size[1], p.size[0])
+        if hw != tuple(size):
+            raise InputError(
+                f"this inspector reads the product where it stands in the image (product_input 'placed'): "
+                f"pass the product on a canvas of the generated image's size ({size[1]}x{size[0]}), "
+                f"transparent or white around it, not a {hw[1]}x{hw[0]} cutout")
 
 
 def check_threshold(threshold):

@@ -31,6 +31,7 @@ from torch import nn
 from .labels import label_names
 
 MODALITIES = ("product", "generated", "depth", "salience", "caption")
+PRODUCT_INPUTS = ("cutout", "placed")
 
 # hfl/chinese-roberta-wwm-ext, the paper's caption encoder, is a BERT-architecture model.
 PAPER_CAPTION_CONFIG = dict(
@@ -75,6 +76,12 @@ class RFNetConfig:
     # Oracle measures predicted beside the label while training (rfsynth.measures; empty: none).
     # Only training reads them; an inspector's verdict is the label head's alone.
     aux_targets: tuple[str, ...] = ()
+    # What the product input shows: "cutout", the product alone (cropped to its alpha and
+    # resized to the input); or "placed", the product on white where it stands in the generated
+    # image, on a canvas of the generated image's size, so that its tokens share position codes
+    # with the generated image's (the paper's white-background product shot, whose background
+    # is inpainted). A "placed" inspector needs the placement wherever it is used.
+    product_input: str = "cutout"
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -112,6 +119,8 @@ class RFNetConfig:
             raise ValueError("RFNet needs at least one input; every use_* switch is off")
         if self.architecture == "single_image" and self.aux_targets:
             raise ValueError("auxiliary targets are for the rfnet architecture, not single_image")
+        if self.product_input not in PRODUCT_INPUTS:
+            raise ValueError(f"product_input must be one of {', '.join(PRODUCT_INPUTS)}, not {self.product_input!r}")
         if self.width % self.num_heads:
             raise ValueError(f"width {self.width} is not divisible by num_heads {self.num_heads}")
 

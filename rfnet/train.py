@@ -83,6 +83,10 @@ class RFNetTrainConfig:
                                      "baselines)", choices=["rfnet", "single_image"])
     image_backbone: str | None = arg(None, "any timm model name (paper: resnet50)")
     image_size: int | None = arg(None)
+    product_input: str | None = arg(None, "what the product input shows: 'cutout' (the product alone; the default) or "
+                                          "'placed' (on white where it stands in the generated image; the records "
+                                          "need source.placement). Also taken with --init_from",
+                                    choices=["cutout", "placed"])
     width: int | None = arg(None)
     num_heads: int | None = arg(None)
     num_filter_layers: int | None = arg(None, "N1")
@@ -165,6 +169,10 @@ def _build_model(args, captions: list[str], out: Path, resuming: bool):
             # position embedding does not, so it is refused in check_args.
             log.info("input size %d -> %d", model.config.image_size, args.image_size)
             model.config.image_size = args.image_size
+        if args.product_input and args.product_input != model.config.product_input:
+            # the same weights read a different picture of the product: fine-tuning adapts them
+            log.info("product input %s -> %s", model.config.product_input, args.product_input)
+            model.config.product_input = args.product_input
         return model, tok
     caption_src = _setting(args, "caption_encoder")
     use = {m: m not in args.drop for m in MODALITIES}
@@ -185,6 +193,7 @@ def _build_model(args, captions: list[str], out: Path, resuming: bool):
         kw = {k: _setting(args, k) for k in ("image_backbone", "image_size", "width", "num_heads",
                                             "num_filter_layers", "num_attention_layers")}
         cfg = RFNetConfig(label_set=args.label_set, architecture=args.architecture,
+                          product_input=args.product_input or "cutout",
                           **kw, **{f"use_{m}": v for m, v in use.items()})
         if cfg.image_inputs:
             import timm
@@ -479,7 +488,8 @@ def label_counts(ds, labels: list[str]) -> dict[str, int]:
 
 
 def write_model_card(out: Path, args: RFNetTrainConfig, labels: list[str], train_set, val_set,
-                     val_report: dict | None, calibration: dict | None, steps: int) -> None:
+                     val_report: dict | None, calibration: dict | None, steps: int,
+                     product_input: str = "cutout") -> None:
     """MODEL_CARD.md: what the model saw (each dataset, the label counts), how it was trained, and
     how it did on its validation data."""
     lines = [f"# RFNet: {out.name}", "", "Written by `python -m rfnet.train` (or the Train RFNet node).", "",
@@ -496,6 +506,8 @@ def write_model_card(out: Path, args: RFNetTrainConfig, labels: list[str], train
     lines += ["", "## Training", "", f"- initialised from: {args.init_from or 'the preset ' + str(args.preset)}",
               f"- {steps} steps, batch {args.train_batch_size}, lr {args.learning_rate:g}, seed {args.seed}",
               f"- depth maps: {args.depth_model}; salience maps: {args.salience_model}"]
+    if product_input == "placed":
+        lines.append("- product input: placed (the product on white where it stands in the generated image)")
     if args.aux_targets:
         lines.append(f"- auxiliary targets (the oracle's measures, weight {args.aux_weight:g}): "
                      + ", ".join(args.aux_targets))
@@ -729,7 +741,8 @@ def train(args: RFNetTrainConfig, on_step=None) -> Path:
         accelerator.unwrap_model(model).save_pretrained(out)
         if args.calibrate_precision is not None and val_loader is not None:
             calibration = _calibrate(accelerator, model, val_loader, cfg, out, args.calibrate_precision)
-        write_model_card(out, args, cfg.labels, train_set, val_set, val_report, calibration, global_step)
+        write_model_card(out, args, cfg.labels, train_set, val_set, val_report, calibration, global_step,
+                         cfg.product_input)
         fileio.write_json(out / "skipped.json", {
             "train": train_set.skips.counts, "validation": val_set.skips.counts if val_set else {},
             "items": [list(x) for x in train_set.skips.items[:1000]],
