@@ -75,7 +75,7 @@ class RFNetTrainConfig:
     init_from: str | None = arg(None, "fine-tune an existing RFNet: a folder rfnet.train wrote (config.json, "
                                       "model.safetensors, tokenizer/) or 'embedded'; its architecture, labels and "
                                       "tokenizer are kept, and the model flags below are ignored, except "
-                                      "--image_size: a CNN's weights take any input size")
+                                      "--image_size (a CNN's weights take any input size) and --product_input")
     preset: str = arg("paper", choices=sorted(PRESETS))
     model_config: str | None = arg(None, "RFNet config.json to build from (overrides the preset)")
     label_set: str = arg("paper5", choices=sorted(LABEL_SETS))
