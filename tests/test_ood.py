@@ -126,7 +126,9 @@ def test_products_of_several_shapes_are_each_seen_as_if_alone(model_with_stats):
     old = [ood.features(model, to_batch(pair))[1:] for pair in ([p1, p2], [p2, p1])]
     err = max(float((old[0] - alone[1]).abs().max()), float((old[1] - alone[0]).abs().max()))
     assert err > 100 * float((together - torch.cat(alone)).abs().max().clamp_min(1e-7))
-    insp = Inspector.from_pretrained(folder)
+    # float32: in bfloat16 (dtype "auto" on a CPU with AMX) a batch of two rounds differently
+    # from a batch of one by about 2e-3, which says nothing about the resize checked here
+    insp = Inspector.from_pretrained(folder, dtype="float32")
     both = insp.probabilities([p1, p2], [g1, g2], [r1["caption"], r2["caption"]])
     assert torch.allclose(both[1], insp.probabilities(p2, [g2], r2["caption"])[0], atol=1e-3)
 
