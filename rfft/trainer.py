@@ -69,6 +69,12 @@ class DifferentiableJudge(torch.nn.Module):
 
     def __init__(self, model, tokenizer, depth=None, salience=None):
         super().__init__()
+        if getattr(model.config, "product_input", "cutout") != "cutout":
+            # RFFT's reward reads the placed cutout (product_tensor); a judge trained on the
+            # product at its place would read it as a product filling the image
+            raise ValueError(f"RFFT's judge must read the product as a cutout; this RFNet was trained with "
+                             f"product_input {model.config.product_input!r}: judge with one trained without "
+                             "--product_input placed (the embedded one is)")
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.depth = depth.eval().requires_grad_(False) if depth is not None and model.config.use_depth else None

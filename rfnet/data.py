@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import re
 import tempfile
@@ -73,6 +74,20 @@ def placed_on_canvas(product: Image.Image, placement: dict, canvas: tuple[int, i
     layer = Image.new("RGBA", canvas, (0, 0, 0, 0))
     layer.paste(product.convert("RGBA"), (int(placement["x"]), int(placement["y"])))
     return Image.alpha_composite(out, layer).convert("RGB")
+
+
+def placement_problem(rec: dict) -> str | None:
+    """Why ``rec`` gives no product placement ({"x", "y"} numbers in its source), or None."""
+    src = rec.get("source")
+    pl = src.get("placement") if isinstance(src, dict) else None
+    if not isinstance(pl, dict):
+        return "its source has no placement {x, y} (the product's top-left on the image); write one, or train " \
+               "with --product_input cutout"
+    for k in ("x", "y"):
+        v = pl.get(k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return f"placement {k} must be a number of pixels, not {v!r}"
+    return None
 
 
 def to_map_tensor(im: Image.Image, size: int | None = None) -> torch.Tensor:
@@ -218,10 +233,9 @@ class RFDataset(torch.utils.data.Dataset):
                 raise SampleError("missing file", where, "record names no product image")
             open_image(self.base / rec["product"], IMAGE_MODES, "product image")
             if self.product_input == "placed":
-                pl = (rec.get("source") or {}).get("placement") or {}
-                if not all(isinstance(pl.get(k), (int, float)) for k in ("x", "y")):
-                    raise SampleError("no placement", where, "the inspector reads the product where it stands, "
-                                      "and the record's source has no placement {x, y}")
+                why = placement_problem(rec)
+                if why:
+                    raise SampleError("no placement", where, f"the inspector reads the product where it stands: {why}")
         for key in ("depth", "salience"):
             if rec.get(key):
                 open_image(self.base / rec[key], MAP_MODES, f"{key} map")

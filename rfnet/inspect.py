@@ -136,10 +136,10 @@ class Inspector:
     def judge(self, product, generated, captions, depth=None, salience=None):
         """((B, C) probabilities, [note or None per image]): the model's view and what makes
         an image unfit to be accepted whatever the model says."""
-        g, notes = to_batch(generated, with_problems=True)
         if self.model.config.product_input == "placed":
-            _check_placed(product, g.shape[-2:])  # the product where it stands: its margin is the layout
-        else:
+            _check_placed(product, generated)  # the product where it stands: its margin is the layout
+        g, notes = to_batch(generated, with_problems=True)
+        if self.model.config.product_input != "placed":
             product = crop_to_alpha(product)  # a cutout's margin is not the product (images.crop_to_alpha)
         # products go straight to the model's input size (their alphas are read from the
         # originals): products of several shapes are then each resized once, as one alone is
@@ -218,17 +218,28 @@ class Inspector:
                        accepted and note is None, note)
 
 
-def _check_placed(product, size) -> None:
-    """An inspector with product_input "placed" reads the product on a canvas the generated
-    image's size, where it stands in it; a bare cutout would be read as a product in the corner."""
-    items = product if isinstance(product, (list, tuple)) else [product]
-    for p in items:
-        hw = tuple(p.shape[-2:]) if isinstance(p, torch.Tensor) else (p.size[1], p.size[0])
-        if hw != tuple(size):
+def _sizes(images) -> list[tuple[int, int]]:
+    """(height, width) of each image: PIL images, a list of them, or a (B, C, H, W) / (C, H, W) tensor."""
+    if isinstance(images, torch.Tensor):
+        return [tuple(images.shape[-2:])] * (images.shape[0] if images.dim() == 4 else 1)
+    items = images if isinstance(images, (list, tuple)) else [images]
+    return [s for x in items for s in (_sizes(x) if isinstance(x, torch.Tensor) else [(x.size[1], x.size[0])])]
+
+
+def _check_placed(product, generated) -> None:
+    """An inspector with product_input "placed" reads the product on a canvas of its generated
+    image's size, where it stands in it; a bare cutout would be read as a product in the corner.
+    Checked before the images are batched (batching resizes them to the first one's size)."""
+    want, have = _sizes(generated), _sizes(product)
+    if len(have) == 1:
+        have = have * len(want)
+    for i, (hw, size) in enumerate(zip(have, want)):
+        if hw != size:
             raise InputError(
                 f"this inspector reads the product where it stands in the image (product_input 'placed'): "
-                f"pass the product on a canvas of the generated image's size ({size[1]}x{size[0]}), "
-                f"transparent or white around it, not a {hw[1]}x{hw[0]} cutout")
+                f"pass product {i} on a canvas of its generated image's size ({size[1]}x{size[0]}), "
+                f"transparent or white around it, not a {hw[1]}x{hw[0]} cutout; or judge with an inspector trained "
+                "without --product_input placed (the embedded one is)")
 
 
 def check_threshold(threshold):

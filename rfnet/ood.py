@@ -175,6 +175,18 @@ def _images(records, base: Path, key: str) -> list:
     return ims
 
 
+def _placed(base: Path, rec: dict, product):
+    """The record's product on a transparent canvas of its image's size, where it stands."""
+    from PIL import Image
+
+    with Image.open(base / rec["image"]) as im:
+        size = im.size
+    canvas = Image.new("RGBA", size, (0, 0, 0, 0))
+    pl = rec["source"]["placement"]
+    canvas.paste(product, (int(pl["x"]), int(pl["y"])))
+    return canvas
+
+
 def dataset_features(model, roots: list[str], samples: list[int], split: str, batch: int = 64):
     """Features of each kind over the datasets' records (the first N of each; 0: all)."""
     from .dataformat import SkipReport, read_records
@@ -192,9 +204,11 @@ def dataset_features(model, roots: list[str], samples: list[int], split: str, ba
         chunk = recs[i:i + batch]
         for kind in KINDS:
             ims = [_images([r], b, "product" if kind == "product" else "image")[0] for b, r in chunk]
-            out[kind].append(image_features(model, ims))
             if kind == "product":
                 edges += [edge_softness(a) for a in alphas(ims)]
+                if model.config.product_input == "placed":  # as the inspector reads them
+                    ims = [_placed(b, r, im) for (b, r), im in zip(chunk, ims)]
+            out[kind].append(image_features(model, ims))
     return {k: torch.cat(v) for k, v in out.items()}, edges
 
 

@@ -189,6 +189,8 @@ def _build_model(args, captions: list[str], out: Path, resuming: bool):
     tokenizer = None
     if args.model_config:
         cfg = _read_model_config(args.model_config)
+        if args.product_input:
+            cfg.product_input = args.product_input
     else:
         kw = {k: _setting(args, k) for k in ("image_backbone", "image_size", "width", "num_heads",
                                             "num_filter_layers", "num_attention_layers")}

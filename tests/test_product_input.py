@@ -10,7 +10,7 @@ from conftest import box_cutout, tiny_config
 from PIL import Image
 
 from rfnet import train
-from rfnet.data import RFDataset, placed_on_canvas, to_rgb_tensor
+from rfnet.data import RFDataset, placed_on_canvas, placement_problem, to_rgb_tensor
 from rfnet.errors import InputError
 from rfnet.inspect import Inspector
 from rfnet.model import RFNet, RFNetConfig
@@ -53,6 +53,11 @@ def test_dataset_places_the_product_and_skips_records_without_a_placement(toy_da
     placed = RFDataset(data, label_set="rf1m6", image_size=32, maps=(), product_input="placed")
     assert len(cut) == len(recs) and len(placed) == len(recs) - 1
     assert placed.skips.counts == {"no placement": 1}
+    for bad, why in (("a string", "no placement"), ({"x": float("nan"), "y": 1}, "x must be a number"),
+                     ({"x": "10", "y": 1}, "x must be a number"), ({"x": True, "y": 1}, "x must be a number")):
+        rec = dict(recs[1], source=bad if isinstance(bad, str) else dict(recs[1]["source"], placement=bad))
+        assert why in (placement_problem(rec) or "")
+    assert placement_problem(recs[1]) is None
     s = placed.samples[0]
     item = placed[0]
     gen = Image.open(placed.base / s["image"])
@@ -88,10 +93,17 @@ def test_inspector_with_placed_product_needs_the_canvas():
     model = RFNet(tiny_config(product_input="placed", use_caption=False, use_depth=False, use_salience=False))
     insp = Inspector(model)
     image = Image.new("RGB", (48, 48), (90, 120, 150))
-    with pytest.raises(InputError, match="product on a canvas of the generated image's size"):
+    with pytest.raises(InputError, match="product 0 on a canvas of its generated image's size"):
         insp([box_cutout(10, 20)], [image], None)
     canvas = Image.new("RGBA", (48, 48), (0, 0, 0, 0))
     canvas.paste(box_cutout(10, 20), (10, 10))
+    # a batch of images of different sizes: each product against its own image (batching resizes)
+    other = Image.new("RGB", (64, 40), (90, 120, 150))
+    canvas2 = Image.new("RGBA", (64, 40), (0, 0, 0, 0))
+    canvas2.paste(box_cutout(10, 20), (5, 5))
+    assert len(insp([canvas, canvas2], [image, other], None)) == 2
+    with pytest.raises(InputError, match="product 1 on a canvas of its generated image's size \\(64x40\\)"):
+        insp([canvas, canvas], [image, other], None)
     [v] = insp([canvas], [image], None)
     assert 0.0 <= v.p_available <= 1.0
     # its margin is the layout, so it is not cropped away: moving the product changes the view
@@ -99,3 +111,11 @@ def test_inspector_with_placed_product_needs_the_canvas():
     moved.paste(box_cutout(10, 20), (30, 20))
     [w] = insp([moved], [image], None)
     assert w.p_available != pytest.approx(v.p_available, abs=1e-7)
+
+
+def test_rfft_judge_refuses_a_placed_inspector():
+    from rfft.trainer import DifferentiableJudge
+
+    with pytest.raises(ValueError, match="trained with product_input 'placed'"):
+        DifferentiableJudge(RFNet(tiny_config(product_input="placed", use_caption=False)), None)
+    DifferentiableJudge(RFNet(tiny_config(use_caption=False)), None)  # a cutout judge is taken
