@@ -69,7 +69,7 @@ class DifferentiableJudge(torch.nn.Module):
 
     def __init__(self, model, tokenizer, depth=None, salience=None):
         super().__init__()
-        if getattr(model.config, "product_input", "cutout") != "cutout":
+        if model.config.product_input != "cutout":
             # RFFT's reward reads the placed cutout (product_tensor); a judge trained on the
             # product at its place would read it as a product filling the image
             raise ValueError(f"RFFT's judge must read the product as a cutout; this RFNet was trained with "

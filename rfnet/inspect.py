@@ -138,9 +138,9 @@ class Inspector:
         an image unfit to be accepted whatever the model says."""
         if self.model.config.product_input == "placed":
             _check_placed(product, generated)  # the product where it stands: its margin is the layout
-        g, notes = to_batch(generated, with_problems=True)
-        if self.model.config.product_input != "placed":
+        else:
             product = crop_to_alpha(product)  # a cutout's margin is not the product (images.crop_to_alpha)
+        g, notes = to_batch(generated, with_problems=True)
         # products go straight to the model's input size (their alphas are read from the
         # originals): products of several shapes are then each resized once, as one alone is
         p, p_notes = to_batch(product, with_problems=True, size=model_size(self.model))

@@ -175,18 +175,6 @@ def _images(records, base: Path, key: str) -> list:
     return ims
 
 
-def _placed(base: Path, rec: dict, product):
-    """The record's product on a transparent canvas of its image's size, where it stands."""
-    from PIL import Image
-
-    with Image.open(base / rec["image"]) as im:
-        size = im.size
-    canvas = Image.new("RGBA", size, (0, 0, 0, 0))
-    pl = rec["source"]["placement"]
-    canvas.paste(product, (int(pl["x"]), int(pl["y"])))
-    return canvas
-
-
 def dataset_features(model, roots: list[str], samples: list[int], split: str, batch: int = 64):
     """Features of each kind over the datasets' records (the first N of each; 0: all)."""
     from .dataformat import SkipReport, read_records
@@ -202,13 +190,16 @@ def dataset_features(model, roots: list[str], samples: list[int], split: str, ba
     edges = []
     for i in range(0, len(recs), batch):
         chunk = recs[i:i + batch]
+        ims = {kind: [_images([r], b, "product" if kind == "product" else "image")[0] for b, r in chunk]
+               for kind in KINDS}
+        edges += [edge_softness(a) for a in alphas(ims["product"])]
+        if model.config.product_input == "placed":  # as the inspector reads them
+            from .data import placed_on_canvas
+
+            ims["product"] = [placed_on_canvas(p, r["source"]["placement"], g.size)
+                              for (_, r), p, g in zip(chunk, ims["product"], ims["generated"])]
         for kind in KINDS:
-            ims = [_images([r], b, "product" if kind == "product" else "image")[0] for b, r in chunk]
-            if kind == "product":
-                edges += [edge_softness(a) for a in alphas(ims)]
-                if model.config.product_input == "placed":  # as the inspector reads them
-                    ims = [_placed(b, r, im) for (b, r), im in zip(chunk, ims)]
-            out[kind].append(image_features(model, ims))
+            out[kind].append(image_features(model, ims[kind]))
     return {k: torch.cat(v) for k, v in out.items()}, edges
 
 

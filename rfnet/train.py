@@ -149,6 +149,11 @@ def build_model(args, captions: list[str], out: Path, resuming: bool = False):
     """(model, tokenizer) for a run. A resumed run takes the tokenizer the first run saved in
     ``out``, so it rebuilds exactly the same model even if the data changed since."""
     model, tokenizer = _build_model(args, captions, out, resuming)
+    if args.product_input and args.product_input != model.config.product_input:
+        # what the product input shows changes no weight (a fine-tuned model adapts to it), so
+        # it is taken whichever way the model was made: preset, --model_config or --init_from
+        log.info("product input %s -> %s", model.config.product_input, args.product_input)
+        model.config.product_input = args.product_input
     aux = tuple(args.aux_targets or ())
     if aux and aux != tuple(model.config.aux_targets):
         if not hasattr(model, "add_aux_head"):  # a single_image classifier given as --init_from
@@ -169,10 +174,6 @@ def _build_model(args, captions: list[str], out: Path, resuming: bool):
             # position embedding does not, so it is refused in check_args.
             log.info("input size %d -> %d", model.config.image_size, args.image_size)
             model.config.image_size = args.image_size
-        if args.product_input and args.product_input != model.config.product_input:
-            # the same weights read a different picture of the product: fine-tuning adapts them
-            log.info("product input %s -> %s", model.config.product_input, args.product_input)
-            model.config.product_input = args.product_input
         return model, tok
     caption_src = _setting(args, "caption_encoder")
     use = {m: m not in args.drop for m in MODALITIES}
@@ -189,13 +190,10 @@ def _build_model(args, captions: list[str], out: Path, resuming: bool):
     tokenizer = None
     if args.model_config:
         cfg = _read_model_config(args.model_config)
-        if args.product_input:
-            cfg.product_input = args.product_input
     else:
         kw = {k: _setting(args, k) for k in ("image_backbone", "image_size", "width", "num_heads",
                                             "num_filter_layers", "num_attention_layers")}
         cfg = RFNetConfig(label_set=args.label_set, architecture=args.architecture,
-                          product_input=args.product_input or "cutout",
                           **kw, **{f"use_{m}": v for m, v in use.items()})
         if cfg.image_inputs:
             import timm

@@ -119,3 +119,18 @@ def test_rfft_judge_refuses_a_placed_inspector():
     with pytest.raises(ValueError, match="trained with product_input 'placed'"):
         DifferentiableJudge(RFNet(tiny_config(product_input="placed", use_caption=False)), None)
     DifferentiableJudge(RFNet(tiny_config(use_caption=False)), None)  # a cutout judge is taken
+
+
+def test_ood_statistics_read_placed_products_as_the_inspector_does(toy_dataset):
+    from rfnet import ood
+    from rfnet.dataformat import SkipReport, read_records
+
+    torch.manual_seed(0)
+    model = RFNet(tiny_config(product_input="placed", use_caption=False)).eval()
+    feats, edges = ood.dataset_features(model, [str(toy_dataset)], [3], "train")
+    base, recs, _ = read_records(toy_dataset, SkipReport())
+    recs = [r for r in recs if r.get("split") == "train"][:3]
+    canvases = [placed_on_canvas(Image.open(base / r["product"]), r["source"]["placement"],
+                                 Image.open(base / r["image"]).size) for r in recs]
+    assert torch.allclose(feats["product"], ood.image_features(model, canvases), atol=1e-5)
+    assert len(edges) == 3
