@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from . import checkpoints, fileio
+from .augment import flip_mask, hflip_batch
 from .configargs import arg, check_choices, parse_config
 from .data import Collator, RFDataset
 from .dataformat import SkipReport, read_records
@@ -113,6 +114,8 @@ class RFNetTrainConfig:
                                       "rfsynth.measures DIR`); records without them train the label alone",
                                  factory=list)
     aux_weight: float = arg(1.0, "weight of the auxiliary targets' squared error in the loss")
+    hflip: float = arg(0.0, "probability of mirroring each training sample left-right: the product, the generated "
+                            "image and its maps together (every defect is the same defect in the mirror)")
     balance: str = arg("none", "class balancing: weighted loss or a class-balanced sampler",
                        choices=["none", "loss", "sampler"])
     mixed_precision: str = arg("no", choices=["no", "fp16", "bf16"])
@@ -430,6 +433,8 @@ def check_args(args: RFNetTrainConfig) -> None:
     if args.aux_targets and args.architecture == "single_image" and not args.init_from:
         raise InputError("--aux_targets needs the rfnet architecture (a single_image classifier has no "
                          "pooled features of all inputs to predict them from)")
+    if not (math.isfinite(args.hflip) and 0 <= args.hflip <= 1):
+        raise InputError(f"--hflip is a probability in [0, 1], not {args.hflip}")
     for name in ("weight_decay", "max_grad_norm", "aux_weight"):
         v = getattr(args, name)
         if not math.isfinite(v) or v < 0:
@@ -508,6 +513,8 @@ def write_model_card(out: Path, args: RFNetTrainConfig, labels: list[str], train
               f"- depth maps: {args.depth_model}; salience maps: {args.salience_model}"]
     if product_input == "placed":
         lines.append("- product input: placed (the product on white where it stands in the generated image)")
+    if args.hflip:
+        lines.append(f"- mirrored left-right with probability {args.hflip:g} (product, image and maps together)")
     if args.aux_targets:
         lines.append(f"- auxiliary targets (the oracle's measures, weight {args.aux_weight:g}): "
                      + ", ".join(args.aux_targets))
@@ -683,6 +690,8 @@ def train(args: RFNetTrainConfig, on_step=None) -> Path:
             batches.set_epoch(epoch)
         b_in_epoch = skip_batches if epoch == start_epoch else 0
         for batch in batches:
+            if args.hflip:
+                batch = hflip_batch(batch, flip_mask(len(batch["label"]), args.hflip, args.seed, epoch, b_in_epoch))
             with accelerator.accumulate(model):
                 pred = model(**_model_inputs(batch))
                 logits = pred.logits
