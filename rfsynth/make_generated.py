@@ -296,9 +296,7 @@ def relabel(out) -> dict:
     lines = []
     for rec in recs:
         src = rec.get("source", {})
-        img = Image.open(out / rec["image"]).convert("RGB")
-        prod = Image.open(out / rec["product"]).convert("RGBA")
-        supplied = supplied_cutout(out, rec, info)
+        img, prod, supplied = record_images(out, rec, info)
         v = judge(img, prod, src["placement"], src["category"], supplied=supplied, damage=src.get("damage"))
         if v.label != rec["label"]:
             key = f"{rec['label']} -> {v.label}"
@@ -308,6 +306,13 @@ def relabel(out) -> dict:
         lines.append(json.dumps(rec, ensure_ascii=False))
     write_text(out / MANIFEST, "\n".join(lines) + ("\n" if lines else ""))
     return {"samples": len(recs), "moved": moved}
+
+
+def record_images(folder: Path, rec: dict, info: dict) -> tuple[Image.Image, Image.Image, Image.Image]:
+    """(generated image, placed cutout, supplied cutout) of a record: what the oracle judges."""
+    img = Image.open(folder / rec["image"]).convert("RGB")
+    prod = Image.open(folder / rec["product"]).convert("RGBA")
+    return img, prod, supplied_cutout(folder, rec, info)
 
 
 def supplied_cutout(folder: Path, rec: dict, info: dict) -> Image.Image:

@@ -12,25 +12,23 @@ mirroring adds.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rfsynth.make_generated import supplied_cutout  # noqa: E402
+from rfnet.dataformat import SkipReport, read_records  # noqa: E402
+from rfsynth.make_generated import record_images  # noqa: E402
 from rfsynth.oracle import judge  # noqa: E402
 
 
 def mirrored_label(folder: Path, rec: dict, info: dict) -> str:
     src = rec["source"]
-    img = ImageOps.mirror(Image.open(folder / rec["image"]).convert("RGB"))
-    prod = ImageOps.mirror(Image.open(folder / rec["product"]).convert("RGBA"))
-    supplied = ImageOps.mirror(supplied_cutout(folder, rec, info))
+    img, prod, supplied = (ImageOps.mirror(im) for im in record_images(folder, rec, info))
     pl = dict(src["placement"])
     pl["x"] = img.width - pl["x"] - prod.width
     return judge(img, prod, pl, src["category"], supplied=supplied, damage=src.get("damage")).label
@@ -41,9 +39,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", required=True, help="an RF-Gen folder (rfsynth.make_generated)")
     p.add_argument("--limit", type=int, default=0, help="the first N records (0: all)")
     a = p.parse_args(argv)
-    folder = Path(a.data)
-    info = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
-    recs = [json.loads(x) for x in (folder / "manifest.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+    folder, recs, info = read_records(a.data, SkipReport())
     if a.limit:
         recs = recs[:a.limit]
     moved, per_label = Counter(), Counter()
