@@ -43,6 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache_dir", default=None,
                    help="where computed depth/salience maps are cached (default: the dataset's "
                         ".cache/maps, or the user cache folder when the dataset is read-only)")
+    p.add_argument("--mirror_average", action="store_true",
+                   help="average each sample's probabilities with its left-right mirror's, whatever the "
+                        "model's config.json says (mirror_average there turns it on for every use)")
     p.add_argument("--allow_download", action="store_true")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return p.parse_args(argv)
@@ -68,6 +71,10 @@ def evaluate(args: argparse.Namespace) -> dict:
     model, tok = load_model_and_tokenizer(args.model, args.allow_download)
     model.to(args.device)
     cfg = model.config
+    if getattr(args, "mirror_average", False):
+        if cfg.architecture != "rfnet":
+            raise InputError(f"--mirror_average is for RFNet models; {args.model} is a {cfg.architecture} classifier")
+        cfg.mirror_average = True
     depth = make_extractor("depth", args.depth_model, args.allow_download) if cfg.use_depth else None
     sal = make_extractor("salience", args.salience_model, args.allow_download) if cfg.use_salience else None
     ds = RFDataset.for_model(cfg, args.data, args.split, depth, sal, stored_maps=not args.ignore_stored_maps,
@@ -79,7 +86,7 @@ def evaluate(args: argparse.Namespace) -> dict:
 
     y, probs, ids = predict(model, loader, device=args.device)
     report = inspection_report(y, probs, cfg.labels, intervals=True)
-    report.update(model=str(args.model), data=str(args.data), split=args.split,
+    report.update(model=str(args.model), data=str(args.data), split=args.split, mirror_average=cfg.mirror_average,
                   skipped=ds.skips.counts, skipped_total=len(ds.skips))
     if cfg.acceptance_threshold is not None:
         # what a user gets: images accepted at the calibrated threshold (chosen on validation data)

@@ -82,6 +82,10 @@ class RFNetConfig:
     # with the generated image's (the paper's white-background product shot, whose background
     # is inpainted). A "placed" inspector needs the placement wherever it is used.
     product_input: str = "cutout"
+    # Inspection averages the probabilities of each sample and of its left-right mirror (the
+    # product, image and maps mirrored together; every defect is the same defect in a mirror).
+    # Only in eval mode: training sees each sample once. Twice the encoder work at inspection.
+    mirror_average: bool = False
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -119,6 +123,8 @@ class RFNetConfig:
             raise ValueError("RFNet needs at least one input; every use_* switch is off")
         if self.architecture == "single_image" and self.aux_targets:
             raise ValueError("auxiliary targets are for the rfnet architecture, not single_image")
+        if self.architecture == "single_image" and self.mirror_average:
+            raise ValueError("mirror_average is for the rfnet architecture, not single_image")
         if self.product_input not in PRODUCT_INPUTS:
             raise ValueError(f"product_input must be one of {', '.join(PRODUCT_INPUTS)}, not {self.product_input!r}")
         if self.width % self.num_heads:
@@ -396,7 +402,25 @@ class RFNet(_Persistent):
                 raise ValueError(f"this RFNet uses the {name} image; pass {name}=...")
         if c.use_caption and input_ids is None:
             raise ValueError("this RFNet uses the caption; pass input_ids (and attention_mask)")
+        if not (c.mirror_average and not self.training):
+            logits, aux = self._logits(given, input_ids, attention_mask)
+            probs = safe_probs(logits)
+            return RFNetOutput(logits=logits, probs=probs, p_available=probs[:, 0], aux=aux)
+        # One pass over the batch and its mirror, stacked; then the mean of the two softmaxes.
+        n = next(t for t in given.values() if t is not None).shape[0] if c.image_inputs else input_ids.shape[0]
+        both = {k: None if t is None else torch.cat([t, t.flip(-1)]) for k, t in given.items()}
+        ids, mask = (None if t is None else torch.cat([t, t]) for t in (input_ids, attention_mask))
+        logits, aux = self._logits(both, ids, mask)
+        p = safe_probs(logits)
+        probs = (p[:n] + p[n:]) / 2
+        # logits whose softmax is the averaged probabilities, for callers that take a softmax
+        logits = probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
+        aux = None if aux is None else (aux[:n] + aux[n:]) / 2
+        return RFNetOutput(logits=logits, probs=probs, p_available=probs[:, 0], aux=aux)
 
+    def _logits(self, given: dict, input_ids, attention_mask) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(class logits, auxiliary measures or None) of one pass; inputs already checked."""
+        c = self.config
         tokens: dict[str, torch.Tensor] = {}
         if c.image_inputs:
             encoded = self.encode_images([given[n] for n in c.image_inputs])
@@ -435,9 +459,8 @@ class RFNet(_Persistent):
         km = keep_mask.unsqueeze(-1).to(h.dtype)
         pooled = (h * km).sum(1) / km.sum(1)
         logits = self.classifier(pooled)
-        probs = safe_probs(logits)
         aux = self.aux_head(pooled) if hasattr(self, "aux_head") else None
-        return RFNetOutput(logits=logits, probs=probs, p_available=probs[:, 0], aux=aux)
+        return logits, aux
 
     def to_inference(self, dtype: torch.dtype = torch.float32, channels_last: bool | None = None,
                      fold_bn: bool = True, encoder_chunk: int | None = 4,

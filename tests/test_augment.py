@@ -87,3 +87,52 @@ def test_bad_hflip_is_refused_in_one_line(toy_dataset, tmp_path, p):
     with pytest.raises(InputError, match="--hflip is a probability"):
         train.check_args(train.parse_args(["--train_data", str(toy_dataset), "--output_dir", str(tmp_path),
                                            "--hflip", str(p)]))
+
+
+# --- mirror_average: inspection averages each sample with its mirror ---------------------------
+
+def _mirror_model(**kw):
+    from conftest import tiny_config
+
+    from rfnet.model import RFNet
+
+    torch.manual_seed(0)
+    return RFNet(tiny_config(**kw)).eval()
+
+
+def test_mirror_average_is_the_mean_of_the_two_softmaxes_computed_directly():
+    from conftest import tiny_inputs
+
+    m = _mirror_model()
+    x = tiny_inputs(3)
+    plain = m(**x).probs
+    mirrored = m(**hflip_batch(x, torch.ones(3, dtype=torch.bool))).probs
+    assert not torch.allclose(plain, mirrored, atol=1e-4)  # a random model is not symmetric: the test can fail
+    m.config.mirror_average = True
+    out = m(**x)
+    assert torch.allclose(out.probs, (plain + mirrored) / 2, atol=1e-6)
+    assert torch.allclose(out.logits.softmax(-1), out.probs, atol=1e-6)  # softmax of the logits gives them back
+    assert torch.equal(out.p_available, out.probs[:, 0])
+    # a sample and its mirror now get the same verdict
+    again = m(**hflip_batch(x, torch.ones(3, dtype=torch.bool))).probs
+    assert torch.allclose(again, out.probs, atol=1e-6)
+
+
+def test_mirror_average_is_off_while_training_and_refused_for_single_image():
+    from conftest import tiny_config, tiny_inputs
+
+    from rfnet.model import RFNetConfig
+
+    m = _mirror_model()
+    m.config.mirror_average = True
+    m.train()
+    torch.manual_seed(1)
+    a = m(**tiny_inputs(2)).logits
+    m.config.mirror_average = False
+    torch.manual_seed(1)
+    b = m(**tiny_inputs(2)).logits
+    assert torch.equal(a, b)
+    assert RFNetConfig.from_dict(tiny_config(mirror_average=True).to_dict()).mirror_average is True
+    with pytest.raises(ValueError, match="mirror_average is for the rfnet architecture"):
+        RFNetConfig(architecture="single_image", use_product=False, use_depth=False, use_salience=False,
+                    use_caption=False, mirror_average=True)
