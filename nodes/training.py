@@ -264,10 +264,14 @@ class TrainRFNet:
         }, "optional": {
             "extra_data": ("STRING", {"default": "", "tooltip": "another RF dataset folder under output/ to mix in, "
                                                               "e.g. RF-Gen images (optional)"}),
+            "mirror": ("BOOLEAN", {"default": True,
+                                   "tooltip": "also train on left-right mirrors of the images, so that a product "
+                                              "shown the other way round (a mug's handle on the left) is not "
+                                              "called damaged"}),
         }, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     def run(self, dataset, init_from, mix_rfsynth, name, steps, learning_rate, batch_size, target_precision, seed,
-            checkpointing_steps, extra_data="", unique_id=None):
+            checkpointing_steps, extra_data="", mirror=True, unique_id=None):
         from rfnet.embedded import embedded_path
         from rfnet.train import RFNetTrainConfig, train
 
@@ -293,7 +297,8 @@ class TrainRFNet:
         args = RFNetTrainConfig(
             train_data=data, train_samples=samples, validation_data=[str(labels)], output_dir=str(run_dir),
             init_from=init, max_train_steps=steps, learning_rate=learning_rate, lr_decay_epoch=0,
-            train_batch_size=batch_size, seed=seed, checkpointing_steps=checkpointing_steps, checkpoints_total_limit=2,
+            train_batch_size=batch_size, seed=seed, hflip=0.5 if mirror else 0.0,
+            checkpointing_steps=checkpointing_steps, checkpoints_total_limit=2,
             resume_from_checkpoint="latest", calibrate_precision=target_precision, depth_model="embedded",
             salience_model="embedded", ignore_stored_maps=True, report_to="none", no_progress=True, logging_steps=1)
         bar = host.Progress(steps, unique_id)

@@ -136,6 +136,7 @@ def test_train_rfnet_refuses_too_few_labels_then_trains_calibrates_and_resumes(t
     assert 0 <= cfg["acceptance_threshold"] <= 1 and cfg["acceptance_calibration"]["target_precision"] == 0.6
     card = (models / "rfnet" / "我的 检查器" / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "我的 标注" in card and "_rfsynth_v2_16" in card
+    assert "mirrored left-right with probability 0.5" in card  # the mirror widget is on by default
     RFNet.from_pretrained(models / "rfnet" / "我的 检查器")
     assert curve.shape[0] == 1 and curve.shape[-1] == 3 and float(curve.std()) > 0
     steps = [r["step"] for r in __import__("csv").DictReader(open(run_dir / "logs" / "train_log.csv")) if r["loss"]]
