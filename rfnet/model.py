@@ -85,6 +85,8 @@ class RFNetConfig:
     # Inspection averages the probabilities of each sample and of its left-right mirror (the
     # product, image and maps mirrored together; every defect is the same defect in a mirror).
     # Only in eval mode: training sees each sample once. Twice the encoder work at inspection.
+    # Only for an inspector trained with mirrors (rfnet.train --hflip): one trained without them
+    # calls mirrored one-way-round products damaged, and averaging then hurts (docs/RESULTS.md).
     mirror_average: bool = False
 
     @property
@@ -407,7 +409,7 @@ class RFNet(_Persistent):
             probs = safe_probs(logits)
             return RFNetOutput(logits=logits, probs=probs, p_available=probs[:, 0], aux=aux)
         # One pass over the batch and its mirror, stacked; then the mean of the two softmaxes.
-        n = next(t for t in given.values() if t is not None).shape[0] if c.image_inputs else input_ids.shape[0]
+        n = (given[c.image_inputs[0]] if c.image_inputs else input_ids).shape[0]
         both = {k: None if t is None else torch.cat([t, t.flip(-1)]) for k, t in given.items()}
         ids, mask = (None if t is None else torch.cat([t, t]) for t in (input_ids, attention_mask))
         logits, aux = self._logits(both, ids, mask)
