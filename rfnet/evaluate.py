@@ -71,7 +71,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     model, tok = load_model_and_tokenizer(args.model, args.allow_download)
     model.to(args.device)
     cfg = model.config
-    if getattr(args, "mirror_average", False):
+    if args.mirror_average:
         if cfg.architecture != "rfnet":
             raise InputError(f"--mirror_average is for RFNet models; {args.model} is a {cfg.architecture} classifier")
         cfg.mirror_average = True

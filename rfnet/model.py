@@ -408,9 +408,13 @@ class RFNet(_Persistent):
             logits, aux = self._logits(given, input_ids, attention_mask)
             probs = safe_probs(logits)
             return RFNetOutput(logits=logits, probs=probs, p_available=probs[:, 0], aux=aux)
-        # One pass over the batch and its mirror, stacked; then the mean of the two softmaxes.
+        # One pass over the batch and its mirror (augment.hflip_batch: the inputs that show the
+        # scene, mirrored together, as in training), stacked; then the mean of the two softmaxes.
+        from .augment import hflip_batch
+
         n = (given[c.image_inputs[0]] if c.image_inputs else input_ids).shape[0]
-        both = {k: None if t is None else torch.cat([t, t.flip(-1)]) for k, t in given.items()}
+        mirrored = hflip_batch(given, torch.ones(n, dtype=torch.bool))
+        both = {k: None if t is None else torch.cat([t, mirrored[k]]) for k, t in given.items()}
         ids, mask = (None if t is None else torch.cat([t, t]) for t in (input_ids, attention_mask))
         logits, aux = self._logits(both, ids, mask)
         p = safe_probs(logits)
