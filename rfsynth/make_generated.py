@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from contextlib import contextmanager
@@ -118,6 +119,13 @@ def _init_worker(generator: str, threads: int) -> None:
         _PIPES.clear()
     _GENERATOR = generator
     torch.set_num_threads(max(1, threads))
+
+
+def _init_pool_worker(generator: str, threads: int) -> None:
+    # Ctrl-C reaches every process of the terminal's group; the main process alone handles it
+    # (it stops the pool), so the workers do not each print a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(generator, threads)
 
 
 def _pipe(controlnet):
@@ -211,7 +219,7 @@ def _runner(workers: int, generator: str, threads: int):
             torch.set_num_threads(before)
         return
     ctx = get_context("fork" if sys.platform != "win32" else "spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(generator, threads)) as pool:
+    with ctx.Pool(workers, initializer=_init_pool_worker, initargs=(generator, threads)) as pool:
         yield lambda jobs: pool.imap(run_job, jobs, chunksize=1)
 
 
@@ -385,6 +393,12 @@ def main(argv=None) -> int:
     except InputError as e:
         print(f"python -m rfsynth.make_generated: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        done_path = Path(a.out) / "jobs_done.txt"
+        n = len(done_path.read_text().split()) if done_path.exists() else 0
+        print(f"python -m rfsynth.make_generated: stopped; {n} of {a.num_jobs} jobs are in {a.out}; "
+              "run the same command to go on from there", file=sys.stderr)
+        return 130
     print(f"{r['jobs']} jobs to {r['out']} in {r['seconds']:.0f} s; labels {r['labels']}; "
           f"dropped {r['dropped']} (see dropped.jsonl)")
     return 0

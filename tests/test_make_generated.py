@@ -1,6 +1,8 @@
 """RF-Gen (rfsynth.make_generated): generated images labelled by the oracle, reproducible,
 resumable, with broken images dropped and counted."""
 import json
+import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,3 +163,32 @@ def test_a_v1_folder_resumes_as_v1_and_refuses_another_version(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "begun as version 1" in err and "--version 1" in err and "Traceback" not in err
     assert len(_recs(tmp_path / "g")) == 2  # nothing written
+
+
+def _sigint_handler(_job):
+    return signal.getsignal(signal.SIGINT)
+
+
+def test_pool_workers_leave_ctrl_c_to_the_main_process(monkeypatch):
+    # Ctrl-C reaches every process in the terminal's group: workers that handled it too would each
+    # print a KeyboardInterrupt traceback over the main process's message
+    monkeypatch.setattr(mg, "run_job", _sigint_handler)
+    with mg._runner(2, "embedded", 1) as run:
+        got = list(run([0, 1]))
+    assert got == [signal.SIG_IGN, signal.SIG_IGN]
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # the main process still stops on it
+
+
+def test_ctrl_c_says_how_far_it_got_and_how_to_go_on(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "生成 数据"
+
+    def interrupted(folder, *args, **kwargs):
+        Path(folder).mkdir(parents=True)
+        (Path(folder) / "jobs_done.txt").write_text("0\n1\n2\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mg, "make", interrupted)
+    assert mg.main(["--out", str(out), "--num_jobs", "10"]) == 130
+    err = capsys.readouterr().err
+    assert f"3 of 10 jobs are in {out}" in err and "run the same command" in err
+    assert "Traceback" not in err
