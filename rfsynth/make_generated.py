@@ -259,36 +259,38 @@ def make(out, num_jobs: int, seed: int, splits="train=0.9,val=0.1", size: int = 
         bar = tqdm(total=num_jobs, initial=num_jobs - len(todo), desc="rfsynth.make_generated", unit="job")
     jobs = (draw_job(seed, i, recipes, size, images_per_job, damage_p, version) for i in todo)
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
-    with _runner(workers, generator, threads) as run:
-        for index, job, samples, dropped in run(jobs):
-            split = split_of(seed, index, split_list)
-            r = job["recipe"]
-            for s in samples:
-                sid = sample_id(seed, index, s["k"])
-                if sid in writer:
-                    continue
-                writer.add(sid, s["image"], s["product"], s["label"], caption=job["caption"], prompt=job["prompt"],
-                           split=split, extra_images={"supplied": s["supplied"]}, source={
-                               "generator": "rfsynth.make_generated", "version": version, "seed": seed,
-                               "job": index, "k": s["k"], "image_seed": s["seed"], "recipe": r.name,
-                               "model": generator, "controlnet": r.controlnet, "guidance": r.guidance,
-                               "steps": r.steps, "scheduler": "DDIMScheduler", "lift": r.lift,
-                               "scale": job["scale"], "category": job["category"], "placement": s["placement"],
-                               "damage": job["damage"], "matte": job["matte"], "printed": job["printed"],
-                               "annotator": "oracle",
-                               "oracle": _jsonable(s["measures"])})
-                counts[s["label"]] = counts.get(s["label"], 0) + 1
-            for d in dropped:
-                with open(out / "dropped.jsonl", "a", encoding="utf-8") as f:
-                    f.write(json.dumps(d) + "\n")
-            n_drop += len(dropped)
-            with open(done_path, "a") as f:
-                f.write(f"{index}\n")
-            if bar:
-                bar.update(1)
-                bar.set_postfix(dropped=n_drop)
-    if bar:
-        bar.close()
+    try:
+        with _runner(workers, generator, threads) as run:
+            for index, job, samples, dropped in run(jobs):
+                split = split_of(seed, index, split_list)
+                r = job["recipe"]
+                for s in samples:
+                    sid = sample_id(seed, index, s["k"])
+                    if sid in writer:
+                        continue
+                    writer.add(sid, s["image"], s["product"], s["label"], caption=job["caption"], prompt=job["prompt"],
+                               split=split, extra_images={"supplied": s["supplied"]}, source={
+                                   "generator": "rfsynth.make_generated", "version": version, "seed": seed,
+                                   "job": index, "k": s["k"], "image_seed": s["seed"], "recipe": r.name,
+                                   "model": generator, "controlnet": r.controlnet, "guidance": r.guidance,
+                                   "steps": r.steps, "scheduler": "DDIMScheduler", "lift": r.lift,
+                                   "scale": job["scale"], "category": job["category"], "placement": s["placement"],
+                                   "damage": job["damage"], "matte": job["matte"], "printed": job["printed"],
+                                   "annotator": "oracle",
+                                   "oracle": _jsonable(s["measures"])})
+                    counts[s["label"]] = counts.get(s["label"], 0) + 1
+                for d in dropped:
+                    with open(out / "dropped.jsonl", "a", encoding="utf-8") as f:
+                        f.write(json.dumps(d) + "\n")
+                n_drop += len(dropped)
+                with open(done_path, "a") as f:
+                    f.write(f"{index}\n")
+                if bar:
+                    bar.update(1)
+                    bar.set_postfix(dropped=n_drop)
+    finally:
+        if bar:  # also on Ctrl-C, so that the stop message starts on a line of its own
+            bar.close()
     return {"jobs": len(todo), "seconds": time.time() - t0, "labels": counts, "dropped": n_drop, "out": str(out)}
 
 
