@@ -173,10 +173,16 @@ def test_pool_workers_leave_ctrl_c_to_the_main_process(monkeypatch):
     # Ctrl-C reaches every process in the terminal's group: workers that handled it too would each
     # print a KeyboardInterrupt traceback over the main process's message
     monkeypatch.setattr(mg, "run_job", _sigint_handler)
-    with mg._runner(2, "embedded", 1) as run:
-        got = list(run([0, 1]))
-    assert got == [signal.SIG_IGN, signal.SIG_IGN]
-    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # the main process still stops on it
+    # as in a terminal (a shell's background job, CI's perhaps, starts with SIGINT ignored, and
+    # forked workers would inherit that whatever the initializer did)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with mg._runner(2, "embedded", 1) as run:
+            got = list(run([0, 1]))
+        assert got == [signal.SIG_IGN, signal.SIG_IGN]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the main process still stops on it
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_ctrl_c_says_how_far_it_got_and_how_to_go_on(tmp_path, capsys, monkeypatch):
