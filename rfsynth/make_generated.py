@@ -397,7 +397,8 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         done_path = Path(a.out) / "jobs_done.txt"
-        n = len(done_path.read_text().split()) if done_path.exists() else 0
+        # as make() counts them: a folder begun with a larger --num_jobs may hold more
+        n = len({int(x) for x in done_path.read_text().split()} & set(range(a.num_jobs))) if done_path.exists() else 0
         print(f"python -m rfsynth.make_generated: stopped; {n} of {a.num_jobs} jobs are in {a.out}; "
               "run the same command to go on from there", file=sys.stderr)
         return 130

@@ -190,7 +190,7 @@ def test_ctrl_c_says_how_far_it_got_and_how_to_go_on(tmp_path, capsys, monkeypat
 
     def interrupted(folder, *args, **kwargs):
         Path(folder).mkdir(parents=True)
-        (Path(folder) / "jobs_done.txt").write_text("0\n1\n2\n")
+        (Path(folder) / "jobs_done.txt").write_text("0\n1\n2\n12\n")  # job 12: from a larger --num_jobs
         raise KeyboardInterrupt
 
     monkeypatch.setattr(mg, "make", interrupted)
