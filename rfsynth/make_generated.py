@@ -31,7 +31,7 @@ import os
 import signal
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -227,6 +227,12 @@ def sample_id(seed: int, index: int, k: int) -> str:
     return f"rfgen{seed}_{index:06d}_{k}"
 
 
+def jobs_done(out) -> set[int]:
+    """The indices of the jobs a folder holds (``jobs_done.txt``; empty for a new folder)."""
+    path = Path(out) / "jobs_done.txt"
+    return {int(x) for x in path.read_text().split()} if path.exists() else set()
+
+
 def make(out, num_jobs: int, seed: int, splits="train=0.9,val=0.1", size: int = 64, images_per_job: int = 4,
          recipes: tuple[Recipe, ...] = DEFAULT_RECIPES, generator: str = "embedded", workers: int = 2,
          progress: bool = True, threads: int | None = None, damage_p: float = DAMAGE_P,
@@ -247,7 +253,7 @@ def make(out, num_jobs: int, seed: int, splits="train=0.9,val=0.1", size: int = 
                                              "recipes": [asdict(r) for r in recipes], "damage_p": damage_p,
                                              "splits": dict(split_list)})
     done_path = out / "jobs_done.txt"
-    done = {int(x) for x in done_path.read_text().split()} if done_path.exists() else set()
+    done = jobs_done(out)
     todo = [i for i in range(num_jobs) if i not in done]
     counts: dict[str, int] = {}
     n_drop = 0
@@ -259,38 +265,35 @@ def make(out, num_jobs: int, seed: int, splits="train=0.9,val=0.1", size: int = 
         bar = tqdm(total=num_jobs, initial=num_jobs - len(todo), desc="rfsynth.make_generated", unit="job")
     jobs = (draw_job(seed, i, recipes, size, images_per_job, damage_p, version) for i in todo)
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
-    try:
-        with _runner(workers, generator, threads) as run:
-            for index, job, samples, dropped in run(jobs):
-                split = split_of(seed, index, split_list)
-                r = job["recipe"]
-                for s in samples:
-                    sid = sample_id(seed, index, s["k"])
-                    if sid in writer:
-                        continue
-                    writer.add(sid, s["image"], s["product"], s["label"], caption=job["caption"], prompt=job["prompt"],
-                               split=split, extra_images={"supplied": s["supplied"]}, source={
-                                   "generator": "rfsynth.make_generated", "version": version, "seed": seed,
-                                   "job": index, "k": s["k"], "image_seed": s["seed"], "recipe": r.name,
-                                   "model": generator, "controlnet": r.controlnet, "guidance": r.guidance,
-                                   "steps": r.steps, "scheduler": "DDIMScheduler", "lift": r.lift,
-                                   "scale": job["scale"], "category": job["category"], "placement": s["placement"],
-                                   "damage": job["damage"], "matte": job["matte"], "printed": job["printed"],
-                                   "annotator": "oracle",
-                                   "oracle": _jsonable(s["measures"])})
-                    counts[s["label"]] = counts.get(s["label"], 0) + 1
-                for d in dropped:
-                    with open(out / "dropped.jsonl", "a", encoding="utf-8") as f:
-                        f.write(json.dumps(d) + "\n")
-                n_drop += len(dropped)
-                with open(done_path, "a") as f:
-                    f.write(f"{index}\n")
-                if bar:
-                    bar.update(1)
-                    bar.set_postfix(dropped=n_drop)
-    finally:
-        if bar:  # also on Ctrl-C, so that the stop message starts on a line of its own
-            bar.close()
+    # the bar closes with the runner, on Ctrl-C too, so that the stop message starts on its own line
+    with _runner(workers, generator, threads) as run, (bar if bar is not None else nullcontext()):
+        for index, job, samples, dropped in run(jobs):
+            split = split_of(seed, index, split_list)
+            r = job["recipe"]
+            for s in samples:
+                sid = sample_id(seed, index, s["k"])
+                if sid in writer:
+                    continue
+                writer.add(sid, s["image"], s["product"], s["label"], caption=job["caption"], prompt=job["prompt"],
+                           split=split, extra_images={"supplied": s["supplied"]}, source={
+                               "generator": "rfsynth.make_generated", "version": version, "seed": seed,
+                               "job": index, "k": s["k"], "image_seed": s["seed"], "recipe": r.name,
+                               "model": generator, "controlnet": r.controlnet, "guidance": r.guidance,
+                               "steps": r.steps, "scheduler": "DDIMScheduler", "lift": r.lift,
+                               "scale": job["scale"], "category": job["category"], "placement": s["placement"],
+                               "damage": job["damage"], "matte": job["matte"], "printed": job["printed"],
+                               "annotator": "oracle",
+                               "oracle": _jsonable(s["measures"])})
+                counts[s["label"]] = counts.get(s["label"], 0) + 1
+            for d in dropped:
+                with open(out / "dropped.jsonl", "a", encoding="utf-8") as f:
+                    f.write(json.dumps(d) + "\n")
+            n_drop += len(dropped)
+            with open(done_path, "a") as f:
+                f.write(f"{index}\n")
+            if bar:
+                bar.update(1)
+                bar.set_postfix(dropped=n_drop)
     return {"jobs": len(todo), "seconds": time.time() - t0, "labels": counts, "dropped": n_drop, "out": str(out)}
 
 
@@ -396,9 +399,7 @@ def main(argv=None) -> int:
         print(f"python -m rfsynth.make_generated: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        done_path = Path(a.out) / "jobs_done.txt"
-        # as make() counts them: a folder begun with a larger --num_jobs may hold more
-        n = len({int(x) for x in done_path.read_text().split()} & set(range(a.num_jobs))) if done_path.exists() else 0
+        n = len(jobs_done(a.out) & set(range(a.num_jobs)))  # a folder begun with a larger --num_jobs holds more
         print(f"python -m rfsynth.make_generated: stopped; {n} of {a.num_jobs} jobs are in {a.out}; "
               "run the same command to go on from there", file=sys.stderr)
         return 130
