@@ -1,0 +1,102 @@
+"""Paired differences between two inspectors' predictions on the same test images.
+
+Each model's own AP interval (rfnet.evaluate's ap_ci95) is wide; the difference between two
+models on the same images is much narrower, because the images both saw cancel out. This
+resamples whole groups (by default a RF-Gen job: its four images share a product and a scene,
+so they are not independent) and gives the difference in agreement (Available or not) and in
+Available AP, with a 95% interval.
+
+    python scripts/paired_compare.py --base runs/eval/v3_test/predictions.jsonl \
+        --other D=runs/eval/candD_test/predictions.jsonl --other E=runs/eval/candE_test/predictions.jsonl
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rfnet.metrics import average_precision  # noqa: E402
+
+
+def read_predictions(path: str | Path) -> dict[str, tuple[bool, bool, float]]:
+    """id -> (oracle says Available, top class is Available, P(Available))."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                out[r["id"]] = (r["label"] == "Available", r["predicted"] == "Available", float(r["p_available"]))
+    return out
+
+
+def job_of(sample_id: str) -> str:
+    """RF-Gen ids are <set>_<job>_<k> (rfgen200_000123_2): the group is <set>_<job>.
+    Any other id (a composed scene's rfs1_000123) is its own group."""
+    parts = sample_id.split("_")
+    return "_".join(parts[:-1]) if len(parts) >= 3 and parts[-1].isdigit() else sample_id
+
+
+def paired_difference(base: dict, other: dict, n_boot: int = 2000, seed: int = 0,
+                      group=job_of) -> dict:
+    """other minus base, in agreement and AP, with percentile intervals over resampled groups."""
+    if set(base) != set(other):
+        missing = len(set(base) ^ set(other))
+        raise ValueError(f"the two prediction files cover different images ({missing} ids in only one); "
+                         "evaluate both models on the same data and split")
+    ids = sorted(base)
+    y = np.array([base[i][0] for i in ids])
+    agree_b = np.array([base[i][1] == base[i][0] for i in ids], float)
+    agree_o = np.array([other[i][1] == other[i][0] for i in ids], float)
+    p_b = np.array([base[i][2] for i in ids])
+    p_o = np.array([other[i][2] for i in ids])
+    groups: dict[str, list[int]] = {}
+    for k, i in enumerate(ids):
+        groups.setdefault(group(i), []).append(k)
+    members = [np.array(v) for v in groups.values()]
+
+    def stats(rows):
+        return (agree_o[rows].mean() - agree_b[rows].mean(),
+                average_precision(y[rows], p_o[rows]) - average_precision(y[rows], p_b[rows]))
+
+    point = stats(np.arange(len(ids)))
+    rng = np.random.default_rng(seed)
+    draws = np.empty((n_boot, 2))
+    for b in range(n_boot):
+        pick = rng.integers(0, len(members), len(members))
+        draws[b] = stats(np.concatenate([members[g] for g in pick]))
+    lo, hi = np.nanquantile(draws, [0.025, 0.975], axis=0)
+    return {"n": len(ids), "groups": len(members),
+            "agreement": [float(point[0]), float(lo[0]), float(hi[0])],
+            "ap": [float(point[1]), float(lo[1]), float(hi[1])]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--base", required=True, help="predictions.jsonl of the reference model")
+    ap.add_argument("--other", action="append", required=True, metavar="NAME=PATH",
+                    help="predictions.jsonl of a model to compare (repeatable)")
+    ap.add_argument("--by_image", action="store_true",
+                    help="resample images even where ids name RF-Gen jobs")
+    ap.add_argument("--n_boot", type=int, default=2000)
+    args = ap.parse_args(argv)
+    base = read_predictions(args.base)
+    group = (lambda i: i) if args.by_image else job_of
+    print("| model | images (groups) | agreement: difference [95%] | AP: difference [95%] |")
+    print("|---|---:|---:|---:|")
+    for spec in args.other:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            ap.error(f"--other takes NAME=PATH, got {spec!r}")
+        r = paired_difference(base, read_predictions(path), args.n_boot, group=group)
+        a, p = [100 * v for v in r["agreement"]], [100 * v for v in r["ap"]]
+        print(f"| {name} | {r['n']} ({r['groups']}) | {a[0]:+.2f} [{a[1]:+.2f}, {a[2]:+.2f}] "
+              f"| {p[0]:+.2f} [{p[1]:+.2f}, {p[2]:+.2f}] |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
