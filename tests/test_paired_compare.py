@@ -40,7 +40,10 @@ def test_point_estimates_match_a_direct_computation(tmp_path):
     other = pc.read_predictions(_write(tmp_path / "o.jsonl", _rows(y, po)))
     r = pc.paired_difference(base, other, n_boot=200)
     assert r["n"] == 80 and r["groups"] == 20
-    agree = lambda p: np.mean((p >= 0.5) == y)
+
+    def agree(p):
+        return np.mean((p >= 0.5) == y)
+
     assert r["agreement"][0] == pytest.approx(agree(po) - agree(pb))
     assert r["ap"][0] == pytest.approx(average_precision(y, po) - average_precision(y, pb))
     assert r["agreement"][1] <= r["agreement"][0] <= r["agreement"][2]
