@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from rfnet.metrics import average_precision  # noqa: E402
+from rfnet.metrics import average_precision, bootstrap_interval  # noqa: E402
 
 
 def read_predictions(path: str | Path) -> dict[str, tuple[bool, bool, float]]:
@@ -34,7 +34,7 @@ def read_predictions(path: str | Path) -> dict[str, tuple[bool, bool, float]]:
 
 
 def job_of(sample_id: str) -> str:
-    """RF-Gen ids are <set>_<job>_<k> (rfgen200_000123_2): the group is <set>_<job>.
+    """RF-Gen ids are <set>_<job>_<k> (rfsynth.make_generated.sample_id: rfgen200_000123_2): the group is <set>_<job>.
     Any other id (a composed scene's rfs1_000123) is its own group."""
     parts = sample_id.split("_")
     return "_".join(parts[:-1]) if len(parts) >= 3 and parts[-1].isdigit() else sample_id
@@ -58,20 +58,22 @@ def paired_difference(base: dict, other: dict, n_boot: int = 2000, seed: int = 0
         groups.setdefault(group(i), []).append(k)
     members = [np.array(v) for v in groups.values()]
 
-    def stats(rows):
-        return (agree_o[rows].mean() - agree_b[rows].mean(),
-                average_precision(y[rows], p_o[rows]) - average_precision(y[rows], p_b[rows]))
+    def rows_of(picked_groups):
+        return np.concatenate([members[g] for g in picked_groups])
 
-    point = stats(np.arange(len(ids)))
-    rng = np.random.default_rng(seed)
-    draws = np.empty((n_boot, 2))
-    for b in range(n_boot):
-        pick = rng.integers(0, len(members), len(members))
-        draws[b] = stats(np.concatenate([members[g] for g in pick]))
-    lo, hi = np.nanquantile(draws, [0.025, 0.975], axis=0)
+    def agreement(picked_groups):
+        rows = rows_of(picked_groups)
+        return agree_o[rows].mean() - agree_b[rows].mean()
+
+    def ap(picked_groups):
+        rows = rows_of(picked_groups)
+        return average_precision(y[rows], p_o[rows]) - average_precision(y[rows], p_b[rows])
+
+    # resampling group indices with the shared bootstrap; one seed, so both draw the same groups
+    every = np.arange(len(members))
     return {"n": len(ids), "groups": len(members),
-            "agreement": [float(point[0]), float(lo[0]), float(hi[0])],
-            "ap": [float(point[1]), float(lo[1]), float(hi[1])]}
+            "agreement": [float(agreement(every)), *bootstrap_interval(agreement, every, n_boot=n_boot, seed=seed)],
+            "ap": [float(ap(every)), *bootstrap_interval(ap, every, n_boot=n_boot, seed=seed)]}
 
 
 def main(argv=None) -> int:
