@@ -69,6 +69,9 @@ class DifferentiableJudge(torch.nn.Module):
 
     def __init__(self, model, tokenizer, depth=None, salience=None):
         super().__init__()
+        if model.config.mask_input:
+            raise ValueError("RFFT's judge reads no product mask; this RFNet was trained with --mask_input: "
+                             "judge with one trained without it (the embedded one is)")
         if model.config.product_input != "cutout":
             # RFFT's reward reads the placed cutout (product_tensor); a judge trained on the
             # product at its place would read it as a product filling the image

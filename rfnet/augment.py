@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import torch
 
-# The inputs that show the scene: mirrored together, so that the product, the generated image
-# and its depth and salience maps still agree with each other.
-IMAGE_KEYS = ("product", "generated", "depth", "salience")
+# The inputs that show the scene: mirrored together, so that the product, the generated image,
+# its depth and salience maps and the product's mask there (mask_input) still agree.
+IMAGE_KEYS = ("product", "generated", "depth", "salience", "mask")
 
 
 def flip_mask(n: int, p: float, seed: int, epoch: int, batch_index: int) -> torch.Tensor:

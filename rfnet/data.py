@@ -76,13 +76,21 @@ def placed_on_canvas(product: Image.Image, placement: dict, canvas: tuple[int, i
     return Image.alpha_composite(out, layer).convert("RGB")
 
 
+def placed_mask(product: Image.Image, placement: dict, canvas: tuple[int, int]) -> Image.Image:
+    """The product's alpha at ``placement``'s x, y on an empty canvas of ``canvas`` (width,
+    height), 8-bit: where the product stands, what an inspector with ``mask_input`` reads."""
+    out = Image.new("L", canvas, 0)
+    out.paste(product.convert("RGBA").getchannel("A"), (int(placement["x"]), int(placement["y"])))
+    return out
+
+
 def placement_problem(rec: dict) -> str | None:
     """Why ``rec`` gives no product placement ({"x", "y"} numbers in its source), or None."""
     src = rec.get("source")
     pl = src.get("placement") if isinstance(src, dict) else None
     if not isinstance(pl, dict):
         return "its source has no placement {x, y} (the product's top-left on the image); write one, or train " \
-               "with --product_input cutout"
+               "with --product_input cutout and without --mask_input"
     for k in ("x", "y"):
         v = pl.get(k)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
@@ -157,9 +165,11 @@ class RFDataset(torch.utils.data.Dataset):
         limit: int | None = None,
         aux_targets: tuple[str, ...] = (),
         product_input: str = "cutout",
+        mask_input: bool = False,
     ):
         self.skips = SkipReport()
         self.product_input = product_input
+        self.mask_input = mask_input
         self.aux_targets = tuple(aux_targets)
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
         self.base, records, self.info = read_records(root, self.skips)
@@ -202,6 +212,7 @@ class RFDataset(torch.utils.data.Dataset):
             maps=tuple(m for m in ("depth", "salience") if getattr(config, f"use_{m}")),
             stored_maps=stored_maps, cache_dir=cache_dir, limit=limit,
             aux_targets=config.aux_targets, product_input=config.product_input,
+            mask_input=config.mask_input,
         )
 
     def _check(self, rec: dict, need_product: bool) -> dict:
@@ -228,14 +239,14 @@ class RFDataset(torch.utils.data.Dataset):
             raise SampleError("missing file", where, "record names no generated image")
         out = dict(rec, label_index=idx, label=label)
         open_image(self.base / rec["image"], IMAGE_MODES, "generated image")
-        if need_product:
+        if need_product or self.mask_input:  # mask_input: the product's alpha is the mask
             if not rec.get("product"):
                 raise SampleError("missing file", where, "record names no product image")
             open_image(self.base / rec["product"], IMAGE_MODES, "product image")
-            if self.product_input == "placed":
-                why = placement_problem(rec)
-                if why:
-                    raise SampleError("no placement", where, f"the inspector reads the product where it stands: {why}")
+        if (need_product and self.product_input == "placed") or self.mask_input:
+            why = placement_problem(rec)
+            if why:
+                raise SampleError("no placement", where, f"the inspector reads the product where it stands: {why}")
         for key in ("depth", "salience"):
             if rec.get(key):
                 open_image(self.base / rec[key], MAP_MODES, f"{key} map")
@@ -308,6 +319,8 @@ class RFDataset(torch.utils.data.Dataset):
             item["aux"] = torch.tensor(s["aux"], dtype=torch.float32)
         if s.get("product"):
             product = Image.open(self.base / s["product"])
+            if self.mask_input:
+                item["mask"] = to_map_tensor(placed_mask(product, s["source"]["placement"], generated.size), size)
             if self.product_input == "placed":
                 product = placed_on_canvas(product, s["source"]["placement"], generated.size)
             item["product"] = to_rgb_tensor(product, size)
@@ -374,7 +387,7 @@ class Collator:
             "id": [it["id"] for it in items],
             "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
         }
-        for key in ("product", "generated", "depth", "salience", "aux"):
+        for key in ("product", "generated", "depth", "salience", "mask", "aux"):
             if all(key in it for it in items):
                 batch[key] = torch.stack([it[key] for it in items])
         captions = [it["caption"] for it in items]

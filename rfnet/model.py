@@ -88,6 +88,12 @@ class RFNetConfig:
     # Only for an inspector trained with mirrors (rfnet.train --hflip): one trained without them
     # calls mirrored one-way-round products damaged, and averaging then hurts (docs/RESULTS.md).
     mirror_average: bool = False
+    # The image encoder reads a fourth channel: where the product stands. For the generated
+    # image and its depth and salience maps it is the product's alpha at its placement (so the
+    # encoder sees the product's outline at full resolution, where a 64-px input leaves it a
+    # fraction of one token of the last 2 x 2 map); for the product cutout it is empty. Like
+    # product_input "placed", such an inspector needs the placement wherever it is used.
+    mask_input: bool = False
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -129,6 +135,8 @@ class RFNetConfig:
             raise ValueError("mirror_average is for the rfnet architecture, not single_image")
         if self.product_input not in PRODUCT_INPUTS:
             raise ValueError(f"product_input must be one of {', '.join(PRODUCT_INPUTS)}, not {self.product_input!r}")
+        if self.mask_input and (self.architecture != "rfnet" or not self.use_generated):
+            raise ValueError("mask_input is for the rfnet architecture with the generated image")
         if self.width % self.num_heads:
             raise ValueError(f"width {self.width} is not divisible by num_heads {self.num_heads}")
 
@@ -272,6 +280,24 @@ class _Persistent(nn.Module):
         return done
 
 
+def with_mask_input(model: "RFNet") -> "RFNet":
+    """A copy of ``model`` with ``mask_input`` on: the image encoder's first convolution gets a
+    fourth input channel whose weights are zero, so the copy gives the model's outputs exactly
+    until training moves them."""
+    cfg = RFNetConfig.from_dict({**model.config.to_dict(), "mask_input": True})
+    new = RFNet(cfg)
+    state, want = model.state_dict(), new.state_dict()
+    widened = [k for k in want if k in state and want[k].shape != state[k].shape]
+    if len(widened) != 1 or want[widened[0]].shape[1] != state[widened[0]].shape[1] + 1:
+        raise ValueError(f"cannot add a mask channel to {cfg.image_backbone}: expected one first convolution "
+                         f"to widen, found {widened[:3]}")
+    k = widened[0]
+    w = torch.zeros_like(want[k])
+    w[:, :-1] = state[k]
+    new.load_state_dict({**state, k: w})
+    return new.train(model.training)
+
+
 def create_model(config: "RFNetConfig"):
     """A new model of ``config.architecture`` with random weights."""
     return (SingleImageClassifier if config.architecture == "single_image" else RFNet)(config)
@@ -308,7 +334,8 @@ class RFNet(_Persistent):
 
             # Random weights here; pretrained ones come from load_pretrained_backbones().
             self.image_encoder = timm.create_model(
-                c.image_backbone, pretrained=False, num_classes=0, global_pool=""
+                c.image_backbone, pretrained=False, num_classes=0, global_pool="",
+                in_chans=4 if c.mask_input else 3,
             )
             self.image_proj = nn.Linear(self.image_encoder.num_features, w)
             self.register_buffer("mean", torch.tensor(c.image_mean).view(1, 3, 1, 1), persistent=False)
@@ -362,10 +389,28 @@ class RFNet(_Persistent):
             x = x.expand(-1, 3, -1, -1)  # single-channel maps seen as grey images
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
-    def encode_images(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
-        """All images through the shared encoder in ONE batched pass; a token sequence each."""
+    def _prepare_mask(self, m: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+        """The fourth channel, in -1..1: the product's mask resized as maps are, or empty (-1)."""
+        s = self.config.image_size
+        if m is None:
+            return torch.full((like.shape[0], 1, s, s), -1.0, dtype=like.dtype, device=like.device)
+        if m.dim() != 4 or m.shape[1] != 1:
+            raise ValueError(f"expected a product mask (B, 1, H, W) in 0..1, got {tuple(m.shape)}")
+        m = m.float()
+        if m.shape[-2:] != (s, s):
+            m = F.interpolate(m, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+        return (m * 2 - 1).to(like.dtype)
+
+    def encode_images(self, images: list[torch.Tensor],
+                      masks: list[torch.Tensor | None] | None = None) -> list[torch.Tensor]:
+        """All images through the shared encoder in ONE batched pass; a token sequence each.
+        ``masks``: with ``mask_input``, each image's fourth channel (None: empty)."""
         b = images[0].shape[0]
-        x = torch.cat([self._prepare(i.float()) for i in images], dim=0)
+        prepared = [self._prepare(i.float()) for i in images]
+        if self.config.mask_input:
+            masks = masks or [None] * len(images)
+            prepared = [torch.cat([x, self._prepare_mask(m, x)], dim=1) for x, m in zip(prepared, masks)]
+        x = torch.cat(prepared, dim=0)
         x = x.to(self.image_proj.weight.dtype)
         if getattr(self, "_channels_last", False):
             x = x.contiguous(memory_format=torch.channels_last)
@@ -396,12 +441,20 @@ class RFNet(_Persistent):
         salience: torch.Tensor | None = None,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
     ) -> RFNetOutput:
+        """``mask``: (B, 1, H, W), the product's alpha where it stands in the generated image;
+        only for an RFNet with ``mask_input``."""
         c = self.config
         given = dict(product=product, generated=generated, depth=depth, salience=salience)
         for name in c.image_inputs:
             if given[name] is None:
                 raise ValueError(f"this RFNet uses the {name} image; pass {name}=...")
+        if c.mask_input:
+            if mask is None:
+                raise ValueError("this RFNet reads where the product stands (mask_input); pass mask=..., "
+                                 "the product's alpha at its placement on a canvas of the image's size")
+            given["mask"] = mask
         if c.use_caption and input_ids is None:
             raise ValueError("this RFNet uses the caption; pass input_ids (and attention_mask)")
         if not (c.mirror_average and not self.training):
@@ -429,7 +482,9 @@ class RFNet(_Persistent):
         c = self.config
         tokens: dict[str, torch.Tensor] = {}
         if c.image_inputs:
-            encoded = self.encode_images([given[n] for n in c.image_inputs])
+            # the product's mask goes with the images of the scene, not with the cutout
+            masks = [None if n == "product" else given.get("mask") for n in c.image_inputs]
+            encoded = self.encode_images([given[n] for n in c.image_inputs], masks)
             tokens = dict(zip(c.image_inputs, encoded))
         pad = None
         if c.use_caption:

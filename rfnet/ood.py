@@ -222,6 +222,9 @@ def main(argv=None) -> int:
         if len(samples) != len(a.data):
             raise InputError(f"--samples gives {len(samples)} counts for {len(a.data)} datasets")
         model, _ = load_model_and_tokenizer(a.model)
+        if model.config.mask_input:  # its features depend on a mask that inspection does not pass yet
+            raise InputError(f"{a.model} was trained with --mask_input, which inspection does not support yet; "
+                             "out-of-distribution statistics are for inspectors")
         model.eval()
         feats, edges = dataset_features(model, a.data, samples, a.split)
         g = torch.Generator().manual_seed(a.seed)

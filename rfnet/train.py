@@ -33,7 +33,7 @@ from .errors import InputError, cli_errors
 from .extractors import make_extractor
 from .labels import LABEL_SETS
 from .metrics import inspection_report
-from .model import MODALITIES, RFNetConfig, create_model
+from .model import MODALITIES, RFNetConfig, create_model, with_mask_input
 from .text import SCRATCH_CAPTION_CONFIGS, build_tokenizer, load_tokenizer
 
 log = logging.getLogger("rfnet.train")
@@ -76,7 +76,8 @@ class RFNetTrainConfig:
     init_from: str | None = arg(None, "fine-tune an existing RFNet: a folder rfnet.train wrote (config.json, "
                                       "model.safetensors, tokenizer/) or 'embedded'; its architecture, labels and "
                                       "tokenizer are kept, and the model flags below are ignored, except "
-                                      "--image_size (a CNN's weights take any input size) and --product_input")
+                                      "--image_size (a CNN's weights take any input size), --product_input and "
+                                      "--mask_input")
     preset: str = arg("paper", choices=sorted(PRESETS))
     model_config: str | None = arg(None, "RFNet config.json to build from (overrides the preset)")
     label_set: str = arg("paper5", choices=sorted(LABEL_SETS))
@@ -88,6 +89,10 @@ class RFNetTrainConfig:
                                           "'placed' (on white where it stands in the generated image; the records "
                                           "need source.placement). Also taken with --init_from",
                                     choices=["cutout", "placed"])
+    mask_input: bool = arg(False, "the image encoder also reads where the product stands (its alpha at its placement) "
+                                  "as a fourth channel of the generated image and its maps; the records need "
+                                  "source.placement. With --init_from, the new channel's weights start at zero, so "
+                                  "the model starts as the one it came from")
     width: int | None = arg(None)
     num_heads: int | None = arg(None)
     num_filter_layers: int | None = arg(None, "N1")
@@ -157,6 +162,12 @@ def build_model(args, captions: list[str], out: Path, resuming: bool = False):
         # it is taken whichever way the model was made: preset, --model_config or --init_from
         log.info("product input %s -> %s", model.config.product_input, args.product_input)
         model.config.product_input = args.product_input
+    if args.mask_input and not model.config.mask_input:
+        if model.config.architecture != "rfnet" or not model.config.use_generated:
+            raise InputError("--mask_input needs the rfnet architecture with the generated image")
+        if args.init_from:  # deterministic (zeros), so a resumed run rebuilds the same model
+            log.info("mask input: the image encoder's first convolution gets a fourth channel, at zero")
+        model = with_mask_input(model)
     aux = tuple(args.aux_targets or ())
     if aux and aux != tuple(model.config.aux_targets):
         if not hasattr(model, "add_aux_head"):  # a single_image classifier given as --init_from
@@ -275,7 +286,7 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def _model_inputs(batch: dict) -> dict:
-    keys = ("product", "generated", "depth", "salience", "input_ids", "attention_mask")
+    keys = ("product", "generated", "depth", "salience", "mask", "input_ids", "attention_mask")
     return {k: batch[k] for k in keys if k in batch}
 
 
@@ -513,6 +524,8 @@ def write_model_card(out: Path, args: RFNetTrainConfig, labels: list[str], train
               f"- depth maps: {args.depth_model}; salience maps: {args.salience_model}"]
     if product_input == "placed":
         lines.append("- product input: placed (the product on white where it stands in the generated image)")
+    if args.mask_input:
+        lines.append("- mask input: the image encoder reads where the product stands as a fourth channel")
     if args.hflip:
         lines.append(f"- mirrored left-right with probability {args.hflip:g} (product, image and maps together)")
     if args.aux_targets:
