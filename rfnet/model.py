@@ -249,6 +249,10 @@ class _Persistent(nn.Module):
                 ref = timm.create_model(c.image_backbone, pretrained=True, num_classes=0)
                 state, src = ref.state_dict(), f"timm hub: {c.image_backbone}"
             own = self.image_encoder.state_dict()
+            if c.mask_input:  # the mask's input channel is not in an RGB checkpoint: it starts at zero
+                state = {k: torch.cat([v, v.new_zeros(v.shape[0], 1, *v.shape[2:])], 1)
+                         if k in own and v.dim() == 4 and own[k].shape[1] == v.shape[1] + 1
+                         and own[k].shape[0] == v.shape[0] else v for k, v in state.items()}
             state = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
             head = getattr(self.image_encoder, "pretrained_cfg", {}).get("classifier", "fc")
             missing = sorted(k for k in set(own) - set(state) if not k.startswith(f"{head}."))
@@ -394,9 +398,10 @@ class RFNet(_Persistent):
         s = self.config.image_size
         if m is None:
             return torch.full((like.shape[0], 1, s, s), -1.0, dtype=like.dtype, device=like.device)
-        if m.dim() != 4 or m.shape[1] != 1:
-            raise ValueError(f"expected a product mask (B, 1, H, W) in 0..1, got {tuple(m.shape)}")
-        m = m.float()
+        if m.dim() != 4 or m.shape[1] != 1 or m.shape[0] != like.shape[0]:
+            raise ValueError(f"expected a product mask ({like.shape[0]}, 1, H, W) in 0..1, one per image, "
+                             f"got {tuple(m.shape)}")
+        m = m.to(like.device).float()
         if m.shape[-2:] != (s, s):
             m = F.interpolate(m, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
         return (m * 2 - 1).to(like.dtype)
@@ -468,8 +473,8 @@ class RFNet(_Persistent):
         n = (given[c.image_inputs[0]] if c.image_inputs else input_ids).shape[0]
         mirrored = hflip_batch(given, torch.ones(n, dtype=torch.bool))
         both = {k: None if t is None else torch.cat([t, mirrored[k]]) for k, t in given.items()}
-        ids, mask = (None if t is None else torch.cat([t, t]) for t in (input_ids, attention_mask))
-        logits, aux = self._logits(both, ids, mask)
+        ids, att = (None if t is None else torch.cat([t, t]) for t in (input_ids, attention_mask))
+        logits, aux = self._logits(both, ids, att)
         p = safe_probs(logits)
         probs = (p[:n] + p[n:]) / 2
         # logits whose softmax is the averaged probabilities, for callers that take a softmax

@@ -505,7 +505,7 @@ def label_counts(ds, labels: list[str]) -> dict[str, int]:
 
 def write_model_card(out: Path, args: RFNetTrainConfig, labels: list[str], train_set, val_set,
                      val_report: dict | None, calibration: dict | None, steps: int,
-                     product_input: str = "cutout") -> None:
+                     product_input: str = "cutout", mask_input: bool = False) -> None:
     """MODEL_CARD.md: what the model saw (each dataset, the label counts), how it was trained, and
     how it did on its validation data."""
     lines = [f"# RFNet: {out.name}", "", "Written by `python -m rfnet.train` (or the Train RFNet node).", "",
@@ -524,7 +524,7 @@ def write_model_card(out: Path, args: RFNetTrainConfig, labels: list[str], train
               f"- depth maps: {args.depth_model}; salience maps: {args.salience_model}"]
     if product_input == "placed":
         lines.append("- product input: placed (the product on white where it stands in the generated image)")
-    if args.mask_input:
+    if mask_input:
         lines.append("- mask input: the image encoder reads where the product stands as a fourth channel")
     if args.hflip:
         lines.append(f"- mirrored left-right with probability {args.hflip:g} (product, image and maps together)")
@@ -764,7 +764,7 @@ def train(args: RFNetTrainConfig, on_step=None) -> Path:
         if args.calibrate_precision is not None and val_loader is not None:
             calibration = _calibrate(accelerator, model, val_loader, cfg, out, args.calibrate_precision)
         write_model_card(out, args, cfg.labels, train_set, val_set, val_report, calibration, global_step,
-                         cfg.product_input)
+                         cfg.product_input, cfg.mask_input)
         fileio.write_json(out / "skipped.json", {
             "train": train_set.skips.counts, "validation": val_set.skips.counts if val_set else {},
             "items": [list(x) for x in train_set.skips.items[:1000]],

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -35,7 +36,7 @@ def average_state_dicts(states: list[dict[str, torch.Tensor]], weights: list[flo
     if len(states) < 2:
         raise InputError("averaging needs at least two models")
     weights = [1.0] * len(states) if weights is None else [float(w) for w in weights]
-    if len(weights) != len(states) or any(not w > 0 for w in weights):
+    if len(weights) != len(states) or any(not (w > 0 and math.isfinite(w)) for w in weights):
         raise InputError(f"give one positive weight per model ({len(states)} models, weights {weights})")
     total = sum(weights)
     keys = list(states[0])
@@ -68,7 +69,7 @@ def _same_files(a: Path, b: Path) -> bool:
     if not (a.is_dir() and b.is_dir()):
         return not a.exists() and not b.exists()
     cmp = filecmp.dircmp(a, b)
-    if cmp.left_only or cmp.right_only or cmp.funny_files:
+    if cmp.left_only or cmp.right_only or cmp.funny_files or cmp.common_funny:
         return False
     return all(_same_files(a / n, b / n) for n in cmp.common_files + cmp.common_dirs)
 
@@ -80,13 +81,15 @@ def average_inspectors(folders: list[str | Path], output_dir: str | Path,
 
     folders = [Path(f) for f in folders]
     out = Path(output_dir)
-    if out.exists() and any(out.iterdir()):
-        raise InputError(f"{out} is not empty; choose a new --output_dir")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"--output_dir {out} exists and is not an empty folder; choose a new one")
     configs = []
     for f in folders:
-        check_model_folder(f, "model")
-        raw = json.loads((f / "config.json").read_text(encoding="utf-8"))
-        configs.append({k: v for k, v in raw.items() if k not in PER_MODEL_KEYS})
+        # compared as RFNetConfig reads them, so that a config written before an option existed
+        # (no key) equals one written after (the option's default)
+        cfg = check_model_folder(f, "--rfnet folder").to_dict()
+        name = json.loads((f / "config.json").read_text(encoding="utf-8")).get("_class_name", "RFNet")
+        configs.append({"_class_name": name, **{k: v for k, v in cfg.items() if k not in PER_MODEL_KEYS}})
     for f, c in zip(folders[1:], configs[1:]):
         if c != configs[0]:
             keys = sorted(k for k in set(c) | set(configs[0]) if c.get(k) != configs[0].get(k))

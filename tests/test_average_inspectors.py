@@ -1,14 +1,13 @@
 """scripts/average_inspectors.py: the weighted mean of RFNets, checked against a direct computation."""
 import json
 
+import average_inspectors  # scripts/ is on the path (conftest)
 import pytest
 import torch
 from conftest import tiny_config, tiny_inputs
 
 from rfnet.errors import InputError
 from rfnet.model import RFNet, load_model
-
-average_inspectors = pytest.importorskip("average_inspectors")
 
 
 def _save(tmp_path, name, seed, tokenizer_text="vocab", **kw):
@@ -51,17 +50,22 @@ def test_weighted_mean_matches_direct_computation(tmp_path):
 
 def test_uniform_average_is_one_model_that_runs(tmp_path):
     folders = [_save(tmp_path, n, s)[0] for n, s in (("a", 1), ("b", 2), ("c", 3))]
+    # a config written before an option existed (no key) is the same configuration
+    old = json.loads((folders[0] / "config.json").read_text())
+    del old["mask_input"]
+    (folders[0] / "config.json").write_text(json.dumps(old))
     out = average_inspectors.average_inspectors(folders, tmp_path / "avg")
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["acceptance_threshold"] is None  # the members' thresholds do not carry over
     assert (out / "tokenizer" / "vocab.txt").read_text() == "vocab"
     card = (out / "MODEL_CARD.md").read_text()
     assert all(f"data/set{s}" in card for s in (1, 2, 3)) and "weight 0.3333" in card
-    model = load_model(out)
+    # the same model averaged with itself is that model, output for output
+    same = average_inspectors.average_inspectors([folders[1], folders[1]], tmp_path / "same")
     x = tiny_inputs(b=2, size=32)
     x.pop("input_ids"), x.pop("attention_mask")
-    p = model(**x).probs
-    torch.testing.assert_close(p.sum(1), torch.ones(2))
+    torch.testing.assert_close(load_model(same)(**x).logits, load_model(folders[1])(**x).logits)
+    assert not torch.allclose(load_model(out)(**x).logits, load_model(folders[1])(**x).logits)
 
 
 def test_refuses_what_cannot_be_averaged(tmp_path):
@@ -73,14 +77,17 @@ def test_refuses_what_cannot_be_averaged(tmp_path):
     with pytest.raises(InputError, match="tokenizer"):
         average_inspectors.average_inspectors([a, c], tmp_path / "x")
     d, _ = _save(tmp_path, "d", 4)
-    with pytest.raises(InputError, match="positive weight"):
-        average_inspectors.average_inspectors([a, d], tmp_path / "x", weights=[1, 0])
+    for bad in ([1, 0], [float("inf"), 1], [float("nan"), 1]):
+        with pytest.raises(InputError, match="positive weight"):
+            average_inspectors.average_inspectors([a, d], tmp_path / "x", weights=bad)
     assert not (tmp_path / "x").exists()  # nothing half-written
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
-    with pytest.raises(InputError, match="not empty"):
+    with pytest.raises(InputError, match="not an empty folder"):
         average_inspectors.average_inspectors([a, d], tmp_path / "full")
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    with pytest.raises(InputError, match="not an empty folder"):
+        average_inspectors.average_inspectors([a, d], tmp_path / "full" / "keep.txt")
 
 
 def test_cli_exit_code_and_message(tmp_path, capsys):

@@ -139,3 +139,17 @@ def test_inspection_and_rfft_refuse_a_masked_inspector():
         Inspector(model)
     with pytest.raises(ValueError, match="--mask_input"):
         DifferentiableJudge(model, None)
+
+
+def test_rgb_backbone_weights_load_into_a_masked_encoder(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(1)
+    ref = timm.create_model("resnet10t", pretrained=False, num_classes=0)
+    save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(tmp_path / "rgb.safetensors"))
+    model = _model(mask_input=True)
+    model.load_pretrained_backbones(image_weights=tmp_path / "rgb.safetensors")
+    w = _first_conv(model).weight
+    want = next(m for m in ref.modules() if isinstance(m, torch.nn.Conv2d)).weight
+    assert torch.equal(w[:, :3], want) and not w[:, 3].any()
