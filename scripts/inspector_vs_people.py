@@ -19,6 +19,13 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from paired_compare import job_of  # noqa: E402  (scripts/ is on the path when run as a script)
+
+from rfnet.metrics import bootstrap_interval  # noqa: E402
+
 UNSURE = "unsure"
 
 
@@ -39,6 +46,29 @@ def agreement(judge: dict[str, str], person: dict[str, str], ids=None) -> tuple[
     avail = sum((judge[i] == "Available") == (person[i] == "Available") for i in keys)
     same = sum(judge[i] == person[i] for i in keys)
     return avail, same, len(keys)
+
+
+def paired_vs(judge: dict[str, str], base: dict[str, str], person: dict[str, str],
+              n_boot: int = 2000, seed: int = 0) -> list[float]:
+    """[difference, low, high]: ``judge``'s Available-or-not agreement with ``person`` minus
+    ``base``'s, over the images all three judged (the person sure), with a 95% interval from
+    resampling whole jobs (an RF-Gen job's images share a product and a scene)."""
+    keys = sorted(i for i in person if person[i] != UNSURE and i in judge and i in base)
+    if not keys:
+        raise ValueError("no image judged by all three")
+    sure = {i: person[i] == "Available" for i in keys}
+    d = np.array([float((judge[i] == "Available") == sure[i]) - float((base[i] == "Available") == sure[i])
+                  for i in keys])
+    groups: dict[str, list[int]] = {}
+    for k, i in enumerate(keys):
+        groups.setdefault(job_of(i), []).append(k)
+    members = [np.array(v) for v in groups.values()]
+
+    def mean_of(picked):
+        return d[np.concatenate([members[g] for g in picked])].mean()
+
+    every = np.arange(len(members))
+    return [float(d.mean()), *bootstrap_interval(mean_of, every, n_boot=n_boot, seed=seed)]
 
 
 def table(people: dict[str, dict[str, str]], judges: dict[str, dict[str, str]]) -> str:
@@ -79,6 +109,15 @@ def main(argv=None) -> int:
             return 2
         judges[name] = read_predicted(path)
     print(table(people, judges))
+    if "oracle" in judges and len(judges) > 1:
+        print("\n| judge minus the oracle, Available or not [95%, jobs resampled] | "
+              + " | ".join(f"against {n}" for n in people) + " |")
+        print("|---|" + "---:|" * len(people))
+        for j, pred in judges.items():
+            if j != "oracle":
+                cells = [paired_vs(pred, judges["oracle"], people[n]) for n in people]
+                print(f"| {j} | " + " | ".join(f"{100 * v:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                                                for v, lo, hi in cells) + " |")
     return 0
 
 

@@ -27,3 +27,14 @@ def test_table_and_cli(tmp_path, capsys):
     assert "| oracle | 100.0% / 100.0% (2) | 33.3% / 33.3% (3) | 100.0% / 100.0% (1) |" in out
     # the model: a wrong, b right vs labeller 1; vs labeller 2: a wrong, b wrong, c right
     assert "| m | 50.0% / 50.0% (2) | 33.3% / 33.3% (3) | 0.0% / 0.0% (1) |" in out
+
+
+def test_paired_difference_against_the_oracle():
+    person = {f"rfgen7_{j:06d}_{k}": ("Available" if (j + k) % 2 else "Size Mismatch") for j in range(20) for k in (0, 1)}
+    oracle = dict(person)  # agrees everywhere
+    judge = dict(person)
+    for i in list(judge)[:8]:  # wrong on Available-or-not for 8 of 40 images
+        judge[i] = "Available" if person[i] != "Available" else "Space Mismatch"
+    d, lo, hi = ivp.paired_vs(judge, oracle, person)
+    assert d == -8 / 40 and lo <= d <= hi < 0
+    assert ivp.paired_vs(oracle, oracle, person) == [0.0, 0.0, 0.0]
