@@ -71,6 +71,14 @@ def paired_vs(judge: dict[str, str], base: dict[str, str], person: dict[str, str
     return [float(d.mean()), *bootstrap_interval(mean_of, every, n_boot=n_boot, seed=seed)]
 
 
+def sides(judge: dict[str, str], base: dict[str, str], person: dict[str, str]) -> tuple[int, int]:
+    """Where ``judge`` and ``base`` differ on Available-or-not (the person sure): how many of
+    those images the person sides with ``judge``, of how many."""
+    keys = [i for i in person if person[i] != UNSURE and i in judge and i in base
+            and (judge[i] == "Available") != (base[i] == "Available")]
+    return sum((judge[i] == "Available") == (person[i] == "Available") for i in keys), len(keys)
+
+
 def table(people: dict[str, dict[str, str]], judges: dict[str, dict[str, str]]) -> str:
     names = list(people)
     both = None
@@ -118,6 +126,13 @@ def main(argv=None) -> int:
                 cells = [paired_vs(pred, judges["oracle"], people[n]) for n in people]
                 print(f"| {j} | " + " | ".join(f"{100 * v:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
                                                 for v, lo, hi in cells) + " |")
+        print("\n| where judge and oracle differ (Available or not): the person sides with the judge | "
+              + " | ".join(f"{n}" for n in people) + " |")
+        print("|---|" + "---:|" * len(people))
+        for j, pred in judges.items():
+            if j != "oracle":
+                print(f"| {j} | " + " | ".join("{} of {}".format(*sides(pred, judges["oracle"], people[n]))
+                                                for n in people) + " |")
     return 0
 
 

@@ -38,3 +38,12 @@ def test_paired_difference_against_the_oracle():
     d, lo, hi = ivp.paired_vs(judge, oracle, person)
     assert d == -8 / 40 and lo <= d <= hi < 0
     assert ivp.paired_vs(oracle, oracle, person) == [0.0, 0.0, 0.0]
+
+
+def test_sides_counts_only_where_judge_and_oracle_differ():
+    person = {"a": "Available", "b": "Size Mismatch", "c": "Available", "d": "unsure"}
+    oracle = {"a": "Size Mismatch", "b": "Available", "c": "Available", "d": "Available"}
+    judge = {"a": "Available", "b": "Space Mismatch", "c": "Available", "d": "Size Mismatch"}
+    # a and b differ (d too, but the person is unsure): the person sides with the judge on both
+    assert ivp.sides(judge, oracle, person) == (2, 2)
+    assert ivp.sides(oracle, judge, person) == (0, 2)
