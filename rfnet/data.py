@@ -71,17 +71,20 @@ def placed_on_canvas(product: Image.Image, placement: dict, canvas: tuple[int, i
     white canvas of ``canvas`` (width, height): what an inspector with ``product_input`` "placed"
     reads. Parts beyond the canvas are cut, as in the generated image."""
     out = Image.new("RGBA", canvas, (255, 255, 255, 255))
-    layer = Image.new("RGBA", canvas, (0, 0, 0, 0))
-    layer.paste(product.convert("RGBA"), (int(placement["x"]), int(placement["y"])))
-    return Image.alpha_composite(out, layer).convert("RGB")
+    return Image.alpha_composite(out, _placed_layer(product, placement, canvas)).convert("RGB")
 
 
 def placed_mask(product: Image.Image, placement: dict, canvas: tuple[int, int]) -> Image.Image:
     """The product's alpha at ``placement``'s x, y on an empty canvas of ``canvas`` (width,
     height), 8-bit: where the product stands, what an inspector with ``mask_input`` reads."""
-    out = Image.new("L", canvas, 0)
-    out.paste(product.convert("RGBA").getchannel("A"), (int(placement["x"]), int(placement["y"])))
-    return out
+    return _placed_layer(product, placement, canvas).getchannel("A")
+
+
+def _placed_layer(product: Image.Image, placement: dict, canvas: tuple[int, int]) -> Image.Image:
+    """The product (RGBA) at ``placement``'s x, y on a transparent canvas; parts beyond it are cut."""
+    layer = Image.new("RGBA", canvas, (0, 0, 0, 0))
+    layer.paste(product.convert("RGBA"), (int(placement["x"]), int(placement["y"])))
+    return layer
 
 
 def placement_problem(rec: dict) -> str | None:

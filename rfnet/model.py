@@ -250,9 +250,7 @@ class _Persistent(nn.Module):
                 state, src = ref.state_dict(), f"timm hub: {c.image_backbone}"
             own = self.image_encoder.state_dict()
             if c.mask_input:  # the mask's input channel is not in an RGB checkpoint: it starts at zero
-                state = {k: torch.cat([v, v.new_zeros(v.shape[0], 1, *v.shape[2:])], 1)
-                         if k in own and v.dim() == 4 and own[k].shape[1] == v.shape[1] + 1
-                         and own[k].shape[0] == v.shape[0] else v for k, v in state.items()}
+                state, _ = _pad_mask_channel(state, own)
             state = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
             head = getattr(self.image_encoder, "pretrained_cfg", {}).get("classifier", "fc")
             missing = sorted(k for k in set(own) - set(state) if not k.startswith(f"{head}."))
@@ -290,16 +288,25 @@ def with_mask_input(model: "RFNet") -> "RFNet":
     until training moves them."""
     cfg = RFNetConfig.from_dict({**model.config.to_dict(), "mask_input": True})
     new = RFNet(cfg)
-    state, want = model.state_dict(), new.state_dict()
-    widened = [k for k in want if k in state and want[k].shape != state[k].shape]
-    if len(widened) != 1 or want[widened[0]].shape[1] != state[widened[0]].shape[1] + 1:
+    state, widened = _pad_mask_channel(model.state_dict(), new.state_dict())
+    if len(widened) != 1:
         raise ValueError(f"cannot add a mask channel to {cfg.image_backbone}: expected one first convolution "
                          f"to widen, found {widened[:3]}")
-    k = widened[0]
-    w = torch.zeros_like(want[k])
-    w[:, :-1] = state[k]
-    new.load_state_dict({**state, k: w})
+    new.load_state_dict(state)  # strict: any other difference in shape is refused here
     return new.train(model.training)
+
+
+def _pad_mask_channel(state: dict, want: dict) -> tuple[dict, list[str]]:
+    """``state`` with each convolution weight that ``want`` has with one more input channel
+    (the mask's) padded with a zero channel last; and the names of those padded."""
+    out, padded = dict(state), []
+    for k, v in state.items():
+        w = want.get(k)
+        if w is not None and v.dim() == 4 and w.dim() == 4 and w.shape[0] == v.shape[0] \
+                and w.shape[1] == v.shape[1] + 1 and w.shape[2:] == v.shape[2:]:
+            out[k] = torch.cat([v, v.new_zeros(v.shape[0], 1, *v.shape[2:])], 1)
+            padded.append(k)
+    return out, padded
 
 
 def create_model(config: "RFNetConfig"):

@@ -165,8 +165,8 @@ def build_model(args, captions: list[str], out: Path, resuming: bool = False):
     if args.mask_input and not model.config.mask_input:
         if model.config.architecture != "rfnet" or not model.config.use_generated:
             raise InputError("--mask_input needs the rfnet architecture with the generated image")
-        if args.init_from:  # deterministic (zeros), so a resumed run rebuilds the same model
-            log.info("mask input: the image encoder's first convolution gets a fourth channel, at zero")
+        # deterministic (a zero channel), so a resumed run rebuilds the same model
+        log.info("mask input: the image encoder's first convolution gets a fourth channel, at zero")
         model = with_mask_input(model)
     aux = tuple(args.aux_targets or ())
     if aux and aux != tuple(model.config.aux_targets):

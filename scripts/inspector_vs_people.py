@@ -20,11 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paired_compare import job_of  # noqa: E402  (scripts/ is on the path when run as a script)
-
-from rfnet.metrics import bootstrap_interval  # noqa: E402
+from paired_compare import grouped_bootstrap  # scripts/ is on the path when run as a script
 
 UNSURE = "unsure"
 
@@ -59,16 +55,7 @@ def paired_vs(judge: dict[str, str], base: dict[str, str], person: dict[str, str
     sure = {i: person[i] == "Available" for i in keys}
     d = np.array([float((judge[i] == "Available") == sure[i]) - float((base[i] == "Available") == sure[i])
                   for i in keys])
-    groups: dict[str, list[int]] = {}
-    for k, i in enumerate(keys):
-        groups.setdefault(job_of(i), []).append(k)
-    members = [np.array(v) for v in groups.values()]
-
-    def mean_of(picked):
-        return d[np.concatenate([members[g] for g in picked])].mean()
-
-    every = np.arange(len(members))
-    return [float(d.mean()), *bootstrap_interval(mean_of, every, n_boot=n_boot, seed=seed)]
+    return grouped_bootstrap(keys, lambda rows: d[rows].mean(), n_boot, seed)
 
 
 def sides(judge: dict[str, str], base: dict[str, str], person: dict[str, str]) -> tuple[int, int]:

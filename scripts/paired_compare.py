@@ -53,27 +53,33 @@ def paired_difference(base: dict, other: dict, n_boot: int = 2000, seed: int = 0
     agree_o = np.array([other[i][1] == other[i][0] for i in ids], float)
     p_b = np.array([base[i][2] for i in ids])
     p_o = np.array([other[i][2] for i in ids])
+    n_groups = len({group(i) for i in ids})
+
+    def agreement(rows):
+        return agree_o[rows].mean() - agree_b[rows].mean()
+
+    def ap(rows):
+        return average_precision(y[rows], p_o[rows]) - average_precision(y[rows], p_b[rows])
+
+    return {"n": len(ids), "groups": n_groups,
+            "agreement": grouped_bootstrap(ids, agreement, n_boot, seed, group),
+            "ap": grouped_bootstrap(ids, ap, n_boot, seed, group)}
+
+
+def grouped_bootstrap(ids: list[str], stat, n_boot: int = 2000, seed: int = 0, group=job_of) -> list[float]:
+    """[stat over every row, low, high]: ``stat(rows)`` (indices into ``ids``) with a 95%
+    percentile interval from resampling whole groups of ids (rfnet.metrics.bootstrap_interval
+    over group indices; one seed, so two statistics of one call draw the same groups)."""
     groups: dict[str, list[int]] = {}
     for k, i in enumerate(ids):
         groups.setdefault(group(i), []).append(k)
     members = [np.array(v) for v in groups.values()]
 
-    def rows_of(picked_groups):
-        return np.concatenate([members[g] for g in picked_groups])
+    def over(picked_groups):
+        return stat(np.concatenate([members[g] for g in picked_groups]))
 
-    def agreement(picked_groups):
-        rows = rows_of(picked_groups)
-        return agree_o[rows].mean() - agree_b[rows].mean()
-
-    def ap(picked_groups):
-        rows = rows_of(picked_groups)
-        return average_precision(y[rows], p_o[rows]) - average_precision(y[rows], p_b[rows])
-
-    # resampling group indices with the shared bootstrap; one seed, so both draw the same groups
     every = np.arange(len(members))
-    return {"n": len(ids), "groups": len(members),
-            "agreement": [float(agreement(every)), *bootstrap_interval(agreement, every, n_boot=n_boot, seed=seed)],
-            "ap": [float(ap(every)), *bootstrap_interval(ap, every, n_boot=n_boot, seed=seed)]}
+    return [float(over(every)), *bootstrap_interval(over, every, n_boot=n_boot, seed=seed)]
 
 
 def main(argv=None) -> int:
