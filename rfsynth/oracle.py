@@ -81,14 +81,20 @@ def _smooth(img: np.ndarray) -> np.ndarray:
     return cv2.blur(img, (k, k))
 
 
-def reference_masks(img: np.ndarray) -> dict[str, np.ndarray]:
+def reference_masks(img: np.ndarray, soft: bool = False) -> dict[str, np.ndarray]:
     """Pixels of each reference object's reserved colour. A region of that colour that reaches
     the top band (a wall painted in it) or covers more than REFERENCE_MAX_AREA of the image is
-    not an object standing in the scene and is left out."""
+    not an object standing in the scene and is left out. ``soft``: also the saturated pixels
+    within REFERENCE_SOFT_DIST (rule 5 measures a blob's height with them: a generator blurs a
+    reference's edges, and its core alone is shorter than what a person measures)."""
     S = img.shape[0]
     out = {}
+    chroma = img.max(-1) - img.min(-1)
     for n, s in REFERENCES.items():
-        m = np.linalg.norm(img - np.array(s["colour"], np.float32), axis=-1) < rules.REFERENCE_DIST
+        d = np.linalg.norm(img - np.array(s["colour"], np.float32), axis=-1)
+        m = d < rules.REFERENCE_DIST
+        if soft:
+            m |= (d < rules.REFERENCE_SOFT_DIST) & (chroma >= rules.REFERENCE_LIKE_CHROMA)
         if m.any():
             k, lab, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=4)
             wall_rows = max(1, int(rules.WALL_BAND * S))
@@ -190,6 +196,130 @@ def pedestal(blur: np.ndarray, solid: np.ndarray, product: np.ndarray, walls: li
     reaches_sides = bool(region[:, 0].any() and region[:, -1].any())
     return {"pedestal_width": float(99.0 if reaches_sides else width),
             "pedestal_height": float((ys[-1] - base) / h)}
+
+
+NO_BLOCK = {"block_width": 0.0, "block_height": 0.0}
+
+
+def foot_block(blur: np.ndarray, img: np.ndarray, alpha: np.ndarray, walls: list[list], palette: np.ndarray) -> dict:
+    """A block drawn under the product in the colour of the part it touches (rule 3c): a
+    generator carries the product's foot on downward as a plinth wider than the foot, which rule
+    3b's width bounds miss and rule 3's surface exception lets pass. Such a block stands in front
+    of the wall (it reaches neither side of the image: a floor or a table top running across the
+    scene is a surface), starts just under the middle of the base in a colour within
+    FOOT_BLOCK_DIST of the foot's, and is not wall. Returns its width over the foot's and its
+    height over the product's (NO_BLOCK when there is none). ``blur``: the image through
+    :func:`_smooth`; ``img``: the image itself (the foot's colour is read there, on the
+    product's opaque pixels: its soft bottom edge is blended with what lies under it);
+    ``alpha``: :func:`placed_alpha`; ``palette``:
+    :func:`product_palette` (the block's colour must be one of the product's main colours as
+    well: legs in a colour the product hardly has, on a table of theirs, are a table)."""
+    S = blur.shape[0]
+    solid, product = alpha > 0.5, alpha > 0
+    rows = np.nonzero(solid.any(1))[0]
+    top, base = int(rows[0]), int(rows[-1])
+    h = base - top + 1
+    y0 = base + 2  # past the blend seam
+    if y0 + 2 >= S:
+        return dict(NO_BLOCK)
+    foot = np.nonzero(solid[base - 1:base + 1].any(0))[0]
+    fl, fr = int(foot[0]), int(foot[-1])
+    opaque = alpha[base - 3:base + 1] > 0.9
+    if not opaque.any():
+        return dict(NO_BLOCK)
+    foot_colour = np.median(img[base - 3:base + 1][opaque], axis=0)
+    c0, c1 = fl + (fr - fl) // 4, fr - (fr - fl) // 4 + 1
+    seed = np.median(blur[y0:y0 + 3, c0:c1].reshape(-1, 3), axis=0)
+    if (np.linalg.norm(seed - foot_colour) >= rules.FOOT_BLOCK_DIST
+            or np.min(np.linalg.norm(palette - seed, axis=-1)) >= rules.FOOT_BLOCK_DIST):
+        return dict(NO_BLOCK)  # not the foot's colour, or the foot is a detail (legs) in a colour the product hardly has
+    if min(np.linalg.norm(seed - w) for c in range(c0, c1) for w in walls[c]) <= rules.SUPPORT_WALL_DIST:
+        return dict(NO_BLOCK)  # wall under it: rule 4's business
+    near = (np.linalg.norm(blur - seed, axis=-1) < rules.PEDESTAL_DIST) & ~product
+    near[:base + 1] = False
+    _, lab = cv2.connectedComponents(near.astype(np.uint8), connectivity=4)
+    ids = np.unique(lab[y0:y0 + 3, c0:c1])
+    region = np.isin(lab, ids[ids > 0])
+    if not region.any() or region[:, 0].any() or region[:, -1].any():
+        return dict(NO_BLOCK)  # it runs across the scene: the surface the product stands on
+    # a block has wall beside its top on both sides, past its soft edge (within FOOT_BLOCK_EDGE);
+    # a surface has more surface there (a floor in shades the colour test splits, a table top
+    # running on past the region)
+    hc = np.nonzero(region[base + 1:y0 + 3].any(0))[0]
+    reach = max(3, int(round(rules.FOOT_BLOCK_EDGE * S)))
+    for cs in (range(hc[0] - 1, hc[0] - 1 - reach, -1), range(hc[-1] + 1, hc[-1] + 1 + reach)):
+        if not any(0 <= c < S and np.median([min(np.linalg.norm(blur[y, c] - w) for w in walls[c])
+                                             for y in range(base + 1, y0 + 3)]) <= rules.SUPPORT_WALL_DIST
+                   for c in cs):
+            return dict(NO_BLOCK)
+    cs = np.nonzero(region.any(0))[0]
+    ys = np.nonzero(region.any(1))[0]
+    return {"block_width": float((cs[-1] - cs[0] + 1) / (fr - fl + 1)),
+            "block_height": float((ys[-1] - base) / h)}
+
+
+def surface_gap(img: np.ndarray, c: int, bottom: int, free: np.ndarray, walls_c: list) -> int | None:
+    """Rows of wall between ``bottom`` (a body's lowest row in column ``c``) and the surface
+    under it, or None where there is none. ``free``: the column's rows that are not the body.
+    The surface is the first pixel further than SUPPORT_WALL_DIST from every wall colour of the
+    column that stays so for SUPPORT_SOLID_PX pixels: a smear that fades back into the wall
+    within a few pixels (a generator's halo under a floating product) is not something to
+    stand on."""
+    below = np.nonzero(free & (np.arange(img.shape[0]) > bottom))[0]
+    off_wall = [min(np.linalg.norm(img[r, c] - w) for w in walls_c) > rules.SUPPORT_WALL_DIST for r in below]
+    k = rules.SUPPORT_SOLID_PX
+    for j, r in enumerate(below):
+        if all(off_wall[j:j + k]) and len(off_wall[j:j + k]) == min(k, len(off_wall)):
+            return int(r - bottom - 1)
+    return None
+
+
+def horizon(img: np.ndarray, taken: np.ndarray, walls: list[list]) -> int | None:
+    """The row where the wall ends and the surface begins: the median over the columns free of
+    ``taken`` (the product and any reference blob, which would stand out from the wall) of the
+    first row below the top band that is a surface by :func:`surface_gap`'s test. None when no
+    column is free."""
+    S = img.shape[0]
+    wall_rows = max(1, int(rules.WALL_BAND * S))
+    rows = []
+    for c in np.nonzero(~taken.any(0))[0]:
+        gap = surface_gap(img, int(c), wall_rows - 1, np.ones(S, bool), walls[c])
+        if gap is not None:
+            rows.append(wall_rows + gap)
+    return int(np.median(rows)) if rows else None
+
+
+def standing_references(img: np.ndarray, product: np.ndarray, walls: list[list]) -> list[tuple[str, int, int]]:
+    """Rule 5's reference objects: (name, area, height) of each blob of a reserved colour
+    (:func:`reference_masks`) of at least 6 pixels that stands on the surface: its lowest row is
+    not above the :func:`horizon` (less SUPPORT_GAP); a blob hanging on the wall is a decoration
+    to a person, not a measure. A generator blurs a blob's edges, so its height is measured
+    with the saturated fringe within REFERENCE_FRINGE S of it (REFERENCE_SOFT_DIST): the core
+    alone is shorter than what a person measures."""
+    S = img.shape[0]
+    core, soft = reference_masks(img), reference_masks(img, soft=True)
+    taken = _dilate(product, 2)
+    for m in soft.values():
+        taken |= _dilate(m, 2)
+    # where no column shows the surface's edge (a floor close to the wall's colour), the product's
+    # base stands in for it: the product rests on the surface here (rule 4 passed), and a table
+    # top rises at most LOCAL_WALL_ROWS[1] above it
+    base = int(np.nonzero(product.any(1))[0][-1])
+    line = min(horizon(img, taken, walls) or S, base - rules.LOCAL_WALL_ROWS[1] * S)
+    r = max(1, int(round(rules.REFERENCE_FRINGE * S)))
+    out = []
+    for name, mask in core.items():
+        mask = mask & ~product
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
+        for j in range(1, n):
+            if stats[j, cv2.CC_STAT_AREA] < 6:
+                continue
+            blob = (lab == j) | (soft[name] & _dilate(lab == j, r) & ~product)
+            ys = np.nonzero(blob.any(1))[0]
+            if ys[-1] < line - rules.SUPPORT_GAP * S:
+                continue
+            out.append((name, int(stats[j, cv2.CC_STAT_AREA]), int(ys[-1] - ys[0] + 1)))
+    return out
 
 
 def scene_coherence(img: np.ndarray, solid: np.ndarray, product: np.ndarray, refs: np.ndarray,
@@ -297,6 +427,9 @@ def judge(image, cutout: Image.Image, placement: dict, category: str,
     if (rules.PEDESTAL_MIN_WIDTH <= m["pedestal_width"] <= rules.PEDESTAL_MAX_WIDTH
             and m["pedestal_height"] >= rules.PEDESTAL_MIN_HEIGHT):
         return OracleVerdict("Shape Hallucination", dict(m, reason="pedestal"))
+    m.update(foot_block(smooth, img, alpha, walls, palette))
+    if m["block_width"] and m["block_height"] >= rules.FOOT_BLOCK_MIN_HEIGHT:
+        return OracleVerdict("Shape Hallucination", dict(m, reason="block in the foot's colour"))
 
     # 4. Space Mismatch: does the product rest on the surface?
     cols = [c for c in range(S) if solid[:, c].any() and np.nonzero(solid[:, c])[0][-1] >= base - 1]
@@ -304,16 +437,7 @@ def judge(image, cutout: Image.Image, placement: dict, category: str,
     supported = 0
     gaps = []
     for c in cols:
-        below = np.nonzero(~product[:, c] & (np.arange(S) > base))[0]
-        gap = None
-        off_wall = [min(np.linalg.norm(img[r, c] - w) for w in walls[c]) > rules.SUPPORT_WALL_DIST for r in below]
-        k = rules.SUPPORT_SOLID_PX
-        for j, r in enumerate(below):
-            # the surface is solid: a smear that fades back into the wall within a few pixels
-            # (a generator's halo under a floating product) is not something to stand on
-            if all(off_wall[j:j + k]) and len(off_wall[j:j + k]) == min(k, len(off_wall)):
-                gap = r - base - 1
-                break
+        gap = surface_gap(img, c, base, ~product[:, c], walls[c])
         gaps.append(gap)
         if gap is not None and gap <= max_gap:
             supported += 1
@@ -328,16 +452,8 @@ def judge(image, cutout: Image.Image, placement: dict, category: str,
         return OracleVerdict("Indistinctiveness", dict(m, reason="incoherent surroundings"))
 
     # 5. Size Mismatch: the real height the reference object implies
-    best = None
-    for name, mask in refs.items():
-        mask = mask & ~product
-        if mask.sum() < 6:
-            continue
-        n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
-        j = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-        area, height = int(stats[j, cv2.CC_STAT_AREA]), int(stats[j, cv2.CC_STAT_HEIGHT])
-        if area >= 6 and (best is None or area > best[1]):
-            best = (name, area, height)
+    standing = standing_references(img, product, walls)
+    best = max(standing, key=lambda t: t[1]) if standing else None
     if best is not None:
         name, _, ref_px = best
         h_px = base - top + 1

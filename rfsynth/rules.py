@@ -28,6 +28,14 @@ Euclidean. A sample gets the first case whose rule fires, in this order:
    width where it meets it and reaches ``PEDESTAL_MIN_HEIGHT`` of the product's height down,
    whatever its colour: a generator continues the product's outline downward in colours of
    its own, and a person sees a pedestal by its shape (audit set C).
+3c. Shape Hallucination, a block in the colour of the part it touches (``oracle.foot_block``,
+   round 5): a region that starts just under the middle of the base in a colour within
+   ``FOOT_BLOCK_DIST`` of the product's foot (its opaque bottom rows) and of one of its main
+   colours, is not wall, reaches neither side of the image, has wall beside its top on both
+   sides (within ``FOOT_BLOCK_EDGE`` past its soft edge) and reaches ``FOOT_BLOCK_MIN_HEIGHT``
+   of the product's height down, at any width: a black pot on a black plinth twice its width is
+   the pot carried on downward to a person (audit set E, both labellers), which rule 3b's width
+   bounds and rule 3's surface exception let pass. A block in another colour is a table.
 4. Space Mismatch: fewer than ``SUPPORT_MIN_FRAC`` of the product's contact columns rest on the
    surface; a column rests when the first non-wall pixel under the product's base lies within
    ``SUPPORT_GAP`` S of it (floating: a gap of wall; over an edge: wall all the way down). Wall
@@ -47,7 +55,10 @@ Euclidean. A sample gets the first case whose rule fires, in this order:
    person would not use it. The bar, ``SCENE_COHERENCE_MIN``, is 0.65 since the third rule round:
    at 0.75 a person called a third of the images it caught usable (docs/RFSYNTH.md).
 5. Size Mismatch (a reference object is a region within ``REFERENCE_DIST`` of its reserved colour
-   that does not reach the top band and covers at most ``REFERENCE_MAX_AREA``): the real height the reference object implies for the product,
+   that does not reach the top band and covers at most ``REFERENCE_MAX_AREA``; since round 5 it
+   must stand on the surface, its lowest row not above where the wall ends (``oracle.horizon``),
+   and its height includes its saturated soft edge within ``REFERENCE_SOFT_DIST``, as a person
+   measures a blurred blob; the largest standing one is used): the real height the reference object implies for the product,
    ``product_px / (ref_px / ref_cm)``, lies outside ``[lo / SIZE_TOLERANCE, hi * SIZE_TOLERANCE]``
    of its category's height range. No reference object: nothing to contradict.
 6. Available: none of the above.
@@ -90,6 +101,10 @@ SIZE_TOLERANCE = 1.5
 # else in the world has is 93 away (yellow to the stool's).
 REFERENCE_DIST = 65.0
 REFERENCE_LIKE_DIST, REFERENCE_LIKE_CHROMA = 75.0, 150.0  # rule 4b leaves such pixels out (oracle.reference_like)
+# Rule 5 measures a reference's height with its soft edge too: saturated pixels (chroma at least
+# REFERENCE_LIKE_CHROMA) within this of its colour (oracle.standing_references).
+REFERENCE_SOFT_DIST = 85.0
+REFERENCE_FRINGE = 1 / 32  # of S: how far that fringe reaches out from the blob's core
 REFERENCE_EDGE = 1 / 16  # of S: rule 4b also leaves out this ring around reference objects (soft edges)
 REFERENCE_MAX_AREA = 0.2  # of the image: a larger region of a reserved colour is a wall, not an object
 # The renderer keeps clutter colours this far from the reserved ones (twice the first version's
@@ -110,7 +125,13 @@ SURFACE_MARGIN = 0.05
 PEDESTAL_DIST = 30.0
 PEDESTAL_MAX_WIDTH = 1.2
 PEDESTAL_MIN_WIDTH = 0.75  # narrower: the edge of a table the product hangs over (Space Mismatch)
-PEDESTAL_MIN_HEIGHT = 0.3
+PEDESTAL_MIN_HEIGHT = 0.2  # 0.3 until round 5: legs and feet a fifth of the product high are parts to a person (sets A, E)
+# Shape Hallucination, 3c: a block under the product in the colour of the part it touches
+# (oracle.foot_block), reaching neither side of the image, at least FOOT_BLOCK_MIN_HEIGHT of the
+# product's height down.
+FOOT_BLOCK_DIST = 40.0
+FOOT_BLOCK_MIN_HEIGHT = 0.3
+FOOT_BLOCK_EDGE = 0.15  # of S: how far past the block's blurred edge the wall must show
 # Shape Hallucination: regions this thin (px, at any S) are the inpainting's blend seam, not parts.
 SLIVER_PX = 1  # px
 # Space Mismatch: the wall beside the product between these heights above its base (of S) is

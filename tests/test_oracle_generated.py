@@ -73,3 +73,59 @@ def test_a_wall_in_a_reserved_colour_is_not_a_reference_object():
     im, c, pl = scene((255, 0, 255), (250, 10, 250), (230, 225, 215), surface_y=40, rgb=(30, 30, 32))
     v = judge(im, c, pl, "speaker", damage=None)
     assert v.label == "Available" and "reference" not in v.measures, v.measures
+
+
+def _with(im, box, rgb):
+    a = np.asarray(im).copy()
+    y0, y1, x0, x1 = box
+    a[y0:y1, x0:x1] = rgb
+    return Image.fromarray(a)
+
+
+def test_a_block_in_the_colour_of_the_foot_is_shape_hallucination_and_a_table_is_not():
+    # Rule 3c (round 5, audit set E): a black pot on a black block twice its width, wall on both
+    # sides of the block, is the pot carried on downward; the same block in a colour the product
+    # does not have is a table; a floor of the pot's colour running across the scene is a floor.
+    wall, floor, black = (150, 170, 200), (200, 190, 170), (35, 32, 30)
+    im, c, pl = scene(wall, wall, floor, surface_y=60, x=24, y=22, w=16, h=18, rgb=black)
+    block = (40, 60, 16, 48)  # rows, columns: two foot widths, half the product's height and more
+    v = judge(_with(im, block, black), c, pl, "vase", damage=None)
+    assert v.label == "Shape Hallucination" and v.measures["reason"] == "block in the foot's colour", v.measures
+    assert 1.8 <= v.measures["block_width"] <= 2.0 and v.measures["block_height"] > 1.0, v.measures  # the blur eats a column
+    v = judge(_with(im, block, (150, 60, 40)), c, pl, "vase", damage=None)
+    assert v.label == "Available" and v.measures["block_width"] == 0.0, v.measures
+    im, c, pl = scene(wall, wall, black, surface_y=40, x=24, y=22, w=16, h=18, rgb=black)
+    v = judge(im, c, pl, "vase", damage=None)
+    assert v.label != "Shape Hallucination" and v.measures.get("block_width", 0.0) == 0.0, v.measures
+
+
+def test_a_reference_hanging_on_the_wall_is_not_a_measure_and_one_standing_is():
+    # Rule 5 (round 5): a magenta cup that makes a 20-px speaker 60 cm tall (Size Mismatch)
+    # counts only when it stands on the surface, not as a blob on the wall.
+    wall, floor = (150, 170, 200), (200, 190, 170)
+    im, c, pl = scene(wall, wall, floor, surface_y=42, x=30, y=22, w=16, h=20, rgb=(40, 40, 160))
+    v = judge(_with(im, (39, 42, 8, 13), (255, 0, 255)), c, pl, "speaker", damage=None)  # 3 px: 9 cm
+    assert v.label == "Size Mismatch" and v.measures["reference"] == "cup", v.measures
+    assert v.measures["implied_height_cm"] == 20 / 3 * 9, v.measures
+    v = judge(_with(im, (14, 17, 8, 13), (255, 0, 255)), c, pl, "speaker", damage=None)
+    assert v.label == "Available" and "reference" not in v.measures, v.measures
+
+
+def test_a_blurred_reference_is_measured_with_its_soft_edge():
+    # A generator blurs a reference's edges: the core within REFERENCE_DIST is shorter than the
+    # blob, and its height alone made a 16-cm lamp 'too tall' next to a book stack.
+    from rfsynth import rules
+    from rfsynth.oracle import reference_masks
+
+    wall, floor = (150, 170, 200), (200, 190, 170)
+    im, c, pl = scene(wall, wall, floor, surface_y=42, x=30, y=22, w=16, h=20, rgb=(40, 40, 160))
+    a = np.asarray(im).astype(float)
+    for k, f in enumerate((0.6, 1, 1, 1, 1, 1, 1, 1, 1, 0.6)):  # a 10-row blob, soft at both ends
+        a[32 + k, 6:20] = f * np.array([0, 255, 255]) + (1 - f) * np.array(wall)
+    img = a.astype(np.float32)
+    core = reference_masks(img)["book stack"]
+    soft = reference_masks(img, soft=True)["book stack"]
+    assert np.ptp(np.nonzero(core.any(1))[0]) + 1 == 8 and np.ptp(np.nonzero(soft.any(1))[0]) + 1 == 10
+    assert rules.REFERENCE_SOFT_DIST > rules.REFERENCE_DIST
+    v = judge(Image.fromarray(a.astype(np.uint8)), c, pl, "speaker", damage=None)
+    assert v.measures["reference_px"] == 10, v.measures
