@@ -4,6 +4,7 @@
     (label every id in audit/labels_A.csv, by eye, then commit that file)
     python scripts/audit_oracle.py reveal --set A
     python scripts/audit_oracle.py compare --set E --labeller "" --labeller _2   # two labellers of one set
+    python scripts/audit_oracle.py rounds --set F --old _rules4   # two rule rounds on one set, paired
 
 ``sheet`` draws the set's images with RF-Gen's recipes (rfsynth.make_generated: the embedded
 generator under several samplers, and any RFFT-tuned ControlNets given) into data/audit_SET,
@@ -319,6 +320,51 @@ def cmd_compare(a) -> int:
     return 0
 
 
+def read_oracle(set_name: str, name: str) -> dict[str, str]:
+    path = AUDIT / f"oracle_{set_name}{name}.csv"
+    if not path.exists():
+        raise ValueError(f"{path} is missing: run `reveal --set {set_name} --suffix {name}` with those rules first")
+    with open(path, newline="", encoding="utf-8") as fh:
+        return {r["id"]: r["oracle"] for r in csv.DictReader(fh)}
+
+
+def rounds(eye: dict[str, str], old: dict[str, str], new: dict[str, str], n_boot: int = 2000) -> dict:
+    """Two rule rounds judged on the same labelled images: each one's agreement with the eye
+    (Available or not, six classes; sure images) and the paired difference, new minus old, in
+    points with a 95% interval that resamples whole RF-Gen jobs."""
+    import numpy as np
+    from paired_compare import grouped_bootstrap
+
+    ids = sorted(i for i in eye if eye[i] != UNSURE and i in old and i in new)
+    if not ids:
+        raise ValueError("no sure image judged by both rounds")
+    out = {"n": len(ids), "changed": sum(old[i] != new[i] for i in ids)}
+    for name, ok in (("Available or not", lambda o, i: (o[i] == "Available") == (eye[i] == "Available")),
+                     ("six classes", lambda o, i: o[i] == eye[i])):
+        a = np.array([float(ok(old, i)) for i in ids])
+        b = np.array([float(ok(new, i)) for i in ids])
+        out[name] = {"old": 100 * a.mean(), "new": 100 * b.mean(),
+                     "diff": grouped_bootstrap(ids, lambda r, a=a, b=b: 100 * (b[r] - a[r]).mean(), n_boot=n_boot)}
+    return out
+
+
+def cmd_rounds(a) -> int:
+    """Two revealed rule rounds on one set: which agrees with the eye more, paired."""
+    try:
+        eye = {i: lab for i, (lab, _) in check_labels(a.set, a.labeller).items()}
+        # the oracle's verdicts do not depend on who labelled: the first labeller's reveal has them
+        r = rounds(eye, read_oracle(a.set, a.old), read_oracle(a.set, a.new))
+    except ValueError as e:
+        print(f"audit_oracle rounds: refused: {e}", file=sys.stderr)
+        return 2
+    print(f"set {a.set}{a.labeller}: {r['n']} sure images, {r['changed']} verdicts differ between the rounds\n")
+    print(f"| | rules {a.old or '(plain reveal)'} | rules {a.new or '(plain reveal)'} | new - old [95%] |\n|---|---:|---:|---:|")
+    for m in ("Available or not", "six classes"):
+        d = r[m]["diff"]
+        print(f"| {m} | {r[m]['old']:.1f}% | {r[m]['new']:.1f}% | {d[0]:+.1f} [{d[1]:+.1f}, {d[2]:+.1f}] |")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="scripts/audit_oracle.py", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -339,12 +385,16 @@ def main(argv=None) -> int:
     c = sub.add_parser("compare")
     c.add_argument("--set", required=True)
     c.add_argument("--labeller", action="append", required=True, help="give it twice: \"\" (the first) and _2")
-    for q in (s, r):
+    o = sub.add_parser("rounds", help="two revealed rule rounds on one set, paired")
+    o.add_argument("--set", required=True)
+    o.add_argument("--old", required=True, help="the suffix of the earlier round's reveal, e.g. _rules4")
+    o.add_argument("--new", default="", help="the suffix of the later round's reveal (default: the plain reveal)")
+    for q in (s, r, o):
         q.add_argument("--labeller", default="", help="a further labeller of the same images: _2 reads labels_SET_2.csv")
     a = p.parse_args(argv)
     if a.cmd == "compare" and len(a.labeller) != 2:
         p.error("compare takes --labeller twice")
-    return {"sheet": cmd_sheet, "reveal": cmd_reveal, "compare": cmd_compare}[a.cmd](a)
+    return {"sheet": cmd_sheet, "reveal": cmd_reveal, "compare": cmd_compare, "rounds": cmd_rounds}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -75,3 +75,21 @@ def test_the_oracle_is_scored_where_the_two_labellers_agree():
     assert "| Available or not | 2/3 = 66.7% |" in table
     # six classes: a and d; the oracle matches d only
     assert "| six classes | 1/2 = 50.0% |" in table
+
+
+def test_two_rule_rounds_are_compared_on_the_same_sure_images():
+    eye = {f"rfgen8_{j:06d}_{k}": "Available" for j in range(5) for k in (0, 1)}
+    eye["rfgen8_000004_1"] = "unsure"
+    old = dict.fromkeys(eye, "Available")
+    new = dict(old)
+    eye["rfgen8_000000_0"] = "Size Mismatch"  # old wrong, new right
+    new["rfgen8_000000_0"] = "Size Mismatch"
+    new["rfgen8_000001_0"] = "Space Mismatch"  # new wrong on both counts
+    new["rfgen8_000002_0"] = "Available"
+    r = audit.rounds(eye, old, new, n_boot=100)
+    assert r["n"] == 9 and r["changed"] == 2
+    six, two = r["six classes"], r["Available or not"]
+    assert six["old"] == pytest.approx(100 * 8 / 9) and six["new"] == pytest.approx(100 * 8 / 9)
+    assert two["diff"][0] == pytest.approx(0.0)  # one gained, one lost
+    with pytest.raises(ValueError, match="no sure image"):
+        audit.rounds({"x": "unsure"}, {"x": "Available"}, {"x": "Available"})
