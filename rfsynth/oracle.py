@@ -314,7 +314,12 @@ def standing_references(img: np.ndarray, product: np.ndarray, walls: list[list])
         for j in range(1, n):
             if stats[j, cv2.CC_STAT_AREA] < 6:
                 continue
-            blob = (lab == j) | (soft[name] & _dilate(lab == j, r) & ~product)
+            fringe = soft[name] & _dilate(lab == j, r) & ~product & ~(lab == j)
+            for y, c in zip(*np.nonzero(fringe)):
+                # a saturated wall of a near colour (a yellow wall by a yellow stool) is wall
+                if min(np.linalg.norm(img[y, c] - w) for w in walls[c]) < rules.WALL_DIST:
+                    fringe[y, c] = False
+            blob = (lab == j) | fringe
             ys = np.nonzero(blob.any(1))[0]
             if ys[-1] < line - rules.SUPPORT_GAP * S:
                 continue

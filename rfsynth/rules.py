@@ -125,7 +125,7 @@ SURFACE_MARGIN = 0.05
 PEDESTAL_DIST = 30.0
 PEDESTAL_MAX_WIDTH = 1.2
 PEDESTAL_MIN_WIDTH = 0.75  # narrower: the edge of a table the product hangs over (Space Mismatch)
-PEDESTAL_MIN_HEIGHT = 0.2  # 0.3 until round 5: legs and feet a fifth of the product high are parts to a person (sets A, E)
+PEDESTAL_MIN_HEIGHT = 0.3
 # Shape Hallucination, 3c: a block under the product in the colour of the part it touches
 # (oracle.foot_block), reaching neither side of the image, at least FOOT_BLOCK_MIN_HEIGHT of the
 # product's height down.
