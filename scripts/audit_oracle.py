@@ -58,13 +58,31 @@ NOTE = ("How to read these images: each is a product (pasted exactly, never redr
         "each; a blob of that colour standing on the surface IS that object:")
 
 
-def _legend(width: int) -> Image.Image:
+# The world's conventions where people read generated images two ways (sets E and F: blocks under
+# a product, columns under a floating one, blurred or hanging reference blobs, two defects at
+# once), written out from rfsynth/rules.py for sheets drawn with --conventions 2 (set G on).
+CONVENTIONS = ("The world's conventions, where an image can be read two ways: (1) If several defects apply, give the "
+               "first of: Unsuitable, Indistinctiveness by low contrast or clutter, Shape Hallucination, Space Mismatch, "
+               "Indistinctiveness by no coherent scene, Size Mismatch. (2) Unsuitable: look at the cutout beside the "
+               "image; a cut edge or a hole there is Unsuitable even where the image hides it. (3) A body directly under "
+               "the product is Shape Hallucination when it is in the colour of the part it touches (and one of the "
+               "product's main colours), with wall showing on both sides of it, at any width; or when, in any colour, "
+               "it is about as wide as the product's foot (0.75 to 1.2 times) with wall beside it and reaches a third "
+               "of the product's height down. A body in another colour and wider than that is a table: the product "
+               "stands on it. (4) Space Mismatch: under at least half of the product's bottom there is wall (a gap), "
+               "or it hangs over an edge. (5) Size: only a blob that stands on the surface is a reference object; a "
+               "blob hanging on the wall is decoration. Measure a blob's full height, its soft edge included; with "
+               "several, use the largest. No standing reference: nothing contradicts the size.")
+NOTES = {1: NOTE, 2: NOTE + " " + CONVENTIONS}
+
+
+def _legend(width: int, conventions: int = 1) -> Image.Image:
     """The annotator's convention, shown on every sheet: what each reserved colour is. Laid out
     first, then drawn, so that no width cuts a line or a swatch off."""
     f = font(13)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     lines, line = [], ""
-    for w in NOTE.split():
+    for w in NOTES[conventions].split():
         if line and measure.textlength(line + " " + w, font=f) > width - 16:
             lines.append(line)
             line = w
@@ -95,12 +113,13 @@ def _checker(size: tuple[int, int]) -> Image.Image:
     return bg
 
 
-def write_sheets(folder: Path, recs: list[dict], out: Path) -> list[Path]:
-    """Contact sheets with ids only: the image, the product, its category and real height."""
+def write_sheets(folder: Path, recs: list[dict], out: Path, conventions: int = 1) -> list[Path]:
+    """Contact sheets with ids only: the image, the product, its category and real height, under
+    the annotator's legend (``conventions`` 2 adds the world's written conventions)."""
     out.mkdir(parents=True, exist_ok=True)
     f, fb = font(14), font(16)
     cw, ch = CELL + 110, CELL + 26
-    legend = _legend(PER_ROW * cw)
+    legend = _legend(PER_ROW * cw, conventions)
     paths = []
     per_sheet = PER_ROW * ROWS
     for s in range(0, len(recs), per_sheet):
@@ -153,7 +172,7 @@ def cmd_sheet(a) -> int:
             w.writerow(["id", "label", "note"])
             for r in recs:
                 w.writerow([r["id"], "", ""])
-    sheets = write_sheets(folder, recs, AUDIT / f"sheets_{a.set}")
+    sheets = write_sheets(folder, recs, AUDIT / f"sheets_{a.set}", a.conventions)
     print(f"{len(recs)} images, {len(sheets)} sheets in {AUDIT / f'sheets_{a.set}'}; label them in {labels} "
           f"(one of: {', '.join(LABELS)}, {UNSURE}), commit it, then run reveal --set {a.set}")
     return 0
@@ -377,6 +396,8 @@ def main(argv=None) -> int:
     s.add_argument("--controlnet_weight", type=float, default=1.0, help="how often each ControlNet recipe is drawn")
     s.add_argument("--damage_p", type=float, default=0.1, help="share of damaged cutouts (sets A and B: 0.1)")
     s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--conventions", type=int, choices=sorted(NOTES), default=2,
+                   help="the legend: 1 as on sets A-F, 2 with the world's written conventions (set G on)")
     s.add_argument("--version", type=int, default=None,
                    help="RF-Gen's version: 1 for sets A-D as they were drawn; default 2 (a begun set keeps its own)")
     r = sub.add_parser("reveal")

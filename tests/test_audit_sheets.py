@@ -13,8 +13,9 @@ spec.loader.exec_module(audit)
 
 
 @pytest.mark.parametrize("width", [360, 700, 1400])
-def test_every_reference_swatch_is_whole_on_the_legend(width):
-    img = np.asarray(audit._legend(width).convert("RGB"))
+@pytest.mark.parametrize("conventions", [1, 2])
+def test_every_reference_swatch_is_whole_on_the_legend(width, conventions):
+    img = np.asarray(audit._legend(width, conventions).convert("RGB"))
     assert img.shape[1] == width
     assert (img[-3:] == 255).all()  # a white margin below the last row: nothing cut off
     for name, ref in audit.REFERENCES.items():
@@ -23,6 +24,13 @@ def test_every_reference_swatch_is_whole_on_the_legend(width):
         assert len(rows) >= 15 * 15, f"the {name} swatch is missing or cut"
         assert rows.max() - rows.min() >= 15 and cols.max() - cols.min() >= 15  # a whole square
 
+
+
+def test_the_written_conventions_lengthen_the_legend_and_name_the_rules_people_read_two_ways():
+    one, two = audit._legend(700, 1), audit._legend(700, 2)
+    assert two.height > one.height + 100  # every word laid out, none dropped
+    for words in ("hanging on the wall is decoration", "wall showing on both sides", "If several defects apply"):
+        assert words in audit.NOTES[2] and words not in audit.NOTES[1]
 
 
 def _rate(table: str, measure: str) -> str:
