@@ -8,7 +8,7 @@
 
 ``sheet`` draws the set's images with RF-Gen's recipes (rfsynth.make_generated: the embedded
 generator under several samplers, and any RFFT-tuned ControlNets given) into data/audit_SET,
-and writes contact sheets with ids only (audit/sheets_SET/*.png: each image at 256 px, the
+and writes contact sheets with ids only (audit/sheets_SET/*.png, sheets_SET_2/ for a further labeller: each image at 256 px, the
 product beside it, its category and real height, and the world's reference-object convention
 on every sheet), the ids (audit/ids_SET.txt) and an empty labels file (audit/labels_SET.csv:
 ``id,label,note``; label one of the six classes or ``unsure``).
@@ -132,7 +132,11 @@ def write_sheets(folder: Path, recs: list[dict], out: Path, conventions: int = 1
             img = Image.open(folder / r["image"]).convert("RGB").resize((CELL, CELL), Image.BICUBIC)
             sheet.paste(img, (x + 4, y + 22))
             prod = Image.open(folder / r["product"]).convert("RGBA")
-            prod.thumbnail((96, 96))
+            if conventions >= 2:  # enlarged, pixel for pixel, so that a cut or a hole shows (convention 2)
+                f_ = 96 / max(prod.size)
+                prod = prod.resize((max(1, round(prod.width * f_)), max(1, round(prod.height * f_))), Image.NEAREST)
+            else:
+                prod.thumbnail((96, 96))
             bg = _checker(prod.size)
             bg.paste(prod, (0, 0), prod)
             sheet.paste(bg, (x + CELL + 8, y + 22))
@@ -172,8 +176,10 @@ def cmd_sheet(a) -> int:
             w.writerow(["id", "label", "note"])
             for r in recs:
                 w.writerow([r["id"], "", ""])
-    sheets = write_sheets(folder, recs, AUDIT / f"sheets_{a.set}", a.conventions)
-    print(f"{len(recs)} images, {len(sheets)} sheets in {AUDIT / f'sheets_{a.set}'}; label them in {labels} "
+    # a further labeller gets sheets of their own: they may be drawn with other conventions
+    sheet_dir = AUDIT / f"sheets_{a.set}{a.labeller}"
+    sheets = write_sheets(folder, recs, sheet_dir, a.conventions)
+    print(f"{len(recs)} images, {len(sheets)} sheets in {sheet_dir}; label them in {labels} "
           f"(one of: {', '.join(LABELS)}, {UNSURE}), commit it, then run reveal --set {a.set}")
     return 0
 
