@@ -323,6 +323,17 @@ def consensus(pairs: list[tuple[str, str, str]], oracle: dict[str, str]) -> str:
             f"| six classes | {ok_six}/{len(same)} = {100 * ok_six / max(len(same), 1):.1f}% |\n")
 
 
+def labellers_vs_oracle(one: dict[str, str], two: dict[str, str], oracle: dict[str, str], n_boot: int = 2000) -> dict:
+    """The oracle against each of two labellers of the same images (both sure), and the paired
+    difference, second minus first, in points with a 95% interval that resamples whole jobs:
+    whether the oracle is closer to one labeller (for instance one who read the written
+    conventions) than to the other. The same statistic as :func:`rounds`, with the roles of eye
+    and oracle swapped."""
+    both = {i for i in one if UNSURE not in (one[i], two.get(i, UNSURE)) and i in oracle}
+    r = rounds({i: oracle[i] for i in both}, {i: one[i] for i in both}, {i: two[i] for i in both}, n_boot)
+    return r
+
+
 def cmd_compare(a) -> int:
     """Two labellers of one set, each committed: their agreement with each other."""
     first, second = a.labeller
@@ -339,6 +350,12 @@ def cmd_compare(a) -> int:
         with open(revealed, newline="", encoding="utf-8") as fh:
             oracle = {r["id"]: r["oracle"] for r in csv.DictReader(fh)}
         table += "\n" + consensus(pairs, oracle)
+        r = labellers_vs_oracle({i: v[0] for i, v in one.items()}, {i: v[0] for i, v in two.items()}, oracle)
+        table += (f"\n| the oracle against ({r['n']} images both were sure of) | {names[0]} | {names[1]} | "
+                  f"{names[1]} - {names[0]} [95%, jobs] |\n|---|---:|---:|---:|\n")
+        for m in ("Available or not", "six classes"):
+            d = r[m]["diff"]
+            table += f"| {m} | {r[m]['old']:.1f}% | {r[m]['new']:.1f}% | {d[0]:+.1f} [{d[1]:+.1f}, {d[2]:+.1f}] |\n"
     out = AUDIT / f"labellers_{a.set}{first}{second}.md"
     out.write_text(f"# Set {a.set}: {names[0]} against {names[1]}\n\n{table}")
     print(table)

@@ -101,3 +101,15 @@ def test_two_rule_rounds_are_compared_on_the_same_sure_images():
     assert two["diff"][0] == pytest.approx(0.0)  # one gained, one lost
     with pytest.raises(ValueError, match="no sure image"):
         audit.rounds({"x": "unsure"}, {"x": "Available"}, {"x": "Available"})
+
+
+def test_the_oracle_against_two_labellers_is_paired_over_the_images_both_were_sure_of():
+    ids = [f"rfgen8_{j:06d}_{k}" for j in range(4) for k in (0, 1)]
+    oracle = dict.fromkeys(ids, "Available")
+    one = dict.fromkeys(ids, "Size Mismatch")  # disagrees with the oracle everywhere
+    two = dict.fromkeys(ids, "Available")  # agrees everywhere ...
+    two[ids[0]] = "unsure"  # ... but one image is left out for both
+    r = audit.labellers_vs_oracle(one, two, oracle, n_boot=100)
+    assert r["n"] == 7
+    assert r["Available or not"]["old"] == 0.0 and r["Available or not"]["new"] == 100.0
+    assert r["Available or not"]["diff"] == [100.0, 100.0, 100.0]
