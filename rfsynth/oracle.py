@@ -289,6 +289,34 @@ def horizon(img: np.ndarray, taken: np.ndarray, walls: list[list]) -> int | None
     return int(np.median(rows)) if rows else None
 
 
+def reference_hues(img: np.ndarray, walls: list[list]) -> dict[str, np.ndarray]:
+    """Saturated pixels read as the reserved colour they are nearest to (a person reads a mint or
+    teal blob as the book stack, a lime one as the stool): chroma at least REFERENCE_LIKE_CHROMA,
+    within REFERENCE_HUE_DIST of their nearest reserved colour, and not the wall's colour of
+    their column; regions reaching the top band or larger than REFERENCE_MAX_AREA left out, as
+    in :func:`reference_masks`."""
+    S = img.shape[0]
+    names = list(REFERENCES)
+    d = np.stack([np.linalg.norm(img - np.array(REFERENCES[n]["colour"], np.float32), axis=-1) for n in names])
+    near = np.argmin(d, 0)
+    chroma = img.max(-1) - img.min(-1)
+    ok = (chroma >= rules.REFERENCE_LIKE_CHROMA) & (np.min(d, 0) < rules.REFERENCE_HUE_DIST)
+    for y, c in zip(*np.nonzero(ok)):
+        if min(np.linalg.norm(img[y, c] - w) for w in walls[c]) < rules.WALL_DIST:
+            ok[y, c] = False
+    out = {}
+    wall_rows = max(1, int(rules.WALL_BAND * S))
+    for k, n in enumerate(names):
+        m = ok & (near == k)
+        if m.any():
+            cnt, lab, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=4)
+            for j in range(1, cnt):
+                if stats[j, cv2.CC_STAT_TOP] < wall_rows or stats[j, cv2.CC_STAT_AREA] > rules.REFERENCE_MAX_AREA * S * S:
+                    m[lab == j] = False
+        out[n] = m
+    return out
+
+
 def standing_references(img: np.ndarray, product: np.ndarray, walls: list[list]) -> list[tuple[str, int, int]]:
     """Rule 5's reference objects: (name, area, height) of each blob of a reserved colour
     (:func:`reference_masks`) of at least 6 pixels that stands on the surface: its lowest row is
@@ -298,6 +326,9 @@ def standing_references(img: np.ndarray, product: np.ndarray, walls: list[list])
     alone is shorter than what a person measures."""
     S = img.shape[0]
     core, soft = reference_masks(img), reference_masks(img, soft=True)
+    hue = reference_hues(img, walls)
+    core = {n: core[n] | hue[n] for n in core}
+    soft = {n: soft[n] | hue[n] for n in soft}
     taken = _dilate(product, 2)
     for m in soft.values():
         taken |= _dilate(m, 2)
@@ -323,6 +354,8 @@ def standing_references(img: np.ndarray, product: np.ndarray, walls: list[list])
             ys = np.nonzero(blob.any(1))[0]
             if ys[-1] < line - rules.SUPPORT_GAP * S:
                 continue
+            if ys[-1] - ys[0] + 1 < max(rules.REFERENCE_MIN_PX, rules.REFERENCE_MIN_HEIGHT * S):
+                continue  # a smudge: the world draws no reference object this small
             out.append((name, int(stats[j, cv2.CC_STAT_AREA]), int(ys[-1] - ys[0] + 1)))
     return out
 

@@ -58,7 +58,11 @@ Euclidean. A sample gets the first case whose rule fires, in this order:
    that does not reach the top band and covers at most ``REFERENCE_MAX_AREA``; since round 5 it
    must stand on the surface, its lowest row not above where the wall ends (``oracle.horizon``),
    and its height includes its saturated soft edge within ``REFERENCE_SOFT_DIST``, as a person
-   measures a blurred blob; the largest standing one is used): the real height the reference object implies for the product,
+   measures a blurred blob; the largest standing one is used; since round 6 a saturated blob
+   further off is read as the reserved colour it is nearest to, within ``REFERENCE_HUE_DIST``
+   (a mint blob is the book stack, as people read it: ``oracle.reference_hues``), and a blob
+   shorter than the world's smallest reference, max(``REFERENCE_MIN_PX``,
+   ``REFERENCE_MIN_HEIGHT`` S), is a smudge): the real height the reference object implies for the product,
    ``product_px / (ref_px / ref_cm)``, lies outside ``[lo / SIZE_TOLERANCE, hi * SIZE_TOLERANCE]``
    of its category's height range. No reference object: nothing to contradict.
 6. Available: none of the above.
@@ -104,6 +108,8 @@ REFERENCE_LIKE_DIST, REFERENCE_LIKE_CHROMA = 75.0, 150.0  # rule 4b leaves such 
 # Rule 5 measures a reference's height with its soft edge too: saturated pixels (chroma at least
 # REFERENCE_LIKE_CHROMA) within this of its colour (oracle.standing_references).
 REFERENCE_SOFT_DIST = 85.0
+REFERENCE_HUE_DIST = 110.0
+REFERENCE_MIN_PX, REFERENCE_MIN_HEIGHT = 5, 0.05  # the renderer's smallest reference (scene._reference)
 REFERENCE_FRINGE = 1 / 32  # of S: how far that fringe reaches out from the blob's core
 REFERENCE_EDGE = 1 / 16  # of S: rule 4b also leaves out this ring around reference objects (soft edges)
 REFERENCE_MAX_AREA = 0.2  # of the image: a larger region of a reserved colour is a wall, not an object

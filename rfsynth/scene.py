@@ -475,7 +475,7 @@ def _reference(rng, label, severity, S, cat, h_px, left, right, y_back, y_front,
         rh = int(round(spec["height_cm"] * px_per_cm))
         rw = max(2, int(round(rh * spec["aspect"])))
         y_base = int(min(S - 1, y_back + rng.uniform(0, 0.5) * max(0, min(y_front, S) - y_back)))
-        if rh < max(5, 0.05 * S) or y_base - rh < rules.WALL_BAND * S + 2:
+        if rh < max(rules.REFERENCE_MIN_PX, rules.REFERENCE_MIN_HEIGHT * S) or y_base - rh < rules.WALL_BAND * S + 2:
             continue
         spots = []
         if left - gap - rw >= max(1, x_l):

@@ -100,14 +100,14 @@ def test_a_block_in_the_colour_of_the_foot_is_shape_hallucination_and_a_table_is
 
 
 def test_a_reference_hanging_on_the_wall_is_not_a_measure_and_one_standing_is():
-    # Rule 5 (round 5): a magenta cup that makes a 20-px speaker 60 cm tall (Size Mismatch)
+    # Rule 5 (round 5): a magenta cup that makes a 30-px speaker 54 cm tall (Size Mismatch)
     # counts only when it stands on the surface, not as a blob on the wall.
     wall, floor = (150, 170, 200), (200, 190, 170)
-    im, c, pl = scene(wall, wall, floor, surface_y=42, x=30, y=22, w=16, h=20, rgb=(40, 40, 160))
-    v = judge(_with(im, (39, 42, 8, 13), (255, 0, 255)), c, pl, "speaker", damage=None)  # 3 px: 9 cm
+    im, c, pl = scene(wall, wall, floor, surface_y=42, x=30, y=12, w=16, h=30, rgb=(40, 40, 160))
+    v = judge(_with(im, (37, 42, 8, 13), (255, 0, 255)), c, pl, "speaker", damage=None)  # 5 px: 9 cm
     assert v.label == "Size Mismatch" and v.measures["reference"] == "cup", v.measures
-    assert v.measures["implied_height_cm"] == 20 / 3 * 9, v.measures
-    v = judge(_with(im, (14, 17, 8, 13), (255, 0, 255)), c, pl, "speaker", damage=None)
+    assert v.measures["implied_height_cm"] == 30 / 5 * 9, v.measures
+    v = judge(_with(im, (14, 19, 8, 13), (255, 0, 255)), c, pl, "speaker", damage=None)
     assert v.label == "Available" and "reference" not in v.measures, v.measures
 
 
@@ -144,3 +144,16 @@ def test_composed_samples_that_round_5_first_got_wrong():
         s = render_sample(sample_seed(seed, i), 64)
         v = judge(s.image, s.product, s.placement, s.category, damage=s.damage)
         assert v.label == s.label, (seed, i, s.label, v.measures)
+
+
+def test_a_mint_blob_is_read_as_the_book_stack_and_a_smudge_is_not_a_reference():
+    # Round 6 (sets F, F_2, G): people read a saturated blob by the reserved colour it is nearest
+    # to; a mint blob 85 from cyan (beyond REFERENCE_DIST) is a book stack. The world draws no
+    # reference under max(5 px, 0.05 S), so a smaller smudge measures nothing.
+    wall, floor, mint = (150, 170, 200), (200, 190, 170), (60, 230, 200)
+    im, c, pl = scene(wall, wall, floor, surface_y=42, x=30, y=12, w=16, h=30, rgb=(40, 40, 160))
+    v = judge(_with(im, (36, 42, 8, 16), mint), c, pl, "speaker", damage=None)  # 6 px: a 16-cm stack
+    assert v.label == "Size Mismatch" and v.measures["reference"] == "book stack", v.measures
+    assert v.measures["implied_height_cm"] == 30 / 6 * 16, v.measures
+    v = judge(_with(im, (38, 42, 8, 16), (255, 0, 255)), c, pl, "speaker", damage=None)  # 4 px
+    assert v.label == "Available" and "reference" not in v.measures, v.measures
