@@ -73,7 +73,10 @@ CONVENTIONS = ("The world's conventions, where an image can be read two ways: (1
                "or it hangs over an edge. (5) Size: only a blob that stands on the surface is a reference object; a "
                "blob hanging on the wall is decoration. Measure a blob's full height, its soft edge included; with "
                "several, use the largest. No standing reference: nothing contradicts the size.")
-NOTES = {1: NOTE, 2: NOTE + " " + CONVENTIONS}
+# Round 6 (after set H): how a blob between two reserved colours, or a smudge, is read.
+CONVENTIONS_3 = (" (6) A saturated blob between two reserved colours is the one it is nearest to (mint: the book "
+                 "stack; lime: the stool). A blob shorter than 5% of the image's height is a smudge, not an object.")
+NOTES = {1: NOTE, 2: NOTE + " " + CONVENTIONS, 3: NOTE + " " + CONVENTIONS + CONVENTIONS_3}
 
 
 def _legend(width: int, conventions: int = 1) -> Image.Image:
@@ -419,8 +422,9 @@ def main(argv=None) -> int:
     s.add_argument("--controlnet_weight", type=float, default=1.0, help="how often each ControlNet recipe is drawn")
     s.add_argument("--damage_p", type=float, default=0.1, help="share of damaged cutouts (sets A and B: 0.1)")
     s.add_argument("--workers", type=int, default=2)
-    s.add_argument("--conventions", type=int, choices=sorted(NOTES), default=2,
-                   help="the legend: 1 as on sets A-F, 2 with the world's written conventions (set G on)")
+    s.add_argument("--conventions", type=int, choices=sorted(NOTES), default=3,
+                   help="the legend: 1 as on sets A-F, 2 with the world's written conventions (sets F_2, G, H), "
+                        "3 with round 6's reading of blobs as well")
     s.add_argument("--version", type=int, default=None,
                    help="RF-Gen's version: 1 for sets A-D as they were drawn; default 2 (a begun set keeps its own)")
     r = sub.add_parser("reveal")

@@ -13,7 +13,7 @@ spec.loader.exec_module(audit)
 
 
 @pytest.mark.parametrize("width", [360, 700, 1400])
-@pytest.mark.parametrize("conventions", [1, 2])
+@pytest.mark.parametrize("conventions", [1, 2, 3])
 def test_every_reference_swatch_is_whole_on_the_legend(width, conventions):
     img = np.asarray(audit._legend(width, conventions).convert("RGB"))
     assert img.shape[1] == width
@@ -31,6 +31,7 @@ def test_the_written_conventions_lengthen_the_legend_and_name_the_rules_people_r
     assert two.height > one.height + 100  # every word laid out, none dropped
     for words in ("hanging on the wall is decoration", "wall showing on both sides", "If several defects apply"):
         assert words in audit.NOTES[2] and words not in audit.NOTES[1]
+    assert audit.NOTES[3].startswith(audit.NOTES[2]) and "nearest to" in audit.NOTES[3]
 
 
 def _rate(table: str, measure: str) -> str:
