@@ -81,13 +81,25 @@ def _smooth(img: np.ndarray) -> np.ndarray:
     return cv2.blur(img, (k, k))
 
 
+def _objects_only(m: np.ndarray) -> np.ndarray:
+    """``m`` without its regions that reach the top band (a wall painted in that colour) or cover
+    more than REFERENCE_MAX_AREA of the image: they are not objects standing in the scene."""
+    S = m.shape[0]
+    if m.any():
+        k, lab, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=4)
+        wall_rows = max(1, int(rules.WALL_BAND * S))
+        for j in range(1, k):
+            if stats[j, cv2.CC_STAT_TOP] < wall_rows or stats[j, cv2.CC_STAT_AREA] > rules.REFERENCE_MAX_AREA * S * S:
+                m[lab == j] = False
+    return m
+
+
 def reference_masks(img: np.ndarray, soft: bool = False) -> dict[str, np.ndarray]:
     """Pixels of each reference object's reserved colour. A region of that colour that reaches
     the top band (a wall painted in it) or covers more than REFERENCE_MAX_AREA of the image is
     not an object standing in the scene and is left out. ``soft``: also the saturated pixels
     within REFERENCE_SOFT_DIST (rule 5 measures a blob's height with them: a generator blurs a
     reference's edges, and its core alone is shorter than what a person measures)."""
-    S = img.shape[0]
     out = {}
     chroma = img.max(-1) - img.min(-1)
     for n, s in REFERENCES.items():
@@ -95,14 +107,7 @@ def reference_masks(img: np.ndarray, soft: bool = False) -> dict[str, np.ndarray
         m = d < rules.REFERENCE_DIST
         if soft:
             m |= (d < rules.REFERENCE_SOFT_DIST) & (chroma >= rules.REFERENCE_LIKE_CHROMA)
-        if m.any():
-            k, lab, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=4)
-            wall_rows = max(1, int(rules.WALL_BAND * S))
-            for j in range(1, k):
-                top = stats[j, cv2.CC_STAT_TOP]
-                if top < wall_rows or stats[j, cv2.CC_STAT_AREA] > rules.REFERENCE_MAX_AREA * S * S:
-                    m[lab == j] = False
-        out[n] = m
+        out[n] = _objects_only(m)
     return out
 
 
@@ -137,6 +142,15 @@ def wall_colours(img: np.ndarray, product: np.ndarray, refs: np.ndarray, top: in
             if m.sum() >= 4:
                 local.append(np.median(img[r0:r1, a:b][m], axis=0))
     return [[w for w in (top_wall[c],) if w is not None] + local for c in range(S)]
+
+
+def wall_distance(img: np.ndarray, walls: list[list]) -> np.ndarray:
+    """Each pixel's distance to the nearest wall colour of its column (:func:`wall_colours`),
+    computed once per image for rules 4 and 5, which ask it of many pixels."""
+    out = np.empty(img.shape[:2], np.float32)
+    for c, wc in enumerate(walls):
+        out[:, c] = np.min([np.linalg.norm(img[:, c] - w, axis=-1) for w in wc], axis=0)
+    return out
 
 
 def reference_like(img: np.ndarray) -> np.ndarray:
@@ -258,15 +272,15 @@ def foot_block(blur: np.ndarray, img: np.ndarray, alpha: np.ndarray, walls: list
             "block_height": float((ys[-1] - base) / h)}
 
 
-def surface_gap(img: np.ndarray, c: int, bottom: int, free: np.ndarray, walls_c: list) -> int | None:
-    """Rows of wall between ``bottom`` (a body's lowest row in column ``c``) and the surface
-    under it, or None where there is none. ``free``: the column's rows that are not the body.
-    The surface is the first pixel further than SUPPORT_WALL_DIST from every wall colour of the
-    column that stays so for SUPPORT_SOLID_PX pixels: a smear that fades back into the wall
-    within a few pixels (a generator's halo under a floating product) is not something to
-    stand on."""
-    below = np.nonzero(free & (np.arange(img.shape[0]) > bottom))[0]
-    off_wall = [min(np.linalg.norm(img[r, c] - w) for w in walls_c) > rules.SUPPORT_WALL_DIST for r in below]
+def surface_gap(wall_dist_c: np.ndarray, bottom: int, free: np.ndarray) -> int | None:
+    """Rows of wall between ``bottom`` (a body's lowest row in a column) and the surface under
+    it, or None where there is none. ``wall_dist_c``: the column of :func:`wall_distance`;
+    ``free``: the column's rows that are not the body. The surface is the first pixel further
+    than SUPPORT_WALL_DIST from every wall colour of the column that stays so for
+    SUPPORT_SOLID_PX pixels: a smear that fades back into the wall within a few pixels (a
+    generator's halo under a floating product) is not something to stand on."""
+    below = np.nonzero(free & (np.arange(len(wall_dist_c)) > bottom))[0]
+    off_wall = list(wall_dist_c[below] > rules.SUPPORT_WALL_DIST)
     k = rules.SUPPORT_SOLID_PX
     for j, r in enumerate(below):
         if all(off_wall[j:j + k]) and len(off_wall[j:j + k]) == min(k, len(off_wall)):
@@ -274,59 +288,48 @@ def surface_gap(img: np.ndarray, c: int, bottom: int, free: np.ndarray, walls_c:
     return None
 
 
-def horizon(img: np.ndarray, taken: np.ndarray, walls: list[list]) -> int | None:
+def horizon(wall_dist: np.ndarray, taken: np.ndarray) -> int | None:
     """The row where the wall ends and the surface begins: the median over the columns free of
     ``taken`` (the product and any reference blob, which would stand out from the wall) of the
     first row below the top band that is a surface by :func:`surface_gap`'s test. None when no
     column is free."""
-    S = img.shape[0]
+    S = wall_dist.shape[0]
     wall_rows = max(1, int(rules.WALL_BAND * S))
     rows = []
     for c in np.nonzero(~taken.any(0))[0]:
-        gap = surface_gap(img, int(c), wall_rows - 1, np.ones(S, bool), walls[c])
+        gap = surface_gap(wall_dist[:, c], wall_rows - 1, np.ones(S, bool))
         if gap is not None:
             rows.append(wall_rows + gap)
     return int(np.median(rows)) if rows else None
 
 
-def reference_hues(img: np.ndarray, walls: list[list]) -> dict[str, np.ndarray]:
+def reference_hues(img: np.ndarray, wall_dist: np.ndarray) -> dict[str, np.ndarray]:
     """Saturated pixels read as the reserved colour they are nearest to (a person reads a mint or
     teal blob as the book stack, a lime one as the stool): chroma at least REFERENCE_LIKE_CHROMA,
     within REFERENCE_HUE_DIST of their nearest reserved colour, and not the wall's colour of
     their column; regions reaching the top band or larger than REFERENCE_MAX_AREA left out, as
     in :func:`reference_masks`."""
-    S = img.shape[0]
     names = list(REFERENCES)
     d = np.stack([np.linalg.norm(img - np.array(REFERENCES[n]["colour"], np.float32), axis=-1) for n in names])
     near = np.argmin(d, 0)
     chroma = img.max(-1) - img.min(-1)
-    ok = (chroma >= rules.REFERENCE_LIKE_CHROMA) & (np.min(d, 0) < rules.REFERENCE_HUE_DIST)
-    for y, c in zip(*np.nonzero(ok)):
-        if min(np.linalg.norm(img[y, c] - w) for w in walls[c]) < rules.WALL_DIST:
-            ok[y, c] = False
-    out = {}
-    wall_rows = max(1, int(rules.WALL_BAND * S))
-    for k, n in enumerate(names):
-        m = ok & (near == k)
-        if m.any():
-            cnt, lab, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=4)
-            for j in range(1, cnt):
-                if stats[j, cv2.CC_STAT_TOP] < wall_rows or stats[j, cv2.CC_STAT_AREA] > rules.REFERENCE_MAX_AREA * S * S:
-                    m[lab == j] = False
-        out[n] = m
-    return out
+    ok = ((chroma >= rules.REFERENCE_LIKE_CHROMA) & (np.min(d, 0) < rules.REFERENCE_HUE_DIST)
+          & (wall_dist >= rules.WALL_DIST))
+    return {n: _objects_only(ok & (near == k)) for k, n in enumerate(names)}
 
 
-def standing_references(img: np.ndarray, product: np.ndarray, walls: list[list]) -> list[tuple[str, int, int]]:
+def standing_references(img: np.ndarray, product: np.ndarray, wall_dist: np.ndarray,
+                        refs: dict[str, np.ndarray] | None = None) -> list[tuple[str, int, int]]:
     """Rule 5's reference objects: (name, area, height) of each blob of a reserved colour
     (:func:`reference_masks`) of at least 6 pixels that stands on the surface: its lowest row is
     not above the :func:`horizon` (less SUPPORT_GAP); a blob hanging on the wall is a decoration
     to a person, not a measure. A generator blurs a blob's edges, so its height is measured
     with the saturated fringe within REFERENCE_FRINGE S of it (REFERENCE_SOFT_DIST): the core
-    alone is shorter than what a person measures."""
+    alone is shorter than what a person measures. ``wall_dist``: :func:`wall_distance`;
+    ``refs``: :func:`reference_masks` of ``img`` where the caller has it already."""
     S = img.shape[0]
-    core, soft = reference_masks(img), reference_masks(img, soft=True)
-    hue = reference_hues(img, walls)
+    core, soft = refs if refs is not None else reference_masks(img), reference_masks(img, soft=True)
+    hue = reference_hues(img, wall_dist)
     core = {n: core[n] | hue[n] for n in core}
     soft = {n: soft[n] | hue[n] for n in soft}
     taken = _dilate(product, 2)
@@ -336,7 +339,7 @@ def standing_references(img: np.ndarray, product: np.ndarray, walls: list[list])
     # base stands in for it: the product rests on the surface here (rule 4 passed), and a table
     # top rises at most LOCAL_WALL_ROWS[1] above it
     base = int(np.nonzero(product.any(1))[0][-1])
-    line = min(horizon(img, taken, walls) or S, base - rules.LOCAL_WALL_ROWS[1] * S)
+    line = min(horizon(wall_dist, taken) or S, base - rules.LOCAL_WALL_ROWS[1] * S)
     r = max(1, int(round(rules.REFERENCE_FRINGE * S)))
     out = []
     for name, mask in core.items():
@@ -345,11 +348,8 @@ def standing_references(img: np.ndarray, product: np.ndarray, walls: list[list])
         for j in range(1, n):
             if stats[j, cv2.CC_STAT_AREA] < 6:
                 continue
-            fringe = soft[name] & _dilate(lab == j, r) & ~product & ~(lab == j)
-            for y, c in zip(*np.nonzero(fringe)):
-                # a saturated wall of a near colour (a yellow wall by a yellow stool) is wall
-                if min(np.linalg.norm(img[y, c] - w) for w in walls[c]) < rules.WALL_DIST:
-                    fringe[y, c] = False
+            # a saturated wall of a near colour (a yellow wall by a yellow stool) is wall, not fringe
+            fringe = soft[name] & _dilate(lab == j, r) & ~product & ~(lab == j) & (wall_dist >= rules.WALL_DIST)
             blob = (lab == j) | fringe
             ys = np.nonzero(blob.any(1))[0]
             if ys[-1] < line - rules.SUPPORT_GAP * S:
@@ -460,6 +460,7 @@ def judge(image, cutout: Image.Image, placement: dict, category: str,
     rows = np.nonzero(solid.any(1))[0]
     top, base = int(rows[0]), int(rows[-1])
     walls = wall_colours(img, product, ref_any, top, base)
+    wall_dist = wall_distance(img, walls)
     smooth = _smooth(img)
     m.update(pedestal(smooth, solid, product, walls))
     if (rules.PEDESTAL_MIN_WIDTH <= m["pedestal_width"] <= rules.PEDESTAL_MAX_WIDTH
@@ -475,7 +476,7 @@ def judge(image, cutout: Image.Image, placement: dict, category: str,
     supported = 0
     gaps = []
     for c in cols:
-        gap = surface_gap(img, c, base, ~product[:, c], walls[c])
+        gap = surface_gap(wall_dist[:, c], base, ~product[:, c])
         gaps.append(gap)
         if gap is not None and gap <= max_gap:
             supported += 1
@@ -490,7 +491,7 @@ def judge(image, cutout: Image.Image, placement: dict, category: str,
         return OracleVerdict("Indistinctiveness", dict(m, reason="incoherent surroundings"))
 
     # 5. Size Mismatch: the real height the reference object implies
-    standing = standing_references(img, product, walls)
+    standing = standing_references(img, product, wall_dist, refs)
     best = max(standing, key=lambda t: t[1]) if standing else None
     if best is not None:
         name, _, ref_px = best

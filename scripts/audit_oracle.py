@@ -333,8 +333,7 @@ def labellers_vs_oracle(one: dict[str, str], two: dict[str, str], oracle: dict[s
     conventions) than to the other. The same statistic as :func:`rounds`, with the roles of eye
     and oracle swapped."""
     both = {i for i in one if UNSURE not in (one[i], two.get(i, UNSURE)) and i in oracle}
-    r = rounds({i: oracle[i] for i in both}, {i: one[i] for i in both}, {i: two[i] for i in both}, n_boot)
-    return r
+    return rounds({i: oracle[i] for i in both}, {i: one[i] for i in both}, {i: two[i] for i in both}, n_boot)
 
 
 def cmd_compare(a) -> int:
@@ -376,21 +375,13 @@ def read_oracle(set_name: str, name: str) -> dict[str, str]:
 def rounds(eye: dict[str, str], old: dict[str, str], new: dict[str, str], n_boot: int = 2000) -> dict:
     """Two rule rounds judged on the same labelled images: each one's agreement with the eye
     (Available or not, six classes; sure images) and the paired difference, new minus old, in
-    points with a 95% interval that resamples whole RF-Gen jobs."""
-    import numpy as np
-    from paired_compare import grouped_bootstrap
+    points with a 95% interval that resamples whole RF-Gen jobs (paired_compare.paired_agreement)."""
+    from paired_compare import paired_agreement
 
-    ids = sorted(i for i in eye if eye[i] != UNSURE and i in old and i in new)
-    if not ids:
-        raise ValueError("no sure image judged by both rounds")
-    out = {"n": len(ids), "changed": sum(old[i] != new[i] for i in ids)}
-    for name, ok in (("Available or not", lambda o, i: (o[i] == "Available") == (eye[i] == "Available")),
-                     ("six classes", lambda o, i: o[i] == eye[i])):
-        a = np.array([float(ok(old, i)) for i in ids])
-        b = np.array([float(ok(new, i)) for i in ids])
-        out[name] = {"old": 100 * a.mean(), "new": 100 * b.mean(),
-                     "diff": grouped_bootstrap(ids, lambda r, a=a, b=b: 100 * (b[r] - a[r]).mean(), n_boot=n_boot)}
-    return out
+    try:
+        return paired_agreement(eye, old, new, n_boot, unsure=UNSURE)
+    except ValueError:
+        raise ValueError("no sure image judged by both rounds") from None
 
 
 def cmd_rounds(a) -> int:

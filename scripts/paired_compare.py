@@ -40,6 +40,27 @@ def job_of(sample_id: str) -> str:
     return "_".join(parts[:-1]) if len(parts) >= 3 and parts[-1].isdigit() else sample_id
 
 
+def paired_agreement(ref: dict[str, str], old: dict[str, str], new: dict[str, str], n_boot: int = 2000,
+                     unsure: str = "unsure") -> dict:
+    """Two labellings ``old`` and ``new`` of the same images, each scored against a reference
+    ``ref`` (ids where it is ``unsure`` left out): agreement on Available or not and on the six
+    classes, in points, with the paired difference new minus old and its 95% interval over
+    resampled RF-Gen jobs. The one statistic behind audit_oracle's ``rounds`` (two rule rounds
+    against a person), its ``compare`` (one oracle against two people) and relabel_effect (one
+    model against two rule rounds)."""
+    ids = sorted(i for i in ref if ref[i] != unsure and i in old and i in new)
+    if not ids:
+        raise ValueError("no image is in the reference and both labellings")
+    out = {"n": len(ids), "changed": sum(old[i] != new[i] for i in ids)}
+    for name, ok in (("Available or not", lambda o, i: (o[i] == "Available") == (ref[i] == "Available")),
+                     ("six classes", lambda o, i: o[i] == ref[i])):
+        a = np.array([float(ok(old, i)) for i in ids])
+        b = np.array([float(ok(new, i)) for i in ids])
+        out[name] = {"old": 100 * a.mean(), "new": 100 * b.mean(),
+                     "diff": grouped_bootstrap(ids, lambda r, a=a, b=b: 100 * (b[r] - a[r]).mean(), n_boot=n_boot)}
+    return out
+
+
 def paired_difference(base: dict, other: dict, n_boot: int = 2000, seed: int = 0,
                       group=job_of) -> dict:
     """other minus base, in agreement and AP, with percentile intervals over resampled groups."""

@@ -9,7 +9,7 @@ relabel``), paired.
 Prints how many labels moved and which way, the class counts under each labelling, and for
 every model its Available-or-not agreement and six-class accuracy under each labelling with the
 paired difference (after minus before) and a 95% interval that resamples whole RF-Gen jobs
-(paired_compare.grouped_bootstrap).
+(paired_compare.paired_agreement).
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-from paired_compare import grouped_bootstrap  # scripts/ is on the path when run as a script
+from inspector_vs_people import read_predicted  # scripts/ is on the path when run as a script
+from paired_compare import paired_agreement
 
 
 def read_manifest_labels(folders: list[str]) -> dict[str, str]:
@@ -33,30 +33,16 @@ def read_manifest_labels(folders: list[str]) -> dict[str, str]:
     return out
 
 
-def read_predicted(path: str) -> dict[str, str]:
-    out = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            r = json.loads(line)
-            out[r["id"]] = r["predicted"]
-    return out
-
-
 def compare(before: dict[str, str], after: dict[str, str], predicted: dict[str, str], n_boot: int = 2000) -> dict:
     """Agreement (Available or not) and accuracy of ``predicted`` under each labelling, over the
-    ids all three share, with paired differences and their intervals (in points)."""
-    ids = sorted(set(before) & set(after) & set(predicted))
-    if not ids:
-        raise ValueError("no id is in both labellings and the predictions: are they of the same images?")
-    b, a, p = (np.array([d[i] for i in ids]) for d in (before, after, predicted))
-    agree_b = ((p == "Available") == (b == "Available")).astype(float)
-    agree_a = ((p == "Available") == (a == "Available")).astype(float)
-    acc_b, acc_a = (p == b).astype(float), (p == a).astype(float)
-    res = {"n": len(ids)}
-    for name, x, y in (("agreement", agree_b, agree_a), ("accuracy", acc_b, acc_a)):
-        res[name] = {"before": 100 * x.mean(), "after": 100 * y.mean(),
-                     "diff": grouped_bootstrap(ids, lambda r, x=x, y=y: 100 * (y[r] - x[r]).mean(), n_boot=n_boot)}
-    return res
+    ids all three share, with paired differences and their intervals (in points): the model is
+    the reference both labellings are scored against (paired_compare.paired_agreement)."""
+    try:
+        r = paired_agreement(predicted, before, after, n_boot)
+    except ValueError:
+        raise ValueError("no id is in both labellings and the predictions: are they of the same images?") from None
+    return {"n": r["n"], **{mine: {"before": r[theirs]["old"], "after": r[theirs]["new"], "diff": r[theirs]["diff"]}
+                            for mine, theirs in (("agreement", "Available or not"), ("accuracy", "six classes"))}}
 
 
 def main(argv=None) -> int:
