@@ -318,6 +318,40 @@ def reference_hues(img: np.ndarray, wall_dist: np.ndarray) -> dict[str, np.ndarr
     return {n: _objects_only(ok & (near == k)) for k, n in enumerate(names)}
 
 
+def blob_rows(img: np.ndarray, blob: np.ndarray, core: np.ndarray, product: np.ndarray, reach: int) -> np.ndarray:
+    """The rows a person sees a blurred blob cover (rule 5, round 7): in each of its columns,
+    from its top and its bottom outwards, the pixels that blend the blob's own colour (the mean
+    of its ``core``) with the background ``reach`` pixels further out in that column and are
+    nearer the blob's end of that blend; a person puts a blurred edge at its middle. A pixel
+    further than REFERENCE_BLEND_DIST from the line between the two colours (a shelf, another
+    object) or of the product ends the edge."""
+    S = img.shape[0]
+    colour = img[core].mean(0)
+    top, bottom = S, -1
+    for c in np.nonzero(blob.any(0))[0]:
+        rows = np.nonzero(blob[:, c])[0]
+        t, b = int(rows[0]), int(rows[-1])
+        for step, start in ((-1, t), (1, b)):
+            far = min(max(start + step * reach, 0), S - 1)
+            bg = img[far, c]
+            y = start + step
+            ab = bg - colour
+            while 0 <= y < S and (y - far) * step < 0 and not product[y, c]:
+                px = img[y, c] - colour
+                # a blend of the two: nearer the blob's colour, and near the line between them
+                # (a pixel of a third colour, a shelf or another object, ends the edge)
+                t_ = float(np.clip(np.dot(px, ab) / max(float(np.dot(ab, ab)), 1e-6), 0.0, 1.0))
+                if t_ >= 0.5 or np.linalg.norm(px - t_ * ab) > rules.REFERENCE_BLEND_DIST:
+                    break
+                y += step
+            if step < 0:
+                t = y + 1
+            else:
+                b = y - 1
+        top, bottom = min(top, t), max(bottom, b)
+    return np.arange(top, bottom + 1)
+
+
 def standing_references(img: np.ndarray, product: np.ndarray, wall_dist: np.ndarray,
                         refs: dict[str, np.ndarray] | None = None) -> list[tuple[str, int, int]]:
     """Rule 5's reference objects: (name, area, height) of each blob of a reserved colour
@@ -356,6 +390,8 @@ def standing_references(img: np.ndarray, product: np.ndarray, wall_dist: np.ndar
                 continue
             if ys[-1] - ys[0] + 1 < max(rules.REFERENCE_MIN_PX, rules.REFERENCE_MIN_HEIGHT * S):
                 continue  # a smudge: the world draws no reference object this small
+            if rules.REFERENCE_BLUR_REACH:
+                ys = blob_rows(img, blob, lab == j, product, max(1, int(round(rules.REFERENCE_BLUR_REACH * S))))
             out.append((name, int(stats[j, cv2.CC_STAT_AREA]), int(ys[-1] - ys[0] + 1)))
     return out
 

@@ -35,7 +35,9 @@ Euclidean. A sample gets the first case whose rule fires, in this order:
    sides (within ``FOOT_BLOCK_EDGE`` past its soft edge) and reaches ``FOOT_BLOCK_MIN_HEIGHT``
    of the product's height down, at any width: a black pot on a black plinth twice its width is
    the pot carried on downward to a person (audit set E, both labellers), which rule 3b's width
-   bounds and rule 3's surface exception let pass. A block in another colour is a table.
+   bounds and rule 3's surface exception let pass. A block in another colour is a table. Since
+   round 7 ``FOOT_BLOCK_DIST`` is 70, not 40: generators paint the block a shade darker or
+   lighter than the foot, which people still read as its colour (sets A-H).
 4. Space Mismatch: fewer than ``SUPPORT_MIN_FRAC`` of the product's contact columns rest on the
    surface; a column rests when the first non-wall pixel under the product's base lies within
    ``SUPPORT_GAP`` S of it (floating: a gap of wall; over an edge: wall all the way down). Wall
@@ -58,7 +60,8 @@ Euclidean. A sample gets the first case whose rule fires, in this order:
    that does not reach the top band and covers at most ``REFERENCE_MAX_AREA``; since round 5 it
    must stand on the surface, its lowest row not above where the wall ends (``oracle.horizon``),
    and its height includes its saturated soft edge within ``REFERENCE_SOFT_DIST``, as a person
-   measures a blurred blob; the largest standing one is used; since round 6 a saturated blob
+   measures a blurred blob, and since round 7 runs on to the middle of the blend with the
+   background (``REFERENCE_BLUR_REACH``, ``REFERENCE_BLEND_DIST``); the largest standing one is used; since round 6 a saturated blob
    further off is read as the reserved colour it is nearest to, within ``REFERENCE_HUE_DIST``
    (a mint blob is the book stack, as people read it: ``oracle.reference_hues``), and a blob
    shorter than the world's smallest reference, max(``REFERENCE_MIN_PX``,
@@ -110,6 +113,12 @@ REFERENCE_LIKE_DIST, REFERENCE_LIKE_CHROMA = 75.0, 150.0  # rule 4b leaves such 
 REFERENCE_SOFT_DIST = 85.0
 REFERENCE_HUE_DIST = 110.0
 REFERENCE_MIN_PX, REFERENCE_MIN_HEIGHT = 5, 0.05  # the renderer's smallest reference (scene._reference)
+# Round 7: a person puts a blurred blob's edge where it is half blob, half background. Rule 5
+# measures its height so (oracle.blob_rows): in each column, out from the blob to the middle of
+# the blend with the background REFERENCE_BLUR_REACH S further out, through pixels within
+# REFERENCE_BLEND_DIST of the line between the two colours (anything else ends the edge).
+REFERENCE_BLUR_REACH = 1 / 8  # of S
+REFERENCE_BLEND_DIST = 45.0
 REFERENCE_FRINGE = 1 / 32  # of S: how far that fringe reaches out from the blob's core
 REFERENCE_EDGE = 1 / 16  # of S: rule 4b also leaves out this ring around reference objects (soft edges)
 REFERENCE_MAX_AREA = 0.2  # of the image: a larger region of a reserved colour is a wall, not an object
@@ -134,8 +143,8 @@ PEDESTAL_MIN_WIDTH = 0.75  # narrower: the edge of a table the product hangs ove
 PEDESTAL_MIN_HEIGHT = 0.3
 # Shape Hallucination, 3c: a block under the product in the colour of the part it touches
 # (oracle.foot_block), reaching neither side of the image, at least FOOT_BLOCK_MIN_HEIGHT of the
-# product's height down.
-FOOT_BLOCK_DIST = 40.0
+# product's height down. 70: the block is often a shade off the foot's colour (round 7).
+FOOT_BLOCK_DIST = 70.0
 FOOT_BLOCK_MIN_HEIGHT = 0.3
 FOOT_BLOCK_EDGE = 0.15  # of S: how far past the block's blurred edge the wall must show
 # Shape Hallucination: regions this thin (px, at any S) are the inpainting's blend seam, not parts.

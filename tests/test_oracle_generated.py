@@ -157,3 +157,57 @@ def test_a_mint_blob_is_read_as_the_book_stack_and_a_smudge_is_not_a_reference()
     assert v.measures["implied_height_cm"] == 30 / 6 * 16, v.measures
     v = judge(_with(im, (38, 42, 8, 16), (255, 0, 255)), c, pl, "speaker", damage=None)  # 4 px
     assert v.label == "Available" and "reference" not in v.measures, v.measures
+
+
+def test_a_blurred_reference_is_measured_to_the_middle_of_its_blur(monkeypatch):
+    # Round 7 (sets A-H): people measured a generator's blurred blobs about a third taller than
+    # the oracle, which stopped where the colour was still nearly the reserved one. A person puts
+    # a blurred edge at its middle: the rows more blob than wall count, at the top and the bottom.
+    from rfsynth import rules
+
+    wall, floor, magenta = np.array((235, 235, 235)), (200, 190, 170), np.array((255, 0, 255))
+    im, c, pl = scene(tuple(wall), tuple(wall), floor, surface_y=44, x=30, y=14, w=16, h=30, rgb=(40, 40, 160))
+    a = np.asarray(im).astype(float)
+    ramp = [1 - (k + 1) / 9 for k in range(8)]  # blob share of each row, outwards from the core
+    core_rows = range(30, 40)
+    for y in core_rows:
+        a[y, 6:16] = magenta
+    for k, f in enumerate(ramp):  # the blur above the cup and below it, into the wall
+        a[core_rows[0] - 1 - k, 6:16] = f * magenta + (1 - f) * wall
+    for k, f in enumerate(ramp[:3]):
+        a[core_rows[-1] + 1 + k, 6:16] = f * magenta + (1 - f) * wall
+    expected = len(core_rows) + sum(f > 0.5 for f in ramp) + sum(f > 0.5 for f in ramp[:3])
+    v = judge(Image.fromarray(a.round().astype(np.uint8)), c, pl, "speaker", damage=None)
+    assert v.measures["reference"] == "cup" and v.measures["reference_px"] == expected, (expected, v.measures)
+    assert v.measures["implied_height_cm"] == 30 / expected * 9, v.measures
+    # the core and its soft fringe alone (round 6) are shorter than that
+    monkeypatch.setattr(rules, "REFERENCE_BLUR_REACH", 0.0)
+    v6 = judge(Image.fromarray(a.round().astype(np.uint8)), c, pl, "speaker", damage=None)
+    assert v6.measures["reference_px"] < expected, v6.measures
+
+
+def test_a_shelf_above_a_reference_does_not_stretch_it():
+    # Round 7's blur edge runs only through blends of the blob and the background: a brown shelf
+    # above a yellow stool on a cream wall (composed seed 707070, sample 702) is a third colour.
+    from rfsynth.make import sample_seed
+    from rfsynth.scene import render_sample
+
+    s = render_sample(sample_seed(707070, 702), 64)
+    v = judge(s.image, s.product, s.placement, s.category, damage=s.damage)
+    assert v.label == s.label == "Available", v.measures
+    assert v.measures["reference_px"] == s.params["reference"]["height_px"], (s.params["reference"], v.measures)
+
+
+def test_a_block_a_shade_off_the_foot_colour_is_shape_hallucination():
+    # Round 7 (sets A-H): a generator paints the block under a product a shade darker than its
+    # foot (55 away here); people still read it as the foot carried on downward. A block in a
+    # colour the product does not have is still a table.
+    wall, floor, red = (150, 170, 200), (200, 190, 170), (200, 40, 40)
+    im, c, pl = scene(wall, wall, floor, surface_y=60, x=24, y=22, w=16, h=18, rgb=red)
+    block = (40, 60, 16, 48)
+    shade = (150, 20, 25)
+    assert 40 < np.linalg.norm(np.subtract(shade, red)) < 70
+    v = judge(_with(im, block, shade), c, pl, "vase", damage=None)
+    assert v.label == "Shape Hallucination" and v.measures["reason"] == "block in the foot's colour", v.measures
+    v = judge(_with(im, block, (60, 120, 90)), c, pl, "vase", damage=None)
+    assert v.label == "Available" and v.measures["block_width"] == 0.0, v.measures
