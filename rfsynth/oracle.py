@@ -511,10 +511,16 @@ def judge(image, cutout: Image.Image, placement: dict, category: str,
     max_gap = rules.SUPPORT_GAP * S
     supported = 0
     gaps = []
+    # round 8: what a column rests on must be grounded, a region of non-wall pixels that reaches
+    # the bottom or a side of the image; an island in the wall (a smudge or a blob under a
+    # floating product) holds nothing up
+    _, lab_nw = cv2.connectedComponents(((wall_dist > rules.SUPPORT_WALL_DIST) & ~product).astype(np.uint8),
+                                        connectivity=4)
+    grounded = set(np.unique(np.concatenate([lab_nw[-1], lab_nw[:, 0], lab_nw[:, -1]])).tolist()) - {0}
     for c in cols:
         gap = surface_gap(wall_dist[:, c], base, ~product[:, c])
         gaps.append(gap)
-        if gap is not None and gap <= max_gap:
+        if gap is not None and gap <= max_gap and int(lab_nw[base + 1 + gap, c]) in grounded:
             supported += 1
     m["supported_frac"] = supported / max(1, len(cols))
     m["median_gap_px"] = float(np.median([g for g in gaps if g is not None])) if any(g is not None for g in gaps) else None

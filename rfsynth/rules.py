@@ -44,6 +44,9 @@ Euclidean. A sample gets the first case whose rule fires, in this order:
    there is the top band's colour in that column (product pixels left out) or the wall's colour
    beside the product above any table top (``LOCAL_WALL_ROWS``); non-wall means further than
    ``SUPPORT_WALL_DIST`` from each for ``SUPPORT_SOLID_PX`` pixels down (a fading halo is not a surface).
+   Since round 8 that surface must be grounded: its region of non-wall pixels reaches the bottom or
+   a side of the image. An island in the wall under the product (a generator's smudge or blob
+   under a floating product) holds nothing up; every composed surface runs to the bottom.
 4b. Indistinctiveness, incoherent surroundings: fewer than ``SCENE_COHERENCE_MIN`` of the
    pixels in the surrounding band are explained by the scene the world can contain: after a
    box blur of ``SCENE_SMOOTH`` S, within ``SCENE_COHERENCE_DIST`` of the wall's colour in their

@@ -76,7 +76,16 @@ CONVENTIONS = ("The world's conventions, where an image can be read two ways: (1
 # Round 6 (after set H): how a blob between two reserved colours, or a smudge, is read.
 CONVENTIONS_3 = (" (6) A saturated blob between two reserved colours is the one it is nearest to (mint: the book "
                  "stack; lime: the stool). A blob shorter than 5% of the image's height is a smudge, not an object.")
-NOTES = {1: NOTE, 2: NOTE + " " + CONVENTIONS, 3: NOTE + " " + CONVENTIONS + CONVENTIONS_3}
+# Round 8 (after set I): what a cut looks like on a cutout, and smudges under a floating product.
+# The eye missed half of the world's damaged products on sets G-I, nearly all cut on a side: what
+# is left looks like a whole, narrower product.
+CONVENTIONS_4 = (" (7) A cut shows on the cutout as a straight, pixel-sharp side where the rest of its outline is "
+                 "soft or rounded, often flush with the edge of the cutout's box: the product lost that part "
+                 "(Unsuitable), though what is left can look like a whole, narrower product. (8) A smudge or blob "
+                 "under the product that hangs in the wall, reaching neither the floor nor a side of the image, "
+                 "holds nothing up: the product floats (Space Mismatch).")
+NOTES = {1: NOTE, 2: NOTE + " " + CONVENTIONS, 3: NOTE + " " + CONVENTIONS + CONVENTIONS_3,
+         4: NOTE + " " + CONVENTIONS + CONVENTIONS_3 + CONVENTIONS_4}
 
 
 def _legend(width: int, conventions: int = 1) -> Image.Image:
@@ -413,9 +422,10 @@ def main(argv=None) -> int:
     s.add_argument("--controlnet_weight", type=float, default=1.0, help="how often each ControlNet recipe is drawn")
     s.add_argument("--damage_p", type=float, default=0.1, help="share of damaged cutouts (sets A and B: 0.1)")
     s.add_argument("--workers", type=int, default=2)
-    s.add_argument("--conventions", type=int, choices=sorted(NOTES), default=3,
+    s.add_argument("--conventions", type=int, choices=sorted(NOTES), default=4,
                    help="the legend: 1 as on sets A-F, 2 with the world's written conventions (sets F_2, G, H), "
-                        "3 with round 6's reading of blobs as well")
+                        "3 with round 6's reading of blobs as well (set I), 4 with how a cut looks and what a "
+                        "smudge under the product holds (round 8, set J)")
     s.add_argument("--version", type=int, default=None,
                    help="RF-Gen's version: 1 for sets A-D as they were drawn; default 2 (a begun set keeps its own)")
     r = sub.add_parser("reveal")

@@ -13,7 +13,7 @@ spec.loader.exec_module(audit)
 
 
 @pytest.mark.parametrize("width", [360, 700, 1400])
-@pytest.mark.parametrize("conventions", [1, 2, 3])
+@pytest.mark.parametrize("conventions", [1, 2, 3, 4])
 def test_every_reference_swatch_is_whole_on_the_legend(width, conventions):
     img = np.asarray(audit._legend(width, conventions).convert("RGB"))
     assert img.shape[1] == width
@@ -32,6 +32,8 @@ def test_the_written_conventions_lengthen_the_legend_and_name_the_rules_people_r
     for words in ("hanging on the wall is decoration", "wall showing on both sides", "If several defects apply"):
         assert words in audit.NOTES[2] and words not in audit.NOTES[1]
     assert audit.NOTES[3].startswith(audit.NOTES[2]) and "nearest to" in audit.NOTES[3]
+    assert audit.NOTES[4].startswith(audit.NOTES[3]) and "pixel-sharp side" in audit.NOTES[4]
+    assert audit._legend(700, 4).height > audit._legend(700, 3).height
 
 
 def _rate(table: str, measure: str) -> str:

@@ -211,3 +211,17 @@ def test_a_block_a_shade_off_the_foot_colour_is_shape_hallucination():
     assert v.label == "Shape Hallucination" and v.measures["reason"] == "block in the foot's colour", v.measures
     v = judge(_with(im, block, (60, 120, 90)), c, pl, "vase", damage=None)
     assert v.label == "Available" and v.measures["block_width"] == 0.0, v.measures
+
+
+def test_a_smudge_hanging_in_the_wall_under_the_product_holds_nothing_up(monkeypatch):
+    # Round 8 (sets F, G, I): a generator leaves a smudge under a floating product; five rows of
+    # it made rule 4 call the product supported. A support must reach the floor or a side of the
+    # image; the same smudge running down to the floor (a post) still holds the product.
+    wall, floor, brown = (150, 170, 200), (200, 190, 170), (120, 60, 40)
+    im, c, pl = scene(wall, wall, floor, surface_y=58, x=22, y=20, w=20, h=20, rgb=(40, 40, 160))
+    smudge = _with(im, (40, 48, 26, 38), brown)  # under 12 of the product's 20 columns, wall below it
+    v = judge(smudge, c, pl, "speaker", damage=None)
+    assert v.label == "Space Mismatch" and v.measures["supported_frac"] == 0.0, v.measures
+    post = _with(im, (40, 58, 26, 38), brown)
+    v = judge(post, c, pl, "speaker", damage=None)
+    assert v.label == "Available" and v.measures["supported_frac"] == 0.6, v.measures
