@@ -319,10 +319,11 @@ def reference_hues(img: np.ndarray, wall_dist: np.ndarray) -> dict[str, np.ndarr
 
 
 def blob_rows(img: np.ndarray, blob: np.ndarray, core: np.ndarray, product: np.ndarray, reach: int) -> np.ndarray:
-    """The rows a person sees a blurred blob cover (rule 5, round 7): in each of its columns,
-    from its top and its bottom outwards, the pixels that blend the blob's own colour (the mean
-    of its ``core``) with the background ``reach`` pixels further out in that column and are
-    nearer the blob's end of that blend; a person puts a blurred edge at its middle. A pixel
+    """The rows a person sees a blurred blob cover (rule 5, rounds 7 and 9): in each of its
+    columns, from its top and its bottom outwards, the pixels that blend the blob's own colour
+    (the mean of its ``core``) with the background ``reach`` pixels further out in that column
+    and lie less than REFERENCE_BLEND_STOP of the way to the background (round 7: the middle;
+    round 9: 0.75, as the legend's "soft edge included" is read). A pixel
     further than REFERENCE_BLEND_DIST from the line between the two colours (a shelf, another
     object) or of the product ends the edge."""
     S = img.shape[0]
@@ -341,7 +342,7 @@ def blob_rows(img: np.ndarray, blob: np.ndarray, core: np.ndarray, product: np.n
                 # a blend of the two: nearer the blob's colour, and near the line between them
                 # (a pixel of a third colour, a shelf or another object, ends the edge)
                 t_ = float(np.clip(np.dot(px, ab) / max(float(np.dot(ab, ab)), 1e-6), 0.0, 1.0))
-                if t_ >= 0.5 or np.linalg.norm(px - t_ * ab) > rules.REFERENCE_BLEND_DIST:
+                if t_ >= rules.REFERENCE_BLEND_STOP or np.linalg.norm(px - t_ * ab) > rules.REFERENCE_BLEND_DIST:
                     break
                 y += step
             if step < 0:

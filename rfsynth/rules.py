@@ -63,8 +63,8 @@ Euclidean. A sample gets the first case whose rule fires, in this order:
    that does not reach the top band and covers at most ``REFERENCE_MAX_AREA``; since round 5 it
    must stand on the surface, its lowest row not above where the wall ends (``oracle.horizon``),
    and its height includes its saturated soft edge within ``REFERENCE_SOFT_DIST``, as a person
-   measures a blurred blob, and since round 7 runs on to the middle of the blend with the
-   background (``REFERENCE_BLUR_REACH``, ``REFERENCE_BLEND_DIST``); the largest standing one is used; since round 6 a saturated blob
+   measures a blurred blob, and since round 7 runs on into the blend with the background, to its
+   middle and since round 9 to ``REFERENCE_BLEND_STOP`` of it (``REFERENCE_BLUR_REACH``, ``REFERENCE_BLEND_DIST``); the largest standing one is used; since round 6 a saturated blob
    further off is read as the reserved colour it is nearest to, within ``REFERENCE_HUE_DIST``
    (a mint blob is the book stack, as people read it: ``oracle.reference_hues``), and a blob
    shorter than the world's smallest reference, max(``REFERENCE_MIN_PX``,
@@ -122,6 +122,12 @@ REFERENCE_MIN_PX, REFERENCE_MIN_HEIGHT = 5, 0.05  # the renderer's smallest refe
 # REFERENCE_BLEND_DIST of the line between the two colours (anything else ends the edge).
 REFERENCE_BLUR_REACH = 1 / 8  # of S
 REFERENCE_BLEND_DIST = 45.0
+# Round 9 (sets A-J): the legend tells people to measure "a blob's full height, its soft edge
+# included", and they do (set J's labellers: ~20 px where round 8 measured 16-17): the edge runs
+# on while a pixel is less than REFERENCE_BLEND_STOP of the way from the blob's colour to the
+# background's (round 7-8: 0.5, the blend's middle). 0.8 and beyond run into a floor behind a
+# composed stool (seed 707070, sample 975).
+REFERENCE_BLEND_STOP = 0.75
 REFERENCE_FRINGE = 1 / 32  # of S: how far that fringe reaches out from the blob's core
 REFERENCE_EDGE = 1 / 16  # of S: rule 4b also leaves out this ring around reference objects (soft edges)
 REFERENCE_MAX_AREA = 0.2  # of the image: a larger region of a reserved colour is a wall, not an object

@@ -1,6 +1,7 @@
 """The oracle's rules on what generators draw (found by the blind audit, docs/RFSYNTH.md):
 each case is drawn by hand, so the expected verdict is known."""
 import numpy as np
+import pytest
 from PIL import Image
 
 from rfsynth.oracle import judge
@@ -159,11 +160,14 @@ def test_a_mint_blob_is_read_as_the_book_stack_and_a_smudge_is_not_a_reference()
     assert v.label == "Available" and "reference" not in v.measures, v.measures
 
 
-def test_a_blurred_reference_is_measured_to_the_middle_of_its_blur(monkeypatch):
+def test_a_blurred_reference_is_measured_into_its_soft_edge(monkeypatch):
     # Round 7 (sets A-H): people measured a generator's blurred blobs about a third taller than
-    # the oracle, which stopped where the colour was still nearly the reserved one. A person puts
-    # a blurred edge at its middle: the rows more blob than wall count, at the top and the bottom.
+    # the oracle, which stopped where the colour was still nearly the reserved one. Round 9 (sets
+    # A-J; the legend: "measure a blob's full height, its soft edge included"): the rows that are
+    # less than REFERENCE_BLEND_STOP wall count, at the top and the bottom.
     from rfsynth import rules
+
+    assert rules.REFERENCE_BLEND_STOP == 0.75
 
     wall, floor, magenta = np.array((235, 235, 235)), (200, 190, 170), np.array((255, 0, 255))
     im, c, pl = scene(tuple(wall), tuple(wall), floor, surface_y=44, x=30, y=14, w=16, h=30, rgb=(40, 40, 160))
@@ -176,10 +180,17 @@ def test_a_blurred_reference_is_measured_to_the_middle_of_its_blur(monkeypatch):
         a[core_rows[0] - 1 - k, 6:16] = f * magenta + (1 - f) * wall
     for k, f in enumerate(ramp[:3]):
         a[core_rows[-1] + 1 + k, 6:16] = f * magenta + (1 - f) * wall
-    expected = len(core_rows) + sum(f > 0.5 for f in ramp) + sum(f > 0.5 for f in ramp[:3])
+    def rows_within(stop):
+        return len(core_rows) + sum(1 - f < stop for f in ramp) + sum(1 - f < stop for f in ramp[:3])
+
+    expected = rows_within(0.75)
     v = judge(Image.fromarray(a.round().astype(np.uint8)), c, pl, "speaker", damage=None)
     assert v.measures["reference"] == "cup" and v.measures["reference_px"] == expected, (expected, v.measures)
-    assert v.measures["implied_height_cm"] == 30 / expected * 9, v.measures
+    assert v.measures["implied_height_cm"] == pytest.approx(30 / expected * 9), v.measures
+    # round 7 and 8 stopped at the blend's middle: shorter
+    monkeypatch.setattr(rules, "REFERENCE_BLEND_STOP", 0.5)
+    v7 = judge(Image.fromarray(a.round().astype(np.uint8)), c, pl, "speaker", damage=None)
+    assert v7.measures["reference_px"] == rows_within(0.5) < expected, v7.measures
     # the core and its soft fringe alone (round 6) are shorter than that
     monkeypatch.setattr(rules, "REFERENCE_BLUR_REACH", 0.0)
     v6 = judge(Image.fromarray(a.round().astype(np.uint8)), c, pl, "speaker", damage=None)
@@ -196,6 +207,18 @@ def test_a_shelf_above_a_reference_does_not_stretch_it():
     v = judge(s.image, s.product, s.placement, s.category, damage=s.damage)
     assert v.label == s.label == "Available", v.measures
     assert v.measures["reference_px"] == s.params["reference"]["height_px"], (s.params["reference"], v.measures)
+
+
+def test_a_soft_edge_does_not_run_into_the_floor_behind_a_stool():
+    # Round 9 stops at 0.75 of the way to the background: at 0.8 the edge of this composed stool
+    # (seed 707070, sample 975, a floor lamp) ran on into the floor, 15 px for a 9-px stool.
+    from rfsynth.make import sample_seed
+    from rfsynth.scene import render_sample
+
+    s = render_sample(sample_seed(707070, 975), 64)
+    v = judge(s.image, s.product, s.placement, s.category, damage=s.damage)
+    assert v.label == s.label == "Available", v.measures
+    assert v.measures["reference_px"] == s.params["reference"]["height_px"] == 9, v.measures
 
 
 def test_a_block_a_shade_off_the_foot_colour_is_shape_hallucination():
