@@ -116,17 +116,15 @@ REFERENCE_LIKE_DIST, REFERENCE_LIKE_CHROMA = 75.0, 150.0  # rule 4b leaves such 
 REFERENCE_SOFT_DIST = 85.0
 REFERENCE_HUE_DIST = 110.0
 REFERENCE_MIN_PX, REFERENCE_MIN_HEIGHT = 5, 0.05  # the renderer's smallest reference (scene._reference)
-# Round 7: a person puts a blurred blob's edge where it is half blob, half background. Rule 5
-# measures its height so (oracle.blob_rows): in each column, out from the blob to the middle of
-# the blend with the background REFERENCE_BLUR_REACH S further out, through pixels within
-# REFERENCE_BLEND_DIST of the line between the two colours (anything else ends the edge).
+# Rule 5 measures a blurred blob as a person does (oracle.blob_rows): in each column, out from
+# the blob into its blend with the background REFERENCE_BLUR_REACH S further out, through pixels
+# within REFERENCE_BLEND_DIST of the line between the two colours (anything else ends the edge),
+# while a pixel is less than REFERENCE_BLEND_STOP of the way to the background. Round 7 stopped
+# at the blend's middle (0.5); round 9 (sets A-J) follows the legend, "a blob's full height, its
+# soft edge included", as set J's labellers measured (~20 px where round 8 measured 16-17).
+# 0.8 and beyond run into a floor behind a composed stool (seed 707070, sample 975).
 REFERENCE_BLUR_REACH = 1 / 8  # of S
 REFERENCE_BLEND_DIST = 45.0
-# Round 9 (sets A-J): the legend tells people to measure "a blob's full height, its soft edge
-# included", and they do (set J's labellers: ~20 px where round 8 measured 16-17): the edge runs
-# on while a pixel is less than REFERENCE_BLEND_STOP of the way from the blob's colour to the
-# background's (round 7-8: 0.5, the blend's middle). 0.8 and beyond run into a floor behind a
-# composed stool (seed 707070, sample 975).
 REFERENCE_BLEND_STOP = 0.75
 REFERENCE_FRINGE = 1 / 32  # of S: how far that fringe reaches out from the blob's core
 REFERENCE_EDGE = 1 / 16  # of S: rule 4b also leaves out this ring around reference objects (soft edges)
