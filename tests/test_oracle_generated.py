@@ -180,20 +180,22 @@ def test_a_blurred_reference_is_measured_into_its_soft_edge(monkeypatch):
         a[core_rows[0] - 1 - k, 6:16] = f * magenta + (1 - f) * wall
     for k, f in enumerate(ramp[:3]):
         a[core_rows[-1] + 1 + k, 6:16] = f * magenta + (1 - f) * wall
+    blurred = Image.fromarray(a.round().astype(np.uint8))
+
     def rows_within(stop):
         return len(core_rows) + sum(1 - f < stop for f in ramp) + sum(1 - f < stop for f in ramp[:3])
 
     expected = rows_within(0.75)
-    v = judge(Image.fromarray(a.round().astype(np.uint8)), c, pl, "speaker", damage=None)
+    v = judge(blurred, c, pl, "speaker", damage=None)
     assert v.measures["reference"] == "cup" and v.measures["reference_px"] == expected, (expected, v.measures)
     assert v.measures["implied_height_cm"] == pytest.approx(30 / expected * 9), v.measures
     # round 7 and 8 stopped at the blend's middle: shorter
     monkeypatch.setattr(rules, "REFERENCE_BLEND_STOP", 0.5)
-    v7 = judge(Image.fromarray(a.round().astype(np.uint8)), c, pl, "speaker", damage=None)
+    v7 = judge(blurred, c, pl, "speaker", damage=None)
     assert v7.measures["reference_px"] == rows_within(0.5) < expected, v7.measures
     # the core and its soft fringe alone (round 6) are shorter than that
     monkeypatch.setattr(rules, "REFERENCE_BLUR_REACH", 0.0)
-    v6 = judge(Image.fromarray(a.round().astype(np.uint8)), c, pl, "speaker", damage=None)
+    v6 = judge(blurred, c, pl, "speaker", damage=None)
     assert v6.measures["reference_px"] < expected, v6.measures
 
 
