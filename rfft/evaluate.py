@@ -1,7 +1,7 @@
 """Judge a generator on held-out RF-Synth products with the oracle: ``python -m rfft.evaluate``.
 
     python -m rfft.evaluate --generator embedded [--controlnet DIR] --products 200 --seed 31337 \
-        --out runs/eval_gen.json
+        --out runs/eval_gen.json [--rfnet DIR] [--threshold P|top]
 
 Measures the available rate (the oracle: RF-Synth's "human"; and RFNet), prompt fidelity (does
 the wall have the prompt's colour, the surface the prompt's material?), background diversity
@@ -146,6 +146,19 @@ def evaluate(pipe, inspector, jobs: list[dict], seeds: tuple[int, int], steps: i
             "background_detail": float(np.mean(dets)), "seconds_per_image": gen_s / n, "rows": rows}
 
 
+def parse_threshold(text: str):
+    """--threshold: a probability in [0, 1], or 'top'."""
+    if text == "top":
+        return "top"
+    try:
+        t = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1] or 'top', got {text!r}") from None
+    if not 0 <= t <= 1:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1] or 'top', got {text!r}")
+    return t
+
+
 def draw_jobs(seed: int, n: int) -> list[dict]:
     return [draw_job(seed, i) for i in range(n)]
 
@@ -161,6 +174,11 @@ def main(argv=None) -> int:
     p.add_argument("--negative_prompt", default="")
     p.add_argument("--out", default="runs/eval_gen.json")
     p.add_argument("--save_images", default=None, help="a folder for the first 32 images")
+    p.add_argument("--rfnet", "--inspector", dest="inspector", default="embedded",
+                   help="the RFNet that judges beside the oracle: a folder, or 'embedded'")
+    p.add_argument("--threshold", type=parse_threshold, default=None,
+                   help="accept when P(Available) >= this, or 'top' (when Available is the most probable class); "
+                        "default: the inspector's calibrated threshold")
     a = p.parse_args(argv)
     from rfnet.errors import cli_errors
 
@@ -170,18 +188,21 @@ def main(argv=None) -> int:
 
 def _run(a) -> int:
     """The evaluation itself, for :func:`main`."""
-    from rfnet.embedded import embedded_path
     from rfnet.inspect import Inspector
 
+    from .generate import check_inspector
     from .pipeline import AdInpaintPipeline
 
+    folder = check_inspector(a.inspector)  # before the generator loads: a wrong folder fails at once
     pipe = AdInpaintPipeline.load(a.generator, a.controlnet)
     pipe.set_progress_bar_config(disable=True)
-    inspector = Inspector.from_pretrained(embedded_path("rfnet"))
+    inspector = Inspector.from_pretrained(folder, threshold=None if a.threshold == "top" else a.threshold)
+    if a.threshold == "top":
+        inspector.threshold = None  # the top class, whatever the model's calibrated threshold
     t0 = time.time()
     res = evaluate(pipe, inspector, draw_jobs(a.seed, a.products), image_seeds(a.seed),
                    a.steps, a.guidance_scale, a.negative_prompt, a.save_images)
-    res = {"generator": str(a.generator), "controlnet": a.controlnet, "seed": a.seed, "steps": a.steps,
+    res = {"generator": str(a.generator), "controlnet": a.controlnet, "rfnet": a.inspector, "seed": a.seed, "steps": a.steps,
            "guidance_scale": a.guidance_scale, "negative_prompt": a.negative_prompt,
            "size": pipe.unet.config.sample_size * pipe.latent_factor, **res, "seconds": time.time() - t0}
     write_json(a.out, res)

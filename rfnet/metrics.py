@@ -119,32 +119,39 @@ def inspection_report(y_true, probs, labels: list[str] | tuple[str, ...],
     return report
 
 
-def threshold_for_precision(is_available, p_available, target: float = 0.95) -> dict:
+def threshold_for_precision(is_available, p_available, target: float = 0.95, min_recall: float = 0.0) -> dict:
     """The lowest P(Available) threshold at which at least ``target`` of the accepted images
     (p >= threshold) are Available: the most recall that precision allows.
 
-    Returns threshold, precision, recall and accepted count at it, and ``reached``. When no
-    threshold reaches the target, it is the one of highest precision (ties: most recall), with
-    ``reached`` False, so a caller can say so rather than pretend.
+    Only thresholds that keep a recall of at least ``min_recall`` are candidates (a precision
+    bought by accepting almost nothing is no use to Recurrent Generation). Returns threshold,
+    precision, recall and accepted count at it, and ``reached``. When no candidate reaches the
+    target, it is the candidate of highest precision (ties: most recall), with ``reached`` False,
+    so a caller can say so rather than pretend.
     """
     if not 0 < target <= 1:
         raise ValueError(f"target precision must be in (0, 1], got {target}")
+    if not 0 <= min_recall <= 1:
+        raise ValueError(f"min_recall must be in [0, 1], got {min_recall}")
     y = np.asarray(is_available, dtype=bool)
     s = np.asarray(p_available, dtype=np.float64)
     if len(y) == 0 or len(y) != len(s):
         raise ValueError(f"need equal, non-empty arrays, got {len(y)} labels and {len(s)} scores")
     if not y.any():
         raise ValueError("no Available image among the calibration data: nothing to calibrate on")
-    precision, recall, thresholds = pr_curve(y, s)  # highest threshold first
-    ok = np.nonzero(precision >= target)[0]
+    precision, recall, thresholds = pr_curve(y, s)  # highest threshold first, so recall rises
+    # the lowest threshold has recall 1, so at least one candidate is always left
+    cand = np.nonzero(recall >= min_recall - 1e-12)[0]
+    ok = cand[precision[cand] >= target]
     if len(ok):
         i, reached = int(ok[-1]), True  # the lowest threshold that still meets the target
     else:
-        best = precision.max()
-        i, reached = int(np.nonzero(precision == best)[0][-1]), False
+        best = precision[cand].max()
+        i, reached = int(cand[precision[cand] == best][-1]), False
     accepted = int((s >= thresholds[i]).sum())
     return {"threshold": float(thresholds[i]), "precision": float(precision[i]), "recall": float(recall[i]),
-            "accepted": accepted, "n": int(len(y)), "target_precision": float(target), "reached": reached}
+            "accepted": accepted, "n": int(len(y)), "target_precision": float(target),
+            "min_recall": float(min_recall), "reached": reached}
 
 
 def at_threshold(is_available, p_available, threshold: float) -> dict:

@@ -539,6 +539,7 @@ def test_sigkill_then_resume_gives_the_same_outputs(tmp_path):
 @pytest.mark.parametrize("module, argv, phrase", [
     ("rfft.evaluate", ["--controlnet", "/no/such/controlnet", "--products", "1"], "/no/such/controlnet"),
     ("rfft.evaluate", ["--generator", "/no/such/generator", "--products", "1"], "/no/such/generator"),
+    ("rfft.evaluate", ["--rfnet", "/no/such/rfnet", "--products", "1"], "/no/such/rfnet"),
     ("rfnet.embedded", ["--kind", "rfnet", "--src", "/no/such/model"], "/no/such/model"),
     ("rfft.train_generator", ["--data", "/no/such/scenes", "--output_dir", "OUT"], "/no/such/scenes"),
 ])

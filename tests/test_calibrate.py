@@ -127,3 +127,70 @@ def test_evaluate_reports_precision_and_recall_at_the_calibrated_threshold(tmp_p
     direct = at_threshold(y, s, t)
     assert m["at_calibrated_threshold"]["precision"] == pytest.approx(direct["precision"])
     assert m["at_calibrated_threshold"]["accepted"] == int((s >= t).sum())
+
+
+def _brute_pr(y, s):
+    """(threshold, precision, recall) at every distinct score, counted directly."""
+    out = []
+    for t in sorted(set(s)):
+        acc = s >= t
+        out.append((t, (acc & y).sum() / acc.sum(), (acc & y).sum() / y.sum()))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_min_recall_keeps_only_thresholds_with_that_recall(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(size=400) < 0.5
+    s = np.clip(rng.normal(0.4 + 0.2 * y, 0.2), 0, 1).round(3)
+    rows = _brute_pr(y, s)
+    # a target only a tiny accepted set reaches: the floor forbids it
+    r = threshold_for_precision(y, s, 0.999, min_recall=0.3)
+    kept = [row for row in rows if row[2] >= 0.3]
+    best = max(p for _, p, _ in kept)
+    t, prec, rec = max((row for row in kept if row[1] == best), key=lambda row: row[2])
+    assert not r["reached"] and r["threshold"] == pytest.approx(t)
+    assert r["precision"] == pytest.approx(prec) and r["recall"] >= 0.3
+    # without the floor the best precision sits at lower recall
+    assert threshold_for_precision(y, s, 0.999)["recall"] < 0.3
+    # a reachable target: the lowest threshold meeting it among those keeping the floor
+    target = round(float(np.median([p for _, p, _ in kept])), 3)
+    r = threshold_for_precision(y, s, target, min_recall=0.3)
+    want = min(row[0] for row in kept if row[1] >= target)
+    assert r["reached"] and r["threshold"] == pytest.approx(want)
+
+
+def test_several_targets_take_the_highest_reached_and_fallback_top(tmp_path):
+    from rfnet.model import RFNetConfig
+
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(RFNetConfig().to_dict()))
+    rng = np.random.default_rng(7)
+    y = rng.uniform(size=300) < 0.55
+    s = np.clip(rng.normal(0.4 + 0.25 * y, 0.2), 0, 1).round(4)
+    preds = tmp_path / "p.jsonl"
+    preds.write_text("\n".join(json.dumps({"label": "Available" if a else "Space Mismatch", "p_available": float(p)})
+                               for a, p in zip(y, s)))
+    reach = {t: threshold_for_precision(y, s, t, 0.3)["reached"] for t in (0.99, 0.9, 0.8, 0.6)}
+    assert not reach[0.99] and reach[0.6]
+    r = calibrate(model, preds, [0.6, 0.99, 0.8, 0.9], write=False, min_recall=0.3)
+    want = max(t for t, ok in reach.items() if ok)
+    assert r["reached"] and r["target_precision"] == want and r["targets_tried"] == [0.99, 0.9, 0.8, 0.6]
+    # nothing reached: best keeps the best-precision threshold, top stores none (argmax accepts)
+    best = calibrate(model, preds, [0.999, 0.995], write=False, min_recall=0.3)
+    assert not best["reached"] and best["threshold"] == pytest.approx(threshold_for_precision(y, s, 0.995, 0.3)["threshold"])
+    assert main(["--model", str(model), "--predictions", str(preds), "--target_precision", "0.999", "0.995",
+                 "--min_recall", "0.3", "--fallback", "top"]) == 0
+    cfg = json.loads((model / "config.json").read_text())
+    assert cfg["acceptance_threshold"] is None
+    assert cfg["acceptance_calibration"]["fallback"] == "top"
+    assert cfg["acceptance_calibration"]["best_threshold"] == pytest.approx(best["threshold"])
+    assert RFNetConfig.from_dict(cfg).acceptance_threshold is None
+
+
+def test_cli_rejects_bad_min_recall(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(SystemExit) as e:
+        main(["--model", str(tmp_path), "--predictions", str(tmp_path / "p.jsonl"), "--min_recall", "1.5"])
+    assert e.value.code == 2 and "--min_recall must be in [0, 1]" in capsys.readouterr().err

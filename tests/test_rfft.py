@@ -275,6 +275,36 @@ def test_evaluate_counts_match_its_rows(tiny_generator):
     assert res["rfnet_oracle_agreement_top_class"] == top and res["rfnet_threshold"] == 0.0
 
 
+def test_evaluate_cli_judges_with_the_named_inspector_and_threshold(tiny_generator, tmp_path):
+    """--rfnet DIR judges with that folder's model at its calibrated threshold; --threshold top
+    accepts by the top class whatever the folder says; --threshold P wins over both."""
+    from rfft import evaluate
+    from rfnet.embedded import embedded_path
+
+    model = tmp_path / "insp"
+    shutil.copytree(embedded_path("rfnet"), model)
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["acceptance_threshold"] = 1.0  # accepts (almost) nothing
+    (model / "config.json").write_text(json.dumps(cfg))
+
+    def run(*extra):
+        out = tmp_path / f"ev{len(list(tmp_path.glob('ev*')))}.json"
+        assert evaluate.main(["--generator", str(tiny_generator), "--products", "3", "--seed", "5", "--steps", "2",
+                              "--out", str(out), "--rfnet", str(model), *extra]) == 0
+        return json.loads(out.read_text())
+
+    calibrated, top, zero = run(), run("--threshold", "top"), run("--threshold", "0")
+    assert calibrated["rfnet"] == str(model) and calibrated["rfnet_threshold"] == 1.0
+    assert all(r["accepted"] == (r["p_available"] >= 1.0 and r["note"] is None) for r in calibrated["rows"])
+    assert top["rfnet_threshold"] is None
+    assert [r["p_available"] for r in top["rows"]] == [r["p_available"] for r in calibrated["rows"]]
+    assert all(r["accepted"] == (r["rfnet"] == "Available" and not r["note"]) for r in top["rows"])
+    assert zero["rfnet_threshold"] == 0.0
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(["--threshold", "1.5", "--products", "1"])
+    assert e.value.code == 2
+
+
 def test_the_node_and_the_cli_build_the_same_configuration():
     """RFFTTrainConfig is what the CLI parses and what the RFFT Train node builds; a value the
     command line would refuse is refused in code too, in one line."""
