@@ -146,21 +146,14 @@ def evaluate(pipe, inspector, jobs: list[dict], seeds: tuple[int, int], steps: i
             "background_detail": float(np.mean(dets)), "seconds_per_image": gen_s / n, "rows": rows}
 
 
-def parse_threshold(text: str):
-    """--threshold: a probability in [0, 1], or 'top'."""
-    if text == "top":
-        return "top"
-    try:
-        t = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1] or 'top', got {text!r}") from None
-    if not 0 <= t <= 1:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1] or 'top', got {text!r}")
-    return t
-
-
 def draw_jobs(seed: int, n: int) -> list[dict]:
     return [draw_job(seed, i) for i in range(n)]
+
+
+def _parse_threshold(text: str):
+    from rfnet.inspect import parse_threshold  # rfnet (torch) loads only when the command runs
+
+    return parse_threshold(text)
 
 
 def main(argv=None) -> int:
@@ -176,7 +169,7 @@ def main(argv=None) -> int:
     p.add_argument("--save_images", default=None, help="a folder for the first 32 images")
     p.add_argument("--rfnet", "--inspector", dest="inspector", default="embedded",
                    help="the RFNet that judges beside the oracle: a folder, or 'embedded'")
-    p.add_argument("--threshold", type=parse_threshold, default=None,
+    p.add_argument("--threshold", type=_parse_threshold, default=None,
                    help="accept when P(Available) >= this, or 'top' (when Available is the most probable class); "
                         "default: the inspector's calibrated threshold")
     a = p.parse_args(argv)
@@ -196,9 +189,7 @@ def _run(a) -> int:
     folder = check_inspector(a.inspector)  # before the generator loads: a wrong folder fails at once
     pipe = AdInpaintPipeline.load(a.generator, a.controlnet)
     pipe.set_progress_bar_config(disable=True)
-    inspector = Inspector.from_pretrained(folder, threshold=None if a.threshold == "top" else a.threshold)
-    if a.threshold == "top":
-        inspector.threshold = None  # the top class, whatever the model's calibrated threshold
+    inspector = Inspector.from_pretrained(folder, threshold=a.threshold)
     t0 = time.time()
     res = evaluate(pipe, inspector, draw_jobs(a.seed, a.products), image_seeds(a.seed),
                    a.steps, a.guidance_scale, a.negative_prompt, a.save_images)

@@ -75,7 +75,7 @@ def resolve_dtype(dtype, device) -> torch.dtype:
 
 class Inspector:
     def __init__(self, model, tokenizer=None, depth: Extractor | None = None,
-                 salience: Extractor | None = None, threshold: float | None = None, device="cpu",
+                 salience: Extractor | None = None, threshold: float | str | None = None, device="cpu",
                  dtype="auto"):
         if model.config.mask_input:
             raise InputError("this RFNet reads where the product stands (trained with --mask_input), which "
@@ -86,9 +86,13 @@ class Inspector:
         cfg = model.config
         self.depth = (depth or make_extractor("depth", "fallback")).to(device) if cfg.use_depth else None
         self.salience = (salience or make_extractor("salience", "fallback")).to(device) if cfg.use_salience else None
-        # The model's calibrated threshold (rfnet.calibrate, in its config.json) unless one is given.
+        # The model's calibrated threshold (rfnet.calibrate, in its config.json) unless one is given;
+        # TOP_CLASS accepts when Available is the most probable class, whatever the config says.
         self.default_threshold = check_threshold(getattr(cfg, "acceptance_threshold", None))
-        self.threshold = check_threshold(threshold) if threshold is not None else self.default_threshold
+        if threshold == TOP_CLASS:
+            self.threshold = None
+        else:
+            self.threshold = check_threshold(threshold) if threshold is not None else self.default_threshold
         self.device = device
         self.novelty = None  # rfnet.ood's statistics of the training data, when the folder has them
 
@@ -244,6 +248,19 @@ def _check_placed(product, generated) -> None:
                 f"pass product {i} on a canvas of its generated image's size ({size[1]}x{size[0]}), "
                 f"transparent or white around it, not a {hw[1]}x{hw[0]} cutout; or judge with an inspector trained "
                 "without --product_input placed (the embedded one is)")
+
+
+TOP_CLASS = "top"  # a threshold that means: accept on the top class, not on P(Available)
+
+
+def parse_threshold(text: str):
+    """A command line's threshold (an argparse type): 'top', or a probability in [0, 1]."""
+    if text == TOP_CLASS:
+        return TOP_CLASS
+    try:
+        return check_threshold(text)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(f"{e}, or 'top'") from None
 
 
 def check_threshold(threshold):

@@ -71,9 +71,7 @@ def judge_all(products: list[dict], folder: str, threshold) -> list[list[dict]]:
     from rfft.generate import check_inspector
     from rfnet.inspect import Inspector
 
-    insp = Inspector.from_pretrained(check_inspector(folder), threshold=None if threshold == "top" else threshold)
-    if threshold == "top":
-        insp.threshold = None
+    insp = Inspector.from_pretrained(check_inspector(folder), threshold=threshold)  # 'top' included
     out = []
     for d in products:
         run = Path(d["run"])
