@@ -12,6 +12,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def load_script(name: str):
+    """scripts/NAME.py as a module, loaded from its file: the scripts are not a package, and a
+    plain import by name could pick up another module of the same name on sys.path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
     """Any attempt to reach beyond loopback fails the test: nothing may download."""

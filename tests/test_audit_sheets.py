@@ -1,15 +1,11 @@
 """scripts/audit_oracle.py: the annotator's legend, shown on every audit sheet, is whole at any
 sheet width (it once had a fixed height, and wide text ran off its bottom edge)."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
-spec = importlib.util.spec_from_file_location(
-    "audit_oracle", Path(__file__).resolve().parents[1] / "scripts" / "audit_oracle.py")
-audit = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(audit)
+audit = load_script("audit_oracle")
 
 
 @pytest.mark.parametrize("width", [360, 700, 1400])

@@ -1,14 +1,10 @@
 """scripts/calls_by_category.py: one class's calls on the products of chosen categories."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from conftest import load_script
 
-_spec = importlib.util.spec_from_file_location(
-    "calls_by_category", Path(__file__).resolve().parents[1] / "scripts" / "calls_by_category.py")
-cc = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cc)
+cc = load_script("calls_by_category")
 
 
 def _jsonl(path, rows):

@@ -1,16 +1,12 @@
 """scripts/filtered_finetune.py: which images each judge keeps, seeds apart from the evaluation's,
 and the loss counts the generated region only."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
-spec = importlib.util.spec_from_file_location(
-    "filtered_finetune", Path(__file__).resolve().parents[1] / "scripts" / "filtered_finetune.py")
-ff = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ff)
+ff = load_script("filtered_finetune")
 
 
 def _rows(tmp_path):

@@ -82,12 +82,9 @@ def test_prompt_config_in_release_format(tmp_path):
 
 
 def _fig6_inspectors():
-    import importlib.util
+    from conftest import load_script
 
-    spec = importlib.util.spec_from_file_location("fig6_inspectors", EXAMPLES.parents[1] / "scripts" / "fig6_inspectors.py")
-    f6 = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(f6)
-    return f6
+    return load_script("fig6_inspectors")
 
 
 def test_fig6_counts_products_by_available_attempts_beside_independent_draws():

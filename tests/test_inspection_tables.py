@@ -1,12 +1,10 @@
 """scripts/inspection_tables.py: the per-defect table is counted from the predictions."""
-import importlib.util
 import json
 from pathlib import Path
 
-_spec = importlib.util.spec_from_file_location(
-    "inspection_tables", Path(__file__).resolve().parents[1] / "scripts" / "inspection_tables.py")
-tables = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tables)
+from conftest import load_script
+
+tables = load_script("inspection_tables")
 
 
 def _write_predictions(run: Path, predicted: dict[str, str]) -> None:

@@ -1,14 +1,10 @@
 """scripts/job_effects.py: job-level counts against independence, same-label rates, and the
 reference height rule 5 needs, against direct computations."""
-import importlib.util
-from pathlib import Path
 
 import pytest
+from conftest import load_script
 
-spec = importlib.util.spec_from_file_location(
-    "job_effects", Path(__file__).resolve().parents[1] / "scripts" / "job_effects.py")
-je = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(je)
+je = load_script("job_effects")
 
 
 def _rows(labels):

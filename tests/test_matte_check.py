@@ -1,11 +1,9 @@
 """scripts/matte_check.py: an inspector's verdicts split by the product's matte."""
-import importlib.util
 import json
-from pathlib import Path
 
-_spec = importlib.util.spec_from_file_location("matte_check", Path(__file__).parents[1] / "scripts" / "matte_check.py")
-mc = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mc)
+from conftest import load_script
+
+mc = load_script("matte_check")
 
 
 def _rec(i, label, matte=None, rfgen=False):

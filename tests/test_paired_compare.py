@@ -1,17 +1,13 @@
 """scripts/paired_compare.py: paired differences between two inspectors on the same images."""
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 from rfnet.metrics import average_precision
 
-_spec = importlib.util.spec_from_file_location(
-    "paired_compare", Path(__file__).resolve().parents[1] / "scripts" / "paired_compare.py")
-pc = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(pc)
+pc = load_script("paired_compare")
 
 
 def _write(path, rows):

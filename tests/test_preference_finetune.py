@@ -1,17 +1,13 @@
 """scripts/preference_finetune.py: which pairs each judge prefers, the held-out jobs,
 Diffusion-DPO's loss against a direct computation, and a short training run that starts from
 the reference."""
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
-spec = importlib.util.spec_from_file_location(
-    "preference_finetune", Path(__file__).resolve().parents[1] / "scripts" / "preference_finetune.py")
-pf = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(pf)
+pf = load_script("preference_finetune")
 
 
 def _row(job, k, oracle, p):

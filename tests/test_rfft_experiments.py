@@ -1,13 +1,10 @@
 """scripts/rfft_experiments.py names each run's folder from its settings: every stage (train,
 evaluate, fig6, table) finds a run by that name and skips work already done, so two settings
 must never share a folder, and a default setting must keep the name earlier rounds wrote."""
-import importlib.util
-from pathlib import Path
 
-spec = importlib.util.spec_from_file_location(
-    "rfft_experiments", Path(__file__).resolve().parents[1] / "scripts" / "rfft_experiments.py")
-exp = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(exp)
+from conftest import load_script
+
+exp = load_script("rfft_experiments")
 
 
 def test_default_settings_keep_the_names_of_earlier_rounds():
