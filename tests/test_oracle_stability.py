@@ -1,16 +1,13 @@
 """scripts/oracle_stability.py: the oracle judged again after changes no person would see."""
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from rfsynth import make_generated as mg
 
-import oracle_stability as st  # noqa: E402
-
-from rfsynth import make_generated as mg  # noqa: E402
+st = load_script("oracle_stability")
 
 
 def _grey(v=128, s=64):
