@@ -168,8 +168,13 @@ def run_product(path: Path, meta: dict, entry: PromptEntry, pipe, inspector, a, 
     caption = meta.get("caption") or category or path.stem
 
     def generate(seeds):
-        return pipe(pl, prompt, entry.negative_prompt, seeds=seeds, num_inference_steps=a.steps,
-                    guidance_scale=a.guidance_scale).images
+        g = pipe(pl, prompt, entry.negative_prompt, seeds=seeds, num_inference_steps=a.steps,
+                 guidance_scale=a.guidance_scale)
+        bad = [s for s, b in zip(seeds, g.nonfinite) if b]
+        if bad:  # a black image would be inspected, and perhaps delivered, as if it were one
+            raise ProductError(f"the generator gave NaN pixels (seed {bad[0]}): its ControlNet or LoRA is broken "
+                               "or overflows; try the generator without them, or a lower --guidance_scale")
+        return g.images
 
     def inspect(images):
         return inspector(pl.cutout, images, caption)

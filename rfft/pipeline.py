@@ -297,6 +297,9 @@ class GenerationOutput:
     negative_prompt: str
     seconds: float
     trace: list = field(default_factory=list)  # (step, t, latents) when trace=True
+    # per image: True where the decoded pixels held NaN (a broken ControlNet or LoRA, an
+    # overflow); such an image is shown black, and its caller decides (skip, drop, count)
+    nonfinite: list = field(default_factory=list)
 
 
 from diffusers import DiffusionPipeline  # noqa: E402  (after the light helpers above)
@@ -500,8 +503,10 @@ class AdInpaintPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             if callback is not None:
                 callback(i, t, latents)
         images = self.decode(latents)
+        nonfinite = (~torch.isfinite(images)).flatten(1).any(1).tolist()
+        images = torch.nan_to_num(images, nan=0.0)  # decode clamps, so only NaN is left; cast safely
         raw = [Image.fromarray((x.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8))
                for x in images]
         return GenerationOutput(images=[placement.paste_back(r) for r in raw], raw=raw, seeds=seeds,
                                 prompt=prompt, negative_prompt=negative_prompt,
-                                seconds=time.time() - t0, trace=out_trace)
+                                seconds=time.time() - t0, trace=out_trace, nonfinite=nonfinite)

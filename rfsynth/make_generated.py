@@ -178,7 +178,8 @@ def run_job(job: dict) -> tuple[int, dict, list[dict], list[dict]]:
     samples, dropped = [], []
     for k, (img, raw) in enumerate(zip(out.images, out.raw)):
         arr = np.asarray(raw, np.float32)
-        why = "non-finite latents" if not finite[0] else degenerate(arr)
+        why = ("non-finite latents" if not finite[0] else "non-finite pixels" if out.nonfinite[k]
+               else degenerate(arr))  # the pipeline shows a NaN image black: say why, not "constant"
         if why:
             dropped.append({"index": job["index"], "k": k, "seed": job["seeds"][k], "recipe": r.name, "reason": why})
             continue

@@ -173,3 +173,21 @@ def test_the_report_states_the_acceptance_rule_in_use(tmp_path):
     assert shown_threshold(0.5, embedded_path("rfnet")) == "0.5"  # an explicit value wins
     (tmp_path / "config.json").write_text(json.dumps({"acceptance_threshold": None}))
     assert shown_threshold(None, tmp_path) == "none (top class Available)"
+
+
+def test_a_generator_that_gives_nan_pixels_skips_the_product_saying_why(tmp_path, tiny_generator, monkeypatch):
+    """A NaN image would be shown black, then inspected and perhaps delivered as if it were one."""
+    from rfft.pipeline import AdInpaintPipeline
+
+    d = tmp_path / "products"
+    d.mkdir()
+    shutil.copy(EXAMPLES / "products" / "00_lipstick.png", d / "口红 1.png")
+    real = AdInpaintPipeline.decode
+    monkeypatch.setattr(AdInpaintPipeline, "decode", lambda self, z: real(self, z) * float("nan"))
+    out = tmp_path / "out"
+    assert main(["--products", str(d), "--out", str(out), "--generator", str(tiny_generator), "--attempts", "2",
+                 "--steps", "1", "--no_oracle"]) == 0
+    rec = json.loads((out / "done" / "口红 1.json").read_text(encoding="utf-8"))
+    assert rec["status"] == "skipped" and "NaN pixels" in rec["error"] and rec["attempts"] == []
+    assert "口红 1.png" in (out / "report.md").read_text(encoding="utf-8")
+    assert not list(out.glob("accepted/*")) and not list(out.glob("best/*"))

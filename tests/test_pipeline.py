@@ -211,3 +211,23 @@ def test_an_sd15_style_folder_loads_with_a_separate_controlnet(tmp_path):
         check_generator(d, controlnet=EMBEDDED / "controlnet")
     want = load_parts("embedded")
     assert all(torch.equal(a, b) for a, b in zip(parts["unet"].state_dict().values(), want["unet"].state_dict().values()))
+
+
+def test_nan_pixels_are_flagged_and_shown_black_without_a_cast_warning(pipe, monkeypatch):
+    import warnings
+
+    pl = place(_product(), 64, 0.5)
+    real = pipe.decode
+
+    def half_broken(latents):  # the second image of the batch comes out NaN, as from an overflow
+        x = real(latents).clone()
+        x[1, :, :5, :5] = float("nan")
+        return x
+
+    monkeypatch.setattr(pipe, "decode", half_broken)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "invalid value encountered in cast" fails the test
+        out = pipe(pl, "a vase", seeds=[1, 2], num_inference_steps=2)
+    assert out.nonfinite == [False, True]
+    assert (np.asarray(out.raw[1])[:5, :5] == 0).all()  # the NaN pixels, black
+    assert np.asarray(out.raw[1])[10:].any() and np.asarray(out.raw[0])[:5, :5].any()
