@@ -134,6 +134,9 @@ class RecurrentGenerate:
                               callback=progress.sampler_callback(model))
             progress.end_round()
             decoded = vae.decode(out)
+            if not torch.isfinite(decoded).all():  # a black image would be inspected, perhaps delivered
+                raise ValueError("Recurrent Generate: the VAE decoded NaN pixels (a half-precision VAE overflowing, "
+                                 "or a broken model or LoRA): start ComfyUI with --fp32-vae, or try a lower cfg")
             return [pl.paste_back(im) for im in host.image_to_pils(decoded.reshape(-1, *decoded.shape[-3:]))]
 
         def inspect(images):

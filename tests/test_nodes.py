@@ -323,3 +323,11 @@ def test_rfft_train_node_writes_a_controlnet_and_resumes_after_cancel(tmp_path, 
     ControlNetModel.from_pretrained(path)
     steps = [int(float(ln.split(",")[-3])) for ln in (run_dir / "metrics.csv").read_text().splitlines()[1:]]
     assert steps == [1, 2, 3, 4]  # step 3 ran, was cancelled, and ran again from checkpoint-2: logged once
+
+
+def test_recurrent_generate_refuses_nan_pixels_saying_what_to_do(monkeypatch, tmp_path):
+    monkeypatch._tmp = tmp_path
+    real = FakeVAE.decode
+    monkeypatch.setattr(FakeVAE, "decode", lambda self, z: real(self, z) * float("nan"))
+    with pytest.raises(ValueError, match="NaN pixels.*--fp32-vae"):
+        _recurrent(ScriptedRFNet(2.0), 3, 1, monkeypatch, [])
