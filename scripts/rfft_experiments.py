@@ -322,6 +322,12 @@ def stage_report(a) -> None:
             ax.axhline(100 * rows[n + judge_suffix(a.rfnet)]["available_rate_oracle"], color="grey", ls=ls,
                        label=f"{n}, oracle")
     ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    betas = sorted({p["beta"] for reg in ("kl", "cc") for p in fig7b_points(rows, reg, a.lr)})
+    if betas:  # each beta run labelled, not log decades (betas within one decade had none or overlapping ones)
+        ax.set_xticks(betas, [f"{x:g}" for x in betas])
+        ax.xaxis.set_minor_formatter(NullFormatter())
     _finish(fig, img_dir / "fig7b_beta.png", [(ax, "beta", "available rate (%)")], ax)
 
     # Fig. 6: Recurrent Generation, original against fine-tuned
