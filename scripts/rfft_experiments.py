@@ -309,8 +309,10 @@ def stage_report(a) -> None:
 
     # Fig. 7b: available rate against beta, each point the mean over training seeds (bars: their range)
     fig, ax = plt.subplots(figsize=(5, 3.4))
+    betas = set()
     for reg, mark in (("kl", "s"), ("cc", "o")):
         pts = fig7b_points(rows, reg, a.lr)
+        betas.update(p["beta"] for p in pts)
         if pts:
             b = [p["beta"] for p in pts]
             for key, ls, alpha, who in (("oracle", "-", 1.0, "oracle"), ("rfnet", "--", 0.6, "RFNet")):
@@ -322,11 +324,10 @@ def stage_report(a) -> None:
             ax.axhline(100 * rows[n + judge_suffix(a.rfnet)]["available_rate_oracle"], color="grey", ls=ls,
                        label=f"{n}, oracle")
     ax.set_xscale("log")
-    from matplotlib.ticker import NullFormatter
-
-    betas = sorted({p["beta"] for reg in ("kl", "cc") for p in fig7b_points(rows, reg, a.lr)})
     if betas:  # each beta run labelled, not log decades (betas within one decade had none or overlapping ones)
-        ax.set_xticks(betas, [f"{x:g}" for x in betas])
+        from matplotlib.ticker import NullFormatter
+
+        ax.set_xticks(sorted(betas), [f"{x:g}" for x in sorted(betas)])
         ax.xaxis.set_minor_formatter(NullFormatter())
     _finish(fig, img_dir / "fig7b_beta.png", [(ax, "beta", "available rate (%)")], ax)
 
